@@ -1,0 +1,370 @@
+//! argv -> `Invocation`: global flags, the subcommand and its flags, help
+//! texts (each line at most 80 columns). Parsing only: nothing here touches
+//! the host. Every error is one line naming the flag and exits 2.
+
+use crate::checks::Selection;
+use crate::error::{Error, Result};
+use crate::sys::Root;
+use lexopt::prelude::*;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What `main` should do.
+#[derive(Debug, PartialEq)]
+pub struct Invocation {
+    /// 0 = warnings (default); +1 per `-v`, -1 per `-q`.
+    pub verbosity: i8,
+    pub command: Command,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// Print this text to stdout and exit 0.
+    Help(String),
+    Version { json: bool },
+    Check(CheckArgs),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct CheckArgs {
+    pub root: Root,
+    pub json: bool,
+    pub selection: Selection,
+}
+
+pub const HELP: &str = "\
+outpost: bring an existing Linux host under central management
+
+Usage: outpost [-v|-q] <command> [options]
+
+Commands:
+  check      Is this host fit to become a managed edge node? (no server needed)
+  help       Show help for a command
+
+Options:
+  -v, --verbose    More log output on stderr (repeat for more)
+  -q, --quiet      Less log output (errors only; -qq: none)
+  -V, --version    Print version, git revision, target and build date
+                   (add --json for a machine-readable form)
+  -h, --help       Show this help
+
+Run 'outpost <command> --help' for the options of a command.
+Exit codes are listed in the README and in 'outpost help exit-codes'.
+";
+
+pub const CHECK_HELP: &str = "\
+outpost check: is this host fit to become a managed edge Kubernetes node?
+
+Usage: outpost check [--root DIR] [--json] [--only IDS] [--skip IDS]
+
+Reads the host (or the tree under --root) and runs every check: CPU
+architecture, CPU cores, memory. Needs no server and no configuration.
+
+Options:
+  --root DIR      Read the host under DIR instead of / (fixture or image)
+  --json          Print one JSON document (schema outpost.check/v1)
+  --only IDS      Run only these checks (comma-separated IDs)
+  --skip IDS      Skip these checks (comma-separated IDs)
+  -v, -q          More or less log output on stderr
+  -h, --help      Show this help
+
+Exit status: 0 nothing failed (warnings allowed), 1 a check failed,
+2 usage error.
+";
+
+/// The exit-code table, generated from `error::Code` so it cannot drift.
+pub fn exit_codes_help() -> String {
+    use crate::error::Code;
+    let mut s = String::from("outpost exit codes:\n\n");
+    for c in Code::ALL {
+        let kind = match c.kind() {
+            crate::error::Kind::Permanent => " [permanent]",
+            crate::error::Kind::Retryable => " [retryable]",
+            crate::error::Kind::Skip => " [skip]",
+            crate::error::Kind::Restart => " [restart]",
+            crate::error::Kind::Result => "",
+        };
+        let mut line = format!("  {:>2} ", c.as_i32());
+        for word in format!("{}{kind}", c.meaning()).split(' ') {
+            if line.len() + 1 + word.len() > 78 {
+                s.push_str(&line);
+                s.push('\n');
+                line = "     ".to_string();
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
+}
+
+fn unknown_arg(arg: lexopt::Arg<'_>) -> Error {
+    let tok = match arg {
+        Short(c) => Tok::Flag(format!("-{c}")),
+        Long(l) => Tok::Flag(format!("--{l}")),
+        Value(v) => Tok::Value(v.to_owned()),
+    };
+    unknown_tok(tok, "outpost")
+}
+
+fn lex(e: lexopt::Error, cmd: &str) -> Error {
+    Error::usage(format!("{cmd}: {e}"))
+}
+
+fn value(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<String> {
+    let v = p
+        .value()
+        .map_err(|_| Error::usage(format!("{cmd}: {flag} needs a value")))?;
+    v.into_string()
+        .map_err(|_| Error::usage(format!("{cmd}: {flag} value is not valid UTF-8")))
+}
+
+fn ids(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<Vec<String>> {
+    let v = value(p, cmd, flag)?;
+    let list: Vec<String> = v
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(Error::usage(format!("{cmd}: {flag} needs at least one check ID")));
+    }
+    Ok(list)
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut verbosity: i8 = 0;
+    let cmd = loop {
+        let arg = p.next().map_err(|e| lex(e, "outpost"))?;
+        match arg {
+            Some(Short('v') | Long("verbose")) => verbosity = verbosity.saturating_add(1),
+            Some(Short('q') | Long("quiet")) => verbosity = verbosity.saturating_sub(1),
+            Some(Short('h') | Long("help")) => {
+                return Ok(Invocation {
+                    verbosity,
+                    command: Command::Help(HELP.to_string()),
+                })
+            }
+            Some(Short('V') | Long("version")) => {
+                let mut json = false;
+                while let Some(arg) = p.next().map_err(|e| lex(e, "outpost"))? {
+                    match arg {
+                        Long("json") => json = true,
+                        other => return Err(unknown_arg(other)),
+                    }
+                }
+                return Ok(Invocation {
+                    verbosity,
+                    command: Command::Version { json },
+                });
+            }
+            Some(Value(v)) => break v.to_string_lossy().into_owned(),
+            Some(other) => return Err(unknown_arg(other)),
+            None => {
+                return Err(Error::usage(
+                    "no command given; see 'outpost --help'".to_string(),
+                ))
+            }
+        }
+    };
+    let command = match cmd.as_str() {
+        "check" => parse_check(&mut p, &mut verbosity)?,
+        "help" => {
+            let topic = p
+                .next()
+                .map_err(|e| lex(e, "help"))?
+                .map(|a| match a {
+                    Value(v) => v.to_string_lossy().into_owned(),
+                    Short(c) => format!("-{c}"),
+                    Long(l) => format!("--{l}"),
+                });
+            Command::Help(help_for(topic.as_deref())?)
+        }
+        other => {
+            return Err(Error::usage(format!(
+                "unknown command {other:?}; see 'outpost --help'"
+            )))
+        }
+    };
+    Ok(Invocation { verbosity, command })
+}
+
+fn help_for(topic: Option<&str>) -> Result<String> {
+    Ok(match topic {
+        None => HELP.to_string(),
+        Some("check") => CHECK_HELP.to_string(),
+        Some("exit-codes") => exit_codes_help(),
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "help: no help topic {other:?}; see 'outpost --help'"
+            )))
+        }
+    })
+}
+
+/// One command-line token: a flag spelled as typed (`-v`, `--root`), or a
+/// positional value. Owned, so the parser can be borrowed again for values.
+enum Tok {
+    Flag(String),
+    Value(OsString),
+}
+
+fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
+    Ok(p.next().map_err(|e| lex(e, cmd))?.map(|a| match a {
+        Short(c) => Tok::Flag(format!("-{c}")),
+        Long(l) => Tok::Flag(format!("--{l}")),
+        Value(v) => Tok::Value(v),
+    }))
+}
+
+fn unknown_tok(tok: Tok, cmd: &str) -> Error {
+    match tok {
+        Tok::Flag(f) => {
+            let see = if cmd == "outpost" {
+                "outpost --help".to_string()
+            } else {
+                format!("outpost {cmd} --help")
+            };
+            Error::usage(format!("{cmd}: unknown flag {f}; see '{see}'"))
+        }
+        Tok::Value(v) => Error::usage(format!(
+            "{cmd}: unexpected argument {:?}; see 'outpost {cmd} --help'",
+            v.to_string_lossy()
+        )),
+    }
+}
+
+/// Flags every command takes. Returns Ok(true) when `flag` was one of them.
+fn common(
+    flag: &str,
+    p: &mut lexopt::Parser,
+    cmd: &str,
+    verbosity: &mut i8,
+    root: &mut Option<PathBuf>,
+) -> Result<bool> {
+    match flag {
+        "-v" | "--verbose" => *verbosity = verbosity.saturating_add(1),
+        "-q" | "--quiet" => *verbosity = verbosity.saturating_sub(1),
+        "--root" => {
+            let v = value(p, cmd, "--root")?;
+            if v.is_empty() {
+                return Err(Error::usage(format!("{cmd}: --root needs a directory")));
+            }
+            *root = Some(PathBuf::from(v));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "check";
+    let mut root = None;
+    let mut json = false;
+    let mut selection = Selection::default();
+    while let Some(tok) = next(p, CMD)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, CMD));
+        };
+        if common(flag, p, CMD, verbosity, &mut root)? {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
+            "--json" => json = true,
+            "--only" => selection.only.extend(ids(p, CMD, "--only")?),
+            "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    selection.validate()?;
+    Ok(Command::Check(CheckArgs {
+        root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+        json,
+        selection,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Invocation> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn err(args: &[&str]) -> String {
+        match p(args) {
+            Err(e) => {
+                assert_eq!(e.code, crate::error::Code::Usage, "args {args:?}");
+                e.message
+            }
+            Ok(i) => panic!("args {args:?} parsed as {i:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_check() {
+        let i = p(&["-v", "check", "--root", "/img", "--json", "--only", "cpu,arch", "-v"]).expect("parse");
+        assert_eq!(i.verbosity, 2);
+        assert_eq!(
+            i.command,
+            Command::Check(CheckArgs {
+                root: Root::new("/img"),
+                json: true,
+                selection: Selection {
+                    only: vec!["cpu".into(), "arch".into()],
+                    skip: vec![],
+                },
+            })
+        );
+        let i = p(&["check", "--root=/x", "-q"]).expect("parse");
+        assert_eq!(i.verbosity, -1);
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "no command given; see 'outpost --help'"),
+            (&["frobnicate"], "unknown command \"frobnicate\"; see 'outpost --help'"),
+            (&["--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
+            (&["check", "--frob"], "check: unknown flag --frob; see 'outpost check --help'"),
+            (&["check", "-x"], "check: unknown flag -x; see 'outpost check --help'"),
+            (&["check", "extra"], "check: unexpected argument \"extra\"; see 'outpost check --help'"),
+            (&["check", "--root"], "check: --root needs a value"),
+            (&["check", "--root="], "check: --root needs a directory"),
+            (&["check", "--only", ","], "check: --only needs at least one check ID"),
+            (&["check", "--only", "disks"], "--only: unknown check ID \"disks\" (known: arch, cpu, memory)"),
+            (&["check", "--json=yes"], "check: unexpected argument for option '--json': \"yes\""),
+            (&["help", "nope"], "help: no help topic \"nope\"; see 'outpost --help'"),
+            (&["--version", "--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
+        ];
+        for (args, want) in cases {
+            assert_eq!(err(args), *want, "args {args:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        let help = |t: &str| Command::Help(t.to_string());
+        assert_eq!(p(&["--help"]).expect("help").command, help(HELP));
+        assert_eq!(p(&["check", "-h"]).expect("help").command, help(CHECK_HELP));
+        assert_eq!(p(&["help", "check"]).expect("help").command, help(CHECK_HELP));
+        assert_eq!(
+            p(&["--version", "--json"]).expect("version").command,
+            Command::Version { json: true }
+        );
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for text in [HELP.to_string(), CHECK_HELP.to_string(), exit_codes_help()] {
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "too wide: {line:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `outpost check`: gather facts under the root, run the checks, print text
+//! or `outpost.check/v1` JSON; exit 0 when nothing failed, 1 otherwise.
+
+use crate::checks::{self, Facts, Summary};
+use crate::cli::CheckArgs;
+use crate::error::{Code, Result};
+
+pub fn run(args: CheckArgs) -> Result<Code> {
+    let host = crate::sys::host();
+    log::debug!("check: reading host facts under {}", args.root.base().display());
+    let facts = Facts::gather(&args.root, host.as_ref());
+    let results = checks::run(&facts, &args.selection);
+    let text = if args.json {
+        let mut j = checks::to_json(&facts, &results);
+        j.push('\n');
+        j
+    } else {
+        let colour = crate::sys::stdout_is_tty() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        checks::to_text(&facts, &results, colour)
+    };
+    super::print(&text)?;
+    Ok(if Summary::of(&results).ok() {
+        Code::Ok
+    } else {
+        Code::CheckFailed
+    })
+}

@@ -1,0 +1,56 @@
+//! Build facts embedded by `build.rs`, and `outpost --version [--json]`.
+
+use miniserde::Serialize;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_REV: &str = env!("OUTPOST_GIT_REV");
+pub const TARGET: &str = env!("OUTPOST_TARGET");
+pub const BUILD_DATE: &str = env!("OUTPOST_BUILD_DATE");
+const BUILD_EPOCH_STR: &str = env!("OUTPOST_BUILD_EPOCH");
+
+/// The build time in Unix seconds (0 when unknown). A wall clock earlier than
+/// this cannot be right.
+pub fn build_epoch() -> u64 {
+    BUILD_EPOCH_STR.parse().unwrap_or(0)
+}
+
+/// `outpost/<version>`, the HTTP user agent.
+pub fn user_agent() -> String {
+    format!("outpost/{VERSION}")
+}
+
+pub fn text() -> String {
+    format!("outpost {VERSION} (rev {GIT_REV}, {TARGET}, built {BUILD_DATE})\n")
+}
+
+#[derive(Serialize)]
+struct Json {
+    schema: &'static str,
+    version: &'static str,
+    git_rev: &'static str,
+    target: &'static str,
+    build_date: &'static str,
+}
+
+pub fn json() -> String {
+    let j = Json {
+        schema: "outpost.version/v1",
+        version: VERSION,
+        git_rev: GIT_REV,
+        target: TARGET,
+        build_date: BUILD_DATE,
+    };
+    let mut s = miniserde::json::to_string(&j);
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_facts_present() {
+        assert!(super::build_epoch() > 1_600_000_000, "build epoch missing");
+        assert!(super::BUILD_DATE.ends_with('Z'), "{}", super::BUILD_DATE);
+        assert!(super::text().starts_with("outpost 0."), "{}", super::text());
+    }
+}
