@@ -52,12 +52,18 @@ mod tests {
                 period_us: 100_000,
             })
         };
-        let cases: &[(Result<u32, &str>, Option<Quota>, Status, &str)] = &[
+        type Case<'a> = (Result<u32, &'a str>, Option<Quota>, Status, &'a str);
+        let cases: &[Case] = &[
             (Ok(4), None, Status::Pass, "4 online"),
             (Ok(64), None, Status::Pass, "64 online"),
             (Ok(3), None, Status::Fail, "3 online"),
             (Ok(1), q(800_000), Status::Fail, "1 online"),
-            (Ok(8), q(200_000), Status::Warn, "8 online, cgroup quota 2.00"),
+            (
+                Ok(8),
+                q(200_000),
+                Status::Warn,
+                "8 online, cgroup quota 2.00",
+            ),
             (Ok(8), q(400_000), Status::Pass, "8 online"),
             (Err("garbled"), None, Status::Skip, "unknown"),
         ];
@@ -71,7 +77,11 @@ mod tests {
                 .map_err(String::from);
             f.cpu_quota = *quota;
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (*want, *observed), "case {count:?} {quota:?}");
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (*want, *observed),
+                "case {count:?} {quota:?}"
+            );
         }
     }
 }
