@@ -8,11 +8,29 @@
 
 mod arch;
 mod cpu;
+mod disk;
+mod docker;
+mod hostname;
+mod init;
+mod kernel;
 mod memory;
+mod os;
+mod ports;
+mod root;
+mod space;
+pub mod support;
+mod swap;
+mod time;
+mod tools;
 
 use crate::error::{Error, Result};
+use crate::facts::block::Backing;
+use crate::facts::modules::Modules;
+use crate::facts::mountinfo::MountInfo;
+use crate::facts::swap::SwapArea;
 use crate::facts::{cpu::OnlineCpus, cpu::Quota, kernel::Kernel, mem::MemInfo, os::OsRelease};
-use crate::sys::{Host, Root};
+use crate::sys::{FsSpace, Host, Root};
+use support::Distro;
 use miniserde::Serialize;
 
 /// The verdict of one check.
@@ -76,7 +94,51 @@ pub struct Def {
 }
 
 /// Every check, in output order.
-pub const ALL: &[Def] = &[arch::DEF, cpu::DEF, memory::DEF];
+pub const ALL: &[Def] = &[
+    arch::DEF,
+    cpu::DEF,
+    memory::DEF,
+    disk::DEF,
+    os::DEF,
+    init::DEF,
+    kernel::DEF,
+    swap::DEF,
+    time::DEF,
+    hostname::DEF,
+    ports::DEF,
+    tools::DEF,
+    docker::DEF,
+    space::DEF,
+    root::DEF,
+];
+
+/// The state directory and binary directory (DESIGN.md default paths): the
+/// `disk` check also judges the drive behind the state directory when it is
+/// another mount, and `space` the free space of both.
+pub const STATE_DIR: &str = "/var/lib/outpost";
+pub const BIN_DIR: &str = "/usr/local/bin";
+
+/// Where a command is looked for: the PATH directories, or systemd's
+/// private directories for daemons that are not on the PATH.
+pub fn tool_dirs(name: &str) -> &'static [&'static str] {
+    match name {
+        "systemd-timesyncd" => &["/lib/systemd", "/usr/lib/systemd"],
+        _ => crate::facts::tools::PATH_DIRS,
+    }
+}
+
+/// Every command some check looks for.
+pub const TOOLS: &[&str] = &[
+    "bash",
+    "jq",
+    "zstd",
+    "rsync",
+    "conntrack",
+    "iptables",
+    "systemd-timesyncd",
+    "docker",
+    "dockerd",
+];
 
 /// Facts gathered once per run, each with the reason when it is unknown.
 #[derive(Clone, Debug)]
@@ -87,13 +149,80 @@ pub struct Facts {
     pub cpu_model: Option<String>,
     pub mem: std::result::Result<MemInfo, String>,
     pub os: std::result::Result<OsRelease, String>,
+    pub mounts: std::result::Result<MountInfo, String>,
+    /// The backing of `/` and, when another mount, of the state directory.
+    pub disks: Vec<(&'static str, std::result::Result<Backing, String>)>,
+    pub modules: Modules,
+    pub swaps: std::result::Result<Vec<SwapArea>, String>,
+    /// The wall clock (Unix seconds) and this binary's build time.
+    pub now: u64,
+    pub build_epoch: u64,
+    /// Clock synchronised, and where that came from.
+    pub clock_sync: Option<(bool, &'static str)>,
+    /// `/proc/1/comm`.
+    pub pid1: Option<String>,
+    pub listening: std::result::Result<Vec<u16>, String>,
+    /// Each of `TOOLS` with the path it was found at.
+    pub tools: Vec<(&'static str, Option<String>)>,
+    /// Free space of the filesystems holding `STATE_DIR` and `BIN_DIR`.
+    pub space: Vec<(&'static str, std::result::Result<FsSpace, String>)>,
+    pub euid: u32,
+    /// Not a fact but the operator's choice (`--distro`): which row of the
+    /// support table the checks judge against; `None` means all rows.
+    pub distro: Option<Distro>,
 }
 
 impl Facts {
     pub fn gather(root: &Root, host: &dyn Host) -> Facts {
-        use crate::facts::{cpu, kernel, mem, os};
+        use crate::facts::{block, cpu, kernel, mem, modules, mountinfo, net, os, swap, tools};
+        let kernel = kernel::read(root, host);
+        let mounts = mountinfo::read(root);
+        let mut disks = Vec::new();
+        if let Ok(mi) = &mounts {
+            let top = mi.find("/");
+            let state = mi.find(STATE_DIR);
+            for (path, m) in [("/", top), (STATE_DIR, state)] {
+                if path != "/" && state.map(|s| &s.mount_point) == top.map(|t| &t.mount_point) {
+                    continue;
+                }
+                let b = match m {
+                    Some(m) => block::backing(root, m),
+                    None => Err(format!("no mount holds {path}")),
+                };
+                disks.push((path, b));
+            }
+        }
+        let clock_sync = if root.exists("/run/systemd/timesync/synchronized") {
+            Some((true, "systemd-timesyncd"))
+        } else if root.is_live() {
+            host.clock_synced().map(|s| (s, "kernel NTP status"))
+        } else if root.exists("/run/systemd/timesync") {
+            Some((false, "systemd-timesyncd"))
+        } else {
+            None
+        };
+        let space = [STATE_DIR, BIN_DIR]
+            .into_iter()
+            .map(|p| (p, free_space(root, host, p)))
+            .collect();
         Facts {
-            kernel: kernel::read(root, host),
+            modules: modules::read(root, kernel.release.as_deref()),
+            mounts,
+            disks,
+            swaps: swap::read(root),
+            now: crate::sys::unix_secs(host.now()),
+            build_epoch: crate::version::build_epoch(),
+            clock_sync,
+            pid1: root.read_trim("/proc/1/comm").filter(|s| !s.is_empty()),
+            listening: net::read_listening(root),
+            tools: TOOLS
+                .iter()
+                .map(|t| (*t, tools::find(root, t, tool_dirs(t))))
+                .collect(),
+            space,
+            euid: host.euid(),
+            distro: None,
+            kernel,
             cpus: cpu::online_cpus(root),
             cpu_quota: cpu::cgroup_quota(root),
             cpu_model: root
@@ -103,6 +232,39 @@ impl Facts {
             mem: mem::read(root),
             os: os::read(root),
         }
+    }
+
+    /// Where `name` was found, if anywhere.
+    pub fn tool(&self, name: &str) -> Option<&str> {
+        self.tools
+            .iter()
+            .find(|(t, _)| *t == name)
+            .and_then(|(_, p)| p.as_deref())
+    }
+}
+
+/// statvfs of the nearest existing ancestor of `path` under the root.
+fn free_space(root: &Root, host: &dyn Host, path: &str) -> std::result::Result<FsSpace, String> {
+    let mut p = path.to_string();
+    while !root.exists(&p) && p != "/" {
+        p = crate::facts::rootpath::dirname(&p);
+    }
+    host.statvfs(&root.path(&p))
+        .map_err(|e| format!("statvfs {p}: {}", crate::error::io_text(&e)))
+}
+
+/// The worse of two verdicts: fail > warn > skip > pass.
+pub fn worst(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Pass => 0,
+        Status::Skip => 1,
+        Status::Warn => 2,
+        Status::Fail => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
     }
 }
 
@@ -248,7 +410,7 @@ pub fn to_json(facts: &Facts, checks: &[Check]) -> String {
             kernel: facts.kernel.release.clone(),
             cpus: facts.cpus.as_ref().ok().map(|c| c.count),
             memory_bytes: facts.mem.as_ref().ok().map(|m| m.total_bytes),
-            root_disk: None,
+            root_disk: disk::json(facts),
         },
         summary: JsonSummary {
             pass: s.pass,
@@ -336,6 +498,18 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// Format a byte count in GB (10^9), as drives are sold.
+pub fn gb(bytes: u64) -> String {
+    let g = bytes as f64 / 1e9;
+    if bytes < 1_000_000_000 {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    } else if g >= 100.0 {
+        format!("{g:.0} GB")
+    } else {
+        format!("{g:.1} GB")
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -358,7 +532,50 @@ pub(crate) mod test_support {
                 total_bytes: 8 << 30,
                 ..MemInfo::default()
             }),
-            os: Err("none".into()),
+            os: Ok(crate::facts::os::parse_os_release(
+                "ID=ubuntu\nVERSION_ID=\"22.04\"\nPRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n",
+            )),
+            mounts: Ok(crate::facts::mountinfo::parse_mountinfo(
+                "22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            )),
+            disks: vec![(
+                "/",
+                Ok(Backing::Block(crate::facts::block::Stack {
+                    top: "nvme0n1p2".into(),
+                    top_size: Some(512_110_190_592),
+                    layers: vec![],
+                    disks: vec![crate::facts::block::Disk {
+                        name: "nvme0n1".into(),
+                        size_bytes: Some(512_110_190_592),
+                        rotational: Some(false),
+                        media: crate::facts::block::Media::Nvme,
+                    }],
+                    problems: vec![],
+                })),
+            )],
+            modules: Modules {
+                loaded: Some(vec!["overlay".into(), "br_netfilter".into()]),
+                builtin: Some(vec!["nf_conntrack".into()]),
+                installed: Some(vec![]),
+                filesystems: None,
+                traces: vec![],
+            },
+            swaps: Ok(vec![]),
+            now: 1_800_000_000,
+            build_epoch: 1_700_000_000,
+            clock_sync: Some((true, "systemd-timesyncd")),
+            pid1: Some("systemd".into()),
+            listening: Ok(vec![22]),
+            tools: TOOLS
+                .iter()
+                .map(|t| (*t, (!t.starts_with("docker")).then(|| format!("/usr/bin/{t}"))))
+                .collect(),
+            space: vec![
+                (STATE_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),
+                (BIN_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),
+            ],
+            euid: 0,
+            distro: None,
         }
     }
 }
@@ -375,10 +592,10 @@ mod tests {
         };
         assert_eq!(
             sel.validate().map_err(|e| e.to_string()),
-            Err("--only: unknown check ID \"cpus\" (known: arch, cpu, memory)".to_string())
+            Err("--only: unknown check ID \"cpus\" (known: arch, cpu, memory, disk, os, init, kernel, swap, time, hostname, ports, tools, docker, space, root)".to_string())
         );
         let sel = Selection {
-            only: vec![],
+            only: vec!["arch".into(), "cpu".into(), "memory".into()],
             skip: vec!["memory".into()],
         };
         assert!(sel.validate().is_ok());
@@ -392,7 +609,7 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let j = to_json(&f, &checks);
         assert!(j.starts_with("{\"schema\":\"outpost.check/v1\""), "{j}");
-        assert!(j.contains("\"summary\":{\"pass\":3,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"), "{j}");
+        assert!(j.contains("\"summary\":{\"pass\":15,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"), "{j}");
     }
 
     #[test]
@@ -401,7 +618,7 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let t = to_text(&f, &checks, false);
         assert!(!t.contains('\x1b'), "{t}");
-        assert!(t.ends_with("3 pass, 0 warn, 0 fail, 0 skip: host is fit\n"), "{t}");
+        assert!(t.ends_with("15 pass, 0 warn, 0 fail, 0 skip: host is fit\n"), "{t}");
         let t = to_text(&f, &checks, true);
         assert!(t.contains("\x1b[32mPASS\x1b[0m"), "{t}");
     }
