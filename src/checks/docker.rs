@@ -12,6 +12,10 @@ pub const DEF: Def = Def {
 const REQUIRED: &str = "not installed";
 
 fn run(f: &Facts) -> Outcome {
+    if !f.has_path_dirs {
+        return Outcome::new(Status::Skip, "unknown", REQUIRED)
+            .hint("no PATH directory (/usr/bin, /bin, ...) under the root");
+    }
     let found: Vec<&str> = ["dockerd", "docker"].iter().filter_map(|t| f.tool(t)).collect();
     if found.is_empty() {
         return Outcome::new(Status::Pass, "not installed", REQUIRED);

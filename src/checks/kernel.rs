@@ -28,7 +28,11 @@ fn run(f: &Facts) -> Outcome {
     let rows = rows(f.distro);
     let lo = rows.iter().map(|r| r.kernel_floor).min().unwrap_or((0, 0));
     let hi = rows.iter().map(|r| r.kernel_floor).max().unwrap_or((0, 0));
-    let required = format!(">= {}.{}, cgroup v2, overlay br_netfilter nf_conntrack", hi.0, hi.1);
+    let required = if lo == hi {
+        format!(">= {}.{}, cgroup v2, modules", lo.0, lo.1)
+    } else {
+        format!(">= {}.{} ({}.{} for all), cgroup v2, modules", lo.0, lo.1, hi.0, hi.1)
+    };
     let mut status = Status::Pass;
     let mut hints = Vec::new();
     let mut parts = Vec::new();
@@ -69,6 +73,11 @@ fn run(f: &Facts) -> Outcome {
         }
         Ok(mi) => match mi.fstype_at("/sys/fs/cgroup") {
             Some("cgroup2") => parts.push("cgroup v2".into()),
+            None if mi.bad_lines > 0 => {
+                status = worst(status, Status::Warn);
+                parts.push("cgroup ?".into());
+                hints.push(format!("no cgroup mount found, but {} mount table lines are damaged", mi.bad_lines));
+            }
             other => {
                 status = Status::Fail;
                 parts.push(if other.is_some() { "cgroup v1".into() } else { "no cgroup".into() });
@@ -93,7 +102,11 @@ fn run(f: &Facts) -> Outcome {
     }
     if !unknown.is_empty() {
         status = worst(status, Status::Warn);
-        parts.push(format!("{} ?", unknown.join(" ")));
+        parts.push(if unknown.len() == MODULES.len() {
+            "modules ?".to_string()
+        } else {
+            format!("{} ?", unknown.join(" "))
+        });
         hints.push(format!(
             "cannot tell whether {} are available (/proc/modules, /lib/modules/<release>/modules.builtin, modules.dep)",
             unknown.join(", ")
@@ -147,6 +160,8 @@ mod tests {
             ("6.1.0", None, v2, Modules { loaded: none(), builtin: none(), installed: none(), ..Modules::default() }, Status::Fail),
             ("6.1.0", None, v2, Modules::default(), Status::Warn),
             ("weird", None, v2, Modules { loaded: all(), ..Modules::default() }, Status::Warn),
+            // A truncated mount table without a cgroup line cannot prove v1.
+            ("6.1.0", None, "24 1 8:2 / / rw - ext4 /dev/sda2 rw\n33 25 0:28 / /sys/fs/cg", Modules { loaded: all(), ..Modules::default() }, Status::Warn),
         ];
         for (release, distro, mi, modules, want) in cases {
             let mut f = facts();

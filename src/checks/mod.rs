@@ -164,6 +164,9 @@ pub struct Facts {
     pub listening: std::result::Result<Vec<u16>, String>,
     /// Each of `TOOLS` with the path it was found at.
     pub tools: Vec<(&'static str, Option<String>)>,
+    /// Whether any PATH directory exists under the root (an empty tree
+    /// cannot say a command is missing).
+    pub has_path_dirs: bool,
     /// Free space of the filesystems holding `STATE_DIR` and `BIN_DIR`.
     pub space: Vec<(&'static str, std::result::Result<FsSpace, String>)>,
     pub euid: u32,
@@ -193,11 +196,11 @@ impl Facts {
             }
         }
         let clock_sync = if root.exists("/run/systemd/timesync/synchronized") {
-            Some((true, "systemd-timesyncd"))
+            Some((true, "timesyncd"))
         } else if root.is_live() {
-            host.clock_synced().map(|s| (s, "kernel NTP status"))
+            host.clock_synced().map(|s| (s, "kernel NTP"))
         } else if root.exists("/run/systemd/timesync") {
-            Some((false, "systemd-timesyncd"))
+            Some((false, "timesyncd"))
         } else {
             None
         };
@@ -219,6 +222,7 @@ impl Facts {
                 .iter()
                 .map(|t| (*t, tools::find(root, t, tool_dirs(t))))
                 .collect(),
+            has_path_dirs: crate::facts::tools::PATH_DIRS.iter().any(|d| root.exists(d)),
             space,
             euid: host.euid(),
             distro: None,
@@ -563,13 +567,14 @@ pub(crate) mod test_support {
             swaps: Ok(vec![]),
             now: 1_800_000_000,
             build_epoch: 1_700_000_000,
-            clock_sync: Some((true, "systemd-timesyncd")),
+            clock_sync: Some((true, "timesyncd")),
             pid1: Some("systemd".into()),
             listening: Ok(vec![22]),
             tools: TOOLS
                 .iter()
                 .map(|t| (*t, (!t.starts_with("docker")).then(|| format!("/usr/bin/{t}"))))
                 .collect(),
+            has_path_dirs: true,
             space: vec![
                 (STATE_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),
                 (BIN_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),

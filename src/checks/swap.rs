@@ -16,9 +16,10 @@ fn run(f: &Facts) -> Outcome {
     match &f.swaps {
         Ok(areas) if areas.is_empty() => Outcome::new(Status::Pass, "none", REQUIRED),
         Ok(areas) => {
-            let total: u64 = areas.iter().filter_map(|a| a.size_bytes).sum();
+            let total: Option<u64> = areas.iter().map(|a| a.size_bytes).sum();
             let names: Vec<&str> = areas.iter().map(|a| a.name.as_str()).collect();
-            Outcome::new(Status::Warn, format!("{} ({})", names.join(", "), gb(total)), REQUIRED).hint(HINT)
+            let size = total.map(gb).unwrap_or_else(|| "size ?".into());
+            Outcome::new(Status::Warn, format!("{} ({size})", names.join(", ")), REQUIRED).hint(HINT)
         }
         Err(e) => match f.mem.as_ref().ok().and_then(|m| m.swap_total_bytes) {
             Some(0) => Outcome::new(Status::Pass, "none", REQUIRED),
@@ -40,6 +41,7 @@ mod tests {
         let cases: Vec<(Result<Vec<SwapArea>, String>, Option<u64>, Status, &str)> = vec![
             (Ok(vec![]), None, Status::Pass, "none"),
             (Ok(vec![area]), None, Status::Warn, "/dev/sda3 (8.0 GB)"),
+            (Ok(vec![SwapArea { name: "/dev/sdz9".into(), kind: "?".into(), size_bytes: None }]), None, Status::Warn, "/dev/sdz9 (size ?)"),
             (Err("gone".into()), Some(0), Status::Pass, "none"),
             (Err("gone".into()), Some(2_000_000_000), Status::Warn, "2.0 GB active"),
             (Err("gone".into()), None, Status::Skip, "unknown"),

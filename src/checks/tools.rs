@@ -23,6 +23,10 @@ fn package(tool: &str) -> (&str, &str) {
 
 fn run(f: &Facts) -> Outcome {
     let rows = rows(f.distro);
+    if !f.has_path_dirs {
+        return Outcome::new(Status::Skip, "unknown", COMMON_TOOLS.join(" "))
+            .hint("no PATH directory (/usr/bin, /bin, ...) under the root");
+    }
     let mut needed: Vec<(&str, bool)> = COMMON_TOOLS.iter().map(|t| (*t, true)).collect();
     for r in &rows {
         for t in r.tools {
@@ -33,7 +37,12 @@ fn run(f: &Facts) -> Outcome {
             }
         }
     }
-    let required = needed.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(" ");
+    let hard: Vec<&str> = needed.iter().filter(|(_, h)| *h).map(|(t, _)| *t).collect();
+    let soft = needed.len() - hard.len();
+    let mut required = hard.join(" ");
+    if soft > 0 {
+        required.push_str(&format!(" (+{soft} per distro)"));
+    }
     let missing: Vec<(&str, bool)> = needed.iter().filter(|(t, _)| f.tool(t).is_none()).copied().collect();
     if missing.is_empty() {
         return Outcome::new(Status::Pass, "all present", required);
