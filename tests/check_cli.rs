@@ -31,8 +31,8 @@ fn statuses(json: &str) -> Vec<(String, String)> {
 
 /// The check IDs in output order.
 const IDS: &[&str] = &[
-    "arch", "cpu", "memory", "disk", "os", "init", "kernel", "swap", "time", "hostname", "ports", "tools",
-    "docker", "space", "root",
+    "arch", "cpu", "memory", "disk", "os", "init", "kernel", "swap", "time", "hostname", "ports",
+    "tools", "docker", "space", "root",
 ];
 
 /// Checks whose verdict comes from the process rather than the root (clock,
@@ -52,8 +52,15 @@ fn pinned() -> std::process::Command {
 
 fn check_fixture(name: &str, extra: &[&str]) -> (i32, Vec<(String, String)>, String) {
     let root = fixture(&format!("hosts/{name}"));
-    let (code, out, err) = run(pinned().args(["check", "--json"]).args(extra).arg("--root").arg(&root));
-    assert!(out.ends_with('\n'), "{name}: JSON not newline-terminated; stderr: {err}");
+    let (code, out, err) = run(pinned()
+        .args(["check", "--json"])
+        .args(extra)
+        .arg("--root")
+        .arg(&root));
+    assert!(
+        out.ends_with('\n'),
+        "{name}: JSON not newline-terminated; stderr: {err}"
+    );
     (code, deterministic(statuses(&out)), out)
 }
 
@@ -61,18 +68,26 @@ fn deterministic(v: Vec<(String, String)>) -> Vec<(String, String)> {
     if cfg!(feature = "test-hooks") {
         v
     } else {
-        v.into_iter().filter(|(id, _)| !FROM_PROCESS.contains(&id.as_str())).collect()
+        v.into_iter()
+            .filter(|(id, _)| !FROM_PROCESS.contains(&id.as_str()))
+            .collect()
     }
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 /// `"pass fail ..."` in `IDS` order -> (id, status) pairs.
 fn expect(statuses: &str) -> Vec<(String, String)> {
     let s: Vec<&str> = statuses.split_whitespace().collect();
-    assert_eq!(s.len(), IDS.len(), "expectation {statuses:?} needs one status per check");
+    assert_eq!(
+        s.len(),
+        IDS.len(),
+        "expectation {statuses:?} needs one status per check"
+    );
     deterministic(pairs(&IDS.iter().copied().zip(s).collect::<Vec<_>>()))
 }
 
@@ -80,17 +95,61 @@ fn expect(statuses: &str) -> Vec<(String, String)> {
 fn fixtures_give_exact_statuses_and_exit_codes() {
     // arch cpu memory disk os init kernel swap time hostname ports tools docker space root
     let cases: &[(&str, i32, &str)] = &[
-        ("nvme-laptop", 0, "pass pass pass pass pass pass pass warn pass pass pass pass pass pass pass"),
-        ("arm-board-4c8g", 0, "pass pass pass warn pass pass pass pass pass pass pass pass pass pass pass"),
-        ("hdd-server-swap", 1, "pass pass pass fail pass pass warn warn warn pass pass warn pass pass pass"),
-        ("lvm-luks-ssd", 0, "pass pass pass pass warn pass pass warn pass pass pass pass pass pass pass"),
-        ("md-raid1-ssd", 0, "pass pass pass pass pass pass pass pass pass pass pass pass pass pass pass"),
-        ("btrfs-nvme", 1, "pass pass pass pass warn pass pass warn warn pass pass fail pass pass pass"),
-        ("live-overlay", 1, "pass pass pass warn pass pass pass pass pass pass pass fail pass pass pass"),
-        ("vm-virtio", 1, "pass pass pass warn pass pass pass pass pass pass fail pass pass pass pass"),
-        ("small-2c2g", 1, "pass fail fail fail warn pass pass warn pass pass pass fail pass pass pass"),
-        ("build-machine", 1, "pass fail pass warn warn fail fail pass warn pass pass fail warn pass pass"),
-        ("garbled", 1, "fail skip skip warn warn skip warn warn warn fail skip skip skip pass pass"),
+        (
+            "nvme-laptop",
+            0,
+            "pass pass pass pass pass pass pass warn pass pass pass pass pass pass pass",
+        ),
+        (
+            "arm-board-4c8g",
+            0,
+            "pass pass pass warn pass pass pass pass pass pass pass pass pass pass pass",
+        ),
+        (
+            "hdd-server-swap",
+            1,
+            "pass pass pass fail pass pass warn warn warn pass pass warn pass pass pass",
+        ),
+        (
+            "lvm-luks-ssd",
+            0,
+            "pass pass pass pass warn pass pass warn pass pass pass pass pass pass pass",
+        ),
+        (
+            "md-raid1-ssd",
+            0,
+            "pass pass pass pass pass pass pass pass pass pass pass pass pass pass pass",
+        ),
+        (
+            "btrfs-nvme",
+            1,
+            "pass pass pass pass warn pass pass warn warn pass pass fail pass pass pass",
+        ),
+        (
+            "live-overlay",
+            1,
+            "pass pass pass warn pass pass pass pass pass pass pass fail pass pass pass",
+        ),
+        (
+            "vm-virtio",
+            1,
+            "pass pass pass warn pass pass pass pass pass pass fail pass pass pass pass",
+        ),
+        (
+            "small-2c2g",
+            1,
+            "pass fail fail fail warn pass pass warn pass pass pass fail pass pass pass",
+        ),
+        (
+            "build-machine",
+            1,
+            "pass fail pass warn warn fail fail pass warn pass pass fail warn pass pass",
+        ),
+        (
+            "garbled",
+            1,
+            "fail skip skip warn warn skip warn warn warn fail skip skip skip pass pass",
+        ),
     ];
     for (name, want_code, want) in cases {
         let (code, got, out) = check_fixture(name, &[]);
@@ -124,7 +183,10 @@ fn distro_arms_change_verdicts() {
     }
     // Every arm changes at least one verdict somewhere in this table.
     for arm in ["pxke", "k3s", "canonical"] {
-        assert!(cases.iter().any(|c| c.1 == arm && c.3 != c.4), "--distro {arm} changes nothing");
+        assert!(
+            cases.iter().any(|c| c.1 == arm && c.3 != c.4),
+            "--distro {arm} changes nothing"
+        );
     }
 }
 
@@ -166,11 +228,16 @@ fn json_host_facts_come_from_the_root() {
         let root = fixture(&format!("hosts/{name}"));
         let (_, out, _) = run(pinned().args(["check", "--json", "--root"]).arg(&root));
         for want in *wants {
-            assert!(out.contains(want), "fixture {name}: missing {want} in {out}");
+            assert!(
+                out.contains(want),
+                "fixture {name}: missing {want} in {out}"
+            );
         }
     }
     if cfg!(feature = "test-hooks") {
-        let (_, out, _) = run(pinned().args(["check", "--json", "--root"]).arg(fixture("hosts/arm-board-4c8g")));
+        let (_, out, _) = run(pinned()
+            .args(["check", "--json", "--root"])
+            .arg(fixture("hosts/arm-board-4c8g")));
         let want = "\"summary\":{\"pass\":14,\"warn\":1,\"fail\":0,\"skip\":0,\"ok\":true}";
         assert!(out.contains(want), "missing {want} in {out}");
     }
@@ -189,7 +256,9 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
 
 0 pass, 0 warn, 2 fail, 0 skip: host is NOT fit
 ";
-    let (code, out, _) = run(pinned().args(["check", "--only", "cpu,memory", "--root"]).arg(&root));
+    let (code, out, _) = run(pinned()
+        .args(["check", "--only", "cpu,memory", "--root"])
+        .arg(&root));
     assert_eq!(code, 1);
     assert_eq!(out, want);
 
@@ -198,12 +267,19 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
     assert!(!out.contains('\x1b'), "colour on a pipe: {out}");
     let lines: Vec<&str> = out
         .lines()
-        .filter(|l| ["  PASS  ", "  WARN  ", "  FAIL  ", "  SKIP  "].iter().any(|p| l.starts_with(p)))
+        .filter(|l| {
+            ["  PASS  ", "  WARN  ", "  FAIL  ", "  SKIP  "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .collect();
     assert_eq!(lines.len(), IDS.len(), "{out}");
     for (line, id) in lines.iter().zip(IDS) {
         assert_eq!(&line[8..8 + id.len()], *id, "ID column: {line:?}");
-        assert!(line.as_bytes()[18] != b' ' && &line[16..18] == "  ", "observed column: {line:?}");
+        assert!(
+            line.as_bytes()[18] != b' ' && &line[16..18] == "  ",
+            "observed column: {line:?}"
+        );
     }
     assert!(out.contains("  FAIL  disk      sda 16.0 GB SSD"), "{out}");
     assert!(out.ends_with(": host is NOT fit\n"), "{out}");
@@ -213,14 +289,22 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
 fn only_and_skip_select_checks() {
     let root = fixture("hosts/small-2c2g");
     // Only the passing check: exit 0.
-    let (code, out, _) = run(outpost().args(["check", "--json", "--only", "arch", "--root"]).arg(&root));
+    let (code, out, _) = run(outpost()
+        .args(["check", "--json", "--only", "arch", "--root"])
+        .arg(&root));
     assert_eq!(code, 0, "{out}");
     assert_eq!(statuses(&out), pairs(&[("arch", "pass")]));
-    let (code, out, _) = run(
-        outpost()
-            .args(["check", "--json", "--only", "arch,cpu,init", "--skip", "cpu", "--root"])
-            .arg(&root),
-    );
+    let (code, out, _) = run(outpost()
+        .args([
+            "check",
+            "--json",
+            "--only",
+            "arch,cpu,init",
+            "--skip",
+            "cpu",
+            "--root",
+        ])
+        .arg(&root));
     assert_eq!(code, 0);
     assert_eq!(statuses(&out), pairs(&[("arch", "pass"), ("init", "pass")]));
 }
@@ -239,7 +323,10 @@ fn process_facts_come_through_the_hooks() {
         ("OUTPOST_TEST_EUID", "1000", "root", "warn"),
     ];
     for (var, value, id, want) in cases {
-        let (code, out, _) = run(pinned().env(var, value).args(["check", "--json", "--only", id, "--root"]).arg(&root));
+        let (code, out, _) = run(pinned()
+            .env(var, value)
+            .args(["check", "--json", "--only", id, "--root"])
+            .arg(&root));
         assert_eq!(statuses(&out), pairs(&[(id, want)]), "{var}={value}");
         assert_eq!(code, if *want == "fail" { 1 } else { 0 }, "{var}={value}");
     }
@@ -255,12 +342,27 @@ fn fixture_symlinks_are_relative_and_stay_inside() {
             if meta.file_type().is_symlink() {
                 *count += 1;
                 let t = std::fs::read_link(&p).expect("readlink");
-                assert!(t.is_relative(), "{} -> {} is absolute", p.display(), t.display());
+                assert!(
+                    t.is_relative(),
+                    "{} -> {} is absolute",
+                    p.display(),
+                    t.display()
+                );
                 // Lexically apply the target to the link's directory; it must not climb out.
-                let mut at: PathBuf = p.parent().expect("parent").strip_prefix(host).expect("inside").to_path_buf();
+                let mut at: PathBuf = p
+                    .parent()
+                    .expect("parent")
+                    .strip_prefix(host)
+                    .expect("inside")
+                    .to_path_buf();
                 for c in t.components() {
                     match c {
-                        Component::ParentDir => assert!(at.pop(), "{} -> {} escapes its fixture", p.display(), t.display()),
+                        Component::ParentDir => assert!(
+                            at.pop(),
+                            "{} -> {} escapes its fixture",
+                            p.display(),
+                            t.display()
+                        ),
                         Component::Normal(n) => at.push(n),
                         _ => {}
                     }
@@ -311,20 +413,33 @@ fn missing_root_skips_rather_than_passes() {
         deterministic(statuses(&out)),
         expect("skip skip skip skip warn skip warn skip warn skip skip skip skip pass pass")
     );
-    assert_eq!(code, 0, "nothing failed, so exit 0; the skips carry the reasons");
+    assert_eq!(
+        code, 0,
+        "nothing failed, so exit 0; the skips carry the reasons"
+    );
 }
 
 #[test]
 fn help_and_version() {
     let (code, out, _) = run(outpost().arg("--help"));
     assert_eq!(code, 0);
-    assert!(out.starts_with("outpost: bring an existing Linux host"), "{out}");
+    assert!(
+        out.starts_with("outpost: bring an existing Linux host"),
+        "{out}"
+    );
     let (code, out, _) = run(outpost().args(["check", "--help"]));
     assert_eq!(code, 0);
     assert!(out.starts_with("outpost check:"), "{out}");
     let (code, out, _) = run(outpost().args(["--version", "--json"]));
     assert_eq!(code, 0);
-    assert!(out.starts_with("{\"schema\":\"outpost.version/v1\",\"version\":\""), "{out}");
-    let target = if cfg!(target_arch = "aarch64") { "aarch64-" } else { "x86_64-" };
+    assert!(
+        out.starts_with("{\"schema\":\"outpost.version/v1\",\"version\":\""),
+        "{out}"
+    );
+    let target = if cfg!(target_arch = "aarch64") {
+        "aarch64-"
+    } else {
+        "x86_64-"
+    };
     assert!(out.contains(&format!("\"target\":\"{target}")), "{out}");
 }

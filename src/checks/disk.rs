@@ -66,8 +66,10 @@ fn judge(path: &str, b: &Result<Backing, String>) -> Outcome {
     };
     let observed = describe(st);
     if st.disks.is_empty() {
-        return Outcome::new(Status::Warn, format!("{path}: {}", st.top), REQUIRED)
-            .hint(format!("cannot find the physical disk: {}", st.problems.join("; ")));
+        return Outcome::new(Status::Warn, format!("{path}: {}", st.top), REQUIRED).hint(format!(
+            "cannot find the physical disk: {}",
+            st.problems.join("; ")
+        ));
     }
     let mut status = Status::Pass;
     let mut hints: Vec<String> = Vec::new();
@@ -107,9 +109,16 @@ fn judge(path: &str, b: &Result<Backing, String>) -> Outcome {
     }
     if !st.problems.is_empty() {
         status = worst(status, Status::Warn);
-        hints.push(format!("not every device could be followed: {}", st.problems.join("; ")));
+        hints.push(format!(
+            "not every device could be followed: {}",
+            st.problems.join("; ")
+        ));
     }
-    let observed = if path == "/" { observed } else { format!("{path}: {observed}") };
+    let observed = if path == "/" {
+        observed
+    } else {
+        format!("{path}: {observed}")
+    };
     Outcome::new(status, observed, REQUIRED).hint(hints.join("; "))
 }
 
@@ -131,7 +140,12 @@ fn run(f: &Facts) -> Outcome {
                     .copied()
                     .collect::<Vec<_>>()
                     .join("; ");
-                Outcome::new(status, format!("{}; {}", prev.observed, o.observed), REQUIRED).hint(hint)
+                Outcome::new(
+                    status,
+                    format!("{}; {}", prev.observed, o.observed),
+                    REQUIRED,
+                )
+                .hint(hint)
             }
         });
     }
@@ -150,7 +164,8 @@ pub fn json(f: &Facts) -> Option<JsonDisk> {
         _ => format!("/dev/{}", st.top.split('p').next().unwrap_or(&st.top)),
     };
     let first = &st.disks[0];
-    let same = |g: fn(&crate::facts::block::Disk) -> String| st.disks.iter().all(|d| g(d) == g(first));
+    let same =
+        |g: fn(&crate::facts::block::Disk) -> String| st.disks.iter().all(|d| g(d) == g(first));
     let rotational = if same(|d| format!("{:?}", d.rotational)) {
         first.rotational
     } else {
@@ -202,41 +217,126 @@ mod tests {
     #[test]
     fn disk_verdicts() {
         let cases: Vec<(&str, Result<Backing, String>, Status, &str)> = vec![
-            ("nvme 512", stack(vec![d("nvme0n1", Some(512), Media::Nvme)], &[], &[]), Status::Pass, "nvme0n1 512 GB NVMe"),
-            ("ssd 32", stack(vec![d("sda", Some(32), Media::Ssd)], &[], &[]), Status::Pass, "sda 32.0 GB SSD"),
-            ("ssd 30", stack(vec![d("sda", Some(30), Media::Ssd)], &[], &[]), Status::Fail, "sda 30.0 GB SSD"),
-            ("hdd", stack(vec![d("sda", Some(2000), Media::Hdd)], &[], &[]), Status::Fail, "sda 2000 GB HDD"),
-            ("sd card", stack(vec![d("mmcblk0", Some(64), Media::Mmc)], &[], &[]), Status::Warn, "mmcblk0 64.0 GB eMMC/SD"),
-            ("virtio", stack(vec![d("vda", Some(100), Media::Virtual("virtio"))], &[], &[]), Status::Warn, "vda 100 GB virtio virtual disk"),
-            ("no rotational", stack(vec![d("sda", Some(500), Media::Unknown)], &[], &[]), Status::Warn, "sda 500 GB unknown medium"),
-            ("size unknown", stack(vec![d("sda", None, Media::Ssd)], &[], &[]), Status::Warn, "sda size ? SSD"),
+            (
+                "nvme 512",
+                stack(vec![d("nvme0n1", Some(512), Media::Nvme)], &[], &[]),
+                Status::Pass,
+                "nvme0n1 512 GB NVMe",
+            ),
+            (
+                "ssd 32",
+                stack(vec![d("sda", Some(32), Media::Ssd)], &[], &[]),
+                Status::Pass,
+                "sda 32.0 GB SSD",
+            ),
+            (
+                "ssd 30",
+                stack(vec![d("sda", Some(30), Media::Ssd)], &[], &[]),
+                Status::Fail,
+                "sda 30.0 GB SSD",
+            ),
+            (
+                "hdd",
+                stack(vec![d("sda", Some(2000), Media::Hdd)], &[], &[]),
+                Status::Fail,
+                "sda 2000 GB HDD",
+            ),
+            (
+                "sd card",
+                stack(vec![d("mmcblk0", Some(64), Media::Mmc)], &[], &[]),
+                Status::Warn,
+                "mmcblk0 64.0 GB eMMC/SD",
+            ),
+            (
+                "virtio",
+                stack(
+                    vec![d("vda", Some(100), Media::Virtual("virtio"))],
+                    &[],
+                    &[],
+                ),
+                Status::Warn,
+                "vda 100 GB virtio virtual disk",
+            ),
+            (
+                "no rotational",
+                stack(vec![d("sda", Some(500), Media::Unknown)], &[], &[]),
+                Status::Warn,
+                "sda 500 GB unknown medium",
+            ),
+            (
+                "size unknown",
+                stack(vec![d("sda", None, Media::Ssd)], &[], &[]),
+                Status::Warn,
+                "sda size ? SSD",
+            ),
             (
                 "raid1 of ssds",
-                stack(vec![d("sda", Some(64), Media::Ssd), d("sdb", Some(64), Media::Ssd)], &["md0 (raid1)"], &[]),
+                stack(
+                    vec![
+                        d("sda", Some(64), Media::Ssd),
+                        d("sdb", Some(64), Media::Ssd),
+                    ],
+                    &["md0 (raid1)"],
+                    &[],
+                ),
                 Status::Pass,
                 "sda+sdb 64.0 GB SSD (raid1)",
             ),
             (
                 "raid1 ssd + hdd",
-                stack(vec![d("sda", Some(64), Media::Ssd), d("sdb", Some(64), Media::Hdd)], &["md0 (raid1)"], &[]),
+                stack(
+                    vec![
+                        d("sda", Some(64), Media::Ssd),
+                        d("sdb", Some(64), Media::Hdd),
+                    ],
+                    &["md0 (raid1)"],
+                    &[],
+                ),
                 Status::Fail,
                 "sda+sdb 64.0 GB SSD/HDD (raid1)",
             ),
             (
                 "partial walk never passes",
-                stack(vec![d("sda", Some(64), Media::Ssd)], &["dm-0 (LVM)"], &["loop in slaves/ at dm-0"]),
+                stack(
+                    vec![d("sda", Some(64), Media::Ssd)],
+                    &["dm-0 (LVM)"],
+                    &["loop in slaves/ at dm-0"],
+                ),
                 Status::Warn,
                 "sda 64.0 GB SSD (LVM)",
             ),
-            ("nothing found", stack(vec![], &[], &["dangling"]), Status::Warn, "/: md0"),
-            ("overlay", Ok(Backing::NoBlock { fstype: "overlay".into(), source: "overlay".into() }), Status::Warn, "/ on overlay (overlay)"),
-            ("unresolved", Err("no sysfs".into()), Status::Warn, "/: device unknown"),
+            (
+                "nothing found",
+                stack(vec![], &[], &["dangling"]),
+                Status::Warn,
+                "/: md0",
+            ),
+            (
+                "overlay",
+                Ok(Backing::NoBlock {
+                    fstype: "overlay".into(),
+                    source: "overlay".into(),
+                }),
+                Status::Warn,
+                "/ on overlay (overlay)",
+            ),
+            (
+                "unresolved",
+                Err("no sysfs".into()),
+                Status::Warn,
+                "/: device unknown",
+            ),
         ];
         for (name, b, want, observed) in cases {
             let mut f = facts();
             f.disks = vec![("/", b)];
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (want, observed), "case {name}: {}", o.hint);
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (want, observed),
+                "case {name}: {}",
+                o.hint
+            );
         }
         let mut f = facts();
         f.mounts = Err("gone".into());
@@ -246,21 +346,38 @@ mod tests {
     #[test]
     fn state_dir_on_another_drive_is_judged_too() {
         let mut f = facts();
-        f.disks.push(("/var/lib/outpost", stack(vec![d("sdb", Some(1000), Media::Hdd)], &[], &[])));
+        f.disks.push((
+            "/var/lib/outpost",
+            stack(vec![d("sdb", Some(1000), Media::Hdd)], &[], &[]),
+        ));
         let o = run(&f);
         assert_eq!(o.status, Status::Fail, "{o:?}");
-        assert_eq!(o.observed, "nvme0n1 512 GB NVMe; /var/lib/outpost: sdb 1000 GB HDD");
+        assert_eq!(
+            o.observed,
+            "nvme0n1 512 GB NVMe; /var/lib/outpost: sdb 1000 GB HDD"
+        );
     }
 
     #[test]
     fn json_root_disk() {
         let j = json(&facts()).expect("root disk");
         assert_eq!(
-            (j.device.as_str(), j.size_bytes, j.rotational, j.kind.as_str()),
+            (
+                j.device.as_str(),
+                j.size_bytes,
+                j.rotational,
+                j.kind.as_str()
+            ),
             ("/dev/nvme0n1", 512_110_190_592, Some(false), "nvme")
         );
         let mut f = facts();
-        f.disks = vec![("/", Ok(Backing::NoBlock { fstype: "tmpfs".into(), source: "tmpfs".into() }))];
+        f.disks = vec![(
+            "/",
+            Ok(Backing::NoBlock {
+                fstype: "tmpfs".into(),
+                source: "tmpfs".into(),
+            }),
+        )];
         assert!(json(&f).is_none(), "no block device, no root_disk");
     }
 }

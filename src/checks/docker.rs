@@ -16,7 +16,10 @@ fn run(f: &Facts) -> Outcome {
         return Outcome::new(Status::Skip, "unknown", REQUIRED)
             .hint("no PATH directory (/usr/bin, /bin, ...) under the root");
     }
-    let found: Vec<&str> = ["dockerd", "docker"].iter().filter_map(|t| f.tool(t)).collect();
+    let found: Vec<&str> = ["dockerd", "docker"]
+        .iter()
+        .filter_map(|t| f.tool(t))
+        .collect();
     if found.is_empty() {
         return Outcome::new(Status::Pass, "not installed", REQUIRED);
     }
@@ -31,11 +34,23 @@ mod tests {
 
     #[test]
     fn docker_verdicts() {
-        let cases: &[(&[(&'static str, &str)], Status, &str)] = &[
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Status,
+            &'static str,
+        );
+        let cases: &[Case] = &[
             (&[], Status::Pass, "not installed"),
-            (&[("docker", "/usr/local/bin/docker")], Status::Warn, "/usr/local/bin/docker"),
             (
-                &[("docker", "/usr/bin/docker"), ("dockerd", "/usr/bin/dockerd")],
+                &[("docker", "/usr/local/bin/docker")],
+                Status::Warn,
+                "/usr/local/bin/docker",
+            ),
+            (
+                &[
+                    ("docker", "/usr/bin/docker"),
+                    ("dockerd", "/usr/bin/dockerd"),
+                ],
                 Status::Warn,
                 "/usr/bin/dockerd /usr/bin/docker",
             ),
@@ -50,7 +65,11 @@ mod tests {
                 }
             }
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (*want, *observed), "case {present:?}");
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (*want, *observed),
+                "case {present:?}"
+            );
         }
     }
 }

@@ -31,7 +31,10 @@ pub fn invalid(name: &str) -> Option<String> {
         if label.len() > 63 {
             return Some(format!("label of {} characters, more than 63", label.len()));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
             return Some(format!("contains {c:?}"));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -43,12 +46,14 @@ pub fn invalid(name: &str) -> Option<String> {
 
 fn run(f: &Facts) -> Outcome {
     let Some(name) = f.kernel.hostname.as_deref() else {
-        return Outcome::new(Status::Skip, "unknown", REQUIRED).hint("/proc/sys/kernel/hostname is missing under the root");
+        return Outcome::new(Status::Skip, "unknown", REQUIRED)
+            .hint("/proc/sys/kernel/hostname is missing under the root");
     };
     let shown: String = name.chars().take(40).collect();
     if let Some(why) = invalid(name) {
-        return Outcome::new(Status::Fail, shown, REQUIRED)
-            .hint(format!("the host name {why}; set a valid one (hostnamectl set-hostname edge-01)"));
+        return Outcome::new(Status::Fail, shown, REQUIRED).hint(format!(
+            "the host name {why}; set a valid one (hostnamectl set-hostname edge-01)"
+        ));
     }
     if name == "localhost" || name.starts_with("localhost.") {
         return Outcome::new(Status::Warn, shown, REQUIRED)

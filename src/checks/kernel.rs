@@ -31,7 +31,10 @@ fn run(f: &Facts) -> Outcome {
     let required = if lo == hi {
         format!(">= {}.{}, cgroup v2, modules", lo.0, lo.1)
     } else {
-        format!(">= {}.{} ({}.{} for all), cgroup v2, modules", lo.0, lo.1, hi.0, hi.1)
+        format!(
+            ">= {}.{} ({}.{} for all), cgroup v2, modules",
+            lo.0, lo.1, hi.0, hi.1
+        )
     };
     let mut status = Status::Pass;
     let mut hints = Vec::new();
@@ -52,13 +55,23 @@ fn run(f: &Facts) -> Outcome {
             parts.push(r.split('-').next().unwrap_or(r).to_string());
             if v < lo {
                 status = Status::Fail;
-                hints.push(format!("kernel {}.{} is older than {}.{}", v.0, v.1, lo.0, lo.1));
+                hints.push(format!(
+                    "kernel {}.{} is older than {}.{}",
+                    v.0, v.1, lo.0, lo.1
+                ));
             } else if v < hi {
                 status = Status::Warn;
                 let short: Vec<String> = rows
                     .iter()
                     .filter(|r| v < r.kernel_floor)
-                    .map(|r| format!("{} needs {}.{}", r.distro.name(), r.kernel_floor.0, r.kernel_floor.1))
+                    .map(|r| {
+                        format!(
+                            "{} needs {}.{}",
+                            r.distro.name(),
+                            r.kernel_floor.0,
+                            r.kernel_floor.1
+                        )
+                    })
                     .collect();
                 hints.push(format!("kernel {}.{}: {}", v.0, v.1, short.join(", ")));
             }
@@ -76,12 +89,21 @@ fn run(f: &Facts) -> Outcome {
             None if mi.bad_lines > 0 => {
                 status = worst(status, Status::Warn);
                 parts.push("cgroup ?".into());
-                hints.push(format!("no cgroup mount found, but {} mount table lines are damaged", mi.bad_lines));
+                hints.push(format!(
+                    "no cgroup mount found, but {} mount table lines are damaged",
+                    mi.bad_lines
+                ));
             }
             other => {
                 status = Status::Fail;
-                parts.push(if other.is_some() { "cgroup v1".into() } else { "no cgroup".into() });
-                hints.push("mount cgroup v2 at /sys/fs/cgroup (systemd.unified_cgroup_hierarchy=1)".into());
+                parts.push(if other.is_some() {
+                    "cgroup v1".into()
+                } else {
+                    "no cgroup".into()
+                });
+                hints.push(
+                    "mount cgroup v2 at /sys/fs/cgroup (systemd.unified_cgroup_hierarchy=1)".into(),
+                );
             }
         },
     }
@@ -98,7 +120,10 @@ fn run(f: &Facts) -> Outcome {
     if !missing.is_empty() {
         status = Status::Fail;
         parts.push(format!("missing {}", missing.join(" ")));
-        hints.push(format!("modules {} are neither loaded, built in nor installed", missing.join(", ")));
+        hints.push(format!(
+            "modules {} are neither loaded, built in nor installed",
+            missing.join(", ")
+        ));
     }
     if !unknown.is_empty() {
         status = worst(status, Status::Warn);
@@ -150,18 +175,110 @@ mod tests {
         let none = || Some(Vec::<String>::new());
         use Distro::*;
         let cases: &[(&str, Option<Distro>, &str, Modules, Status)] = &[
-            ("6.1.0", None, v2, Modules { loaded: all(), ..Modules::default() }, Status::Pass),
-            ("4.18.0-553.el8_10.x86_64", None, v2, Modules { loaded: all(), ..Modules::default() }, Status::Warn),
-            ("4.18.0-553.el8_10.x86_64", Some(Pxke), v2, Modules { loaded: all(), ..Modules::default() }, Status::Fail),
-            ("4.18.0-553.el8_10.x86_64", Some(K3s), v2, Modules { loaded: all(), ..Modules::default() }, Status::Pass),
-            ("5.10.0", Some(Canonical), v2, Modules { loaded: all(), ..Modules::default() }, Status::Fail),
-            ("4.14.0", None, v2, Modules { loaded: all(), ..Modules::default() }, Status::Fail),
-            ("6.1.0", None, v1, Modules { loaded: all(), ..Modules::default() }, Status::Fail),
-            ("6.1.0", None, v2, Modules { loaded: none(), builtin: none(), installed: none(), ..Modules::default() }, Status::Fail),
+            (
+                "6.1.0",
+                None,
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Pass,
+            ),
+            (
+                "4.18.0-553.el8_10.x86_64",
+                None,
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Warn,
+            ),
+            (
+                "4.18.0-553.el8_10.x86_64",
+                Some(Pxke),
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Fail,
+            ),
+            (
+                "4.18.0-553.el8_10.x86_64",
+                Some(K3s),
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Pass,
+            ),
+            (
+                "5.10.0",
+                Some(Canonical),
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Fail,
+            ),
+            (
+                "4.14.0",
+                None,
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Fail,
+            ),
+            (
+                "6.1.0",
+                None,
+                v1,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Fail,
+            ),
+            (
+                "6.1.0",
+                None,
+                v2,
+                Modules {
+                    loaded: none(),
+                    builtin: none(),
+                    installed: none(),
+                    ..Modules::default()
+                },
+                Status::Fail,
+            ),
             ("6.1.0", None, v2, Modules::default(), Status::Warn),
-            ("weird", None, v2, Modules { loaded: all(), ..Modules::default() }, Status::Warn),
+            (
+                "weird",
+                None,
+                v2,
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Warn,
+            ),
             // A truncated mount table without a cgroup line cannot prove v1.
-            ("6.1.0", None, "24 1 8:2 / / rw - ext4 /dev/sda2 rw\n33 25 0:28 / /sys/fs/cg", Modules { loaded: all(), ..Modules::default() }, Status::Warn),
+            (
+                "6.1.0",
+                None,
+                "24 1 8:2 / / rw - ext4 /dev/sda2 rw\n33 25 0:28 / /sys/fs/cg",
+                Modules {
+                    loaded: all(),
+                    ..Modules::default()
+                },
+                Status::Warn,
+            ),
         ];
         for (release, distro, mi, modules, want) in cases {
             let mut f = facts();
@@ -170,7 +287,10 @@ mod tests {
             f.mounts = Ok(parse_mountinfo(mi));
             f.modules = modules.clone();
             let o = run(&f);
-            assert_eq!(o.status, *want, "case {release} {distro:?} {mi:?} {modules:?}: {o:?}");
+            assert_eq!(
+                o.status, *want,
+                "case {release} {distro:?} {mi:?} {modules:?}: {o:?}"
+            );
         }
         let mut f = facts();
         f.kernel.release = None;

@@ -30,8 +30,8 @@ use crate::facts::mountinfo::MountInfo;
 use crate::facts::swap::SwapArea;
 use crate::facts::{cpu::OnlineCpus, cpu::Quota, kernel::Kernel, mem::MemInfo, os::OsRelease};
 use crate::sys::{FsSpace, Host, Root};
-use support::Distro;
 use miniserde::Serialize;
+use support::Distro;
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +222,9 @@ impl Facts {
                 .iter()
                 .map(|t| (*t, tools::find(root, t, tool_dirs(t))))
                 .collect(),
-            has_path_dirs: crate::facts::tools::PATH_DIRS.iter().any(|d| root.exists(d)),
+            has_path_dirs: crate::facts::tools::PATH_DIRS
+                .iter()
+                .any(|d| root.exists(d)),
             space,
             euid: host.euid(),
             distro: None,
@@ -481,7 +483,10 @@ pub fn to_text(facts: &Facts, checks: &[Check], colour: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
         if !c.outcome.hint.is_empty() && c.outcome.status != Status::Pass {
-            out.push_str(&format!("        {:<w_id$}  hint: {}\n", "", c.outcome.hint));
+            out.push_str(&format!(
+                "        {:<w_id$}  hint: {}\n",
+                "", c.outcome.hint
+            ));
         }
     }
     let s = Summary::of(checks);
@@ -604,7 +609,10 @@ mod tests {
             skip: vec!["memory".into()],
         };
         assert!(sel.validate().is_ok());
-        let ids: Vec<&str> = run(&test_support::facts(), &sel).iter().map(|c| c.id).collect();
+        let ids: Vec<&str> = run(&test_support::facts(), &sel)
+            .iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, ["arch", "cpu"]);
     }
 
@@ -614,7 +622,10 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let j = to_json(&f, &checks);
         assert!(j.starts_with("{\"schema\":\"outpost.check/v1\""), "{j}");
-        assert!(j.contains("\"summary\":{\"pass\":15,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"), "{j}");
+        assert!(
+            j.contains("\"summary\":{\"pass\":15,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"),
+            "{j}"
+        );
     }
 
     #[test]
@@ -623,7 +634,10 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let t = to_text(&f, &checks, false);
         assert!(!t.contains('\x1b'), "{t}");
-        assert!(t.ends_with("15 pass, 0 warn, 0 fail, 0 skip: host is fit\n"), "{t}");
+        assert!(
+            t.ends_with("15 pass, 0 warn, 0 fail, 0 skip: host is fit\n"),
+            "{t}"
+        );
         let t = to_text(&f, &checks, true);
         assert!(t.contains("\x1b[32mPASS\x1b[0m"), "{t}");
     }

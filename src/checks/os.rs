@@ -25,8 +25,9 @@ fn run(f: &Facts) -> Outcome {
     let os = match &f.os {
         Ok(o) => o,
         Err(e) => {
-            return Outcome::new(Status::Warn, "unknown", req)
-                .hint(format!("cannot identify the OS ({e}); only verified OS releases are supported"))
+            return Outcome::new(Status::Warn, "unknown", req).hint(format!(
+                "cannot identify the OS ({e}); only verified OS releases are supported"
+            ))
         }
     };
     let arch = f.kernel.arch.as_deref().map(normalise_arch).unwrap_or("");
@@ -52,8 +53,11 @@ fn run(f: &Facts) -> Outcome {
     if let Some(d) = f.distro {
         let r = super::support::row(d);
         if !r.arches.is_empty() && !arch.is_empty() && !r.arches.contains(&arch) {
-            return Outcome::new(Status::Fail, format!("{observed} ({arch})"), req)
-                .hint(format!("{} runs on {} only", d.name(), r.arches.join(", ")));
+            return Outcome::new(Status::Fail, format!("{observed} ({arch})"), req).hint(format!(
+                "{} runs on {} only",
+                d.name(),
+                r.arches.join(", ")
+            ));
         }
         if d == Distro::Canonical && !r.os_family(&os.id) {
             return Outcome::new(Status::Fail, observed, req)
@@ -70,8 +74,8 @@ fn run(f: &Facts) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::os::parse_os_release;
     use crate::checks::test_support::facts;
+    use crate::facts::os::parse_os_release;
 
     #[test]
     fn os_verdicts() {

@@ -15,9 +15,14 @@ const REQUIRED: &str = "6443 2379-2380 10250 10257 10259 free";
 
 fn run(f: &Facts) -> Outcome {
     match &f.listening {
-        Err(e) => Outcome::new(Status::Skip, "unknown", REQUIRED).hint(format!("cannot read listening sockets: {e}")),
+        Err(e) => Outcome::new(Status::Skip, "unknown", REQUIRED)
+            .hint(format!("cannot read listening sockets: {e}")),
         Ok(l) => {
-            let busy: Vec<String> = PORTS.iter().filter(|p| l.contains(p)).map(|p| p.to_string()).collect();
+            let busy: Vec<String> = PORTS
+                .iter()
+                .filter(|p| l.contains(p))
+                .map(|p| p.to_string())
+                .collect();
             if busy.is_empty() {
                 Outcome::new(Status::Pass, "free", REQUIRED)
             } else {
@@ -36,10 +41,15 @@ mod tests {
 
     #[test]
     fn port_verdicts() {
-        let cases: Vec<(Result<Vec<u16>, String>, Status, &str)> = vec![
+        type Case = (Result<Vec<u16>, String>, Status, &'static str);
+        let cases: Vec<Case> = vec![
             (Ok(vec![22, 2024]), Status::Pass, "free"),
             (Ok(vec![]), Status::Pass, "free"),
-            (Ok(vec![22, 6443, 10250]), Status::Fail, "in use: 6443 10250"),
+            (
+                Ok(vec![22, 6443, 10250]),
+                Status::Fail,
+                "in use: 6443 10250",
+            ),
             (Ok(vec![2380]), Status::Fail, "in use: 2380"),
             (Err("gone".into()), Status::Skip, "unknown"),
         ];
@@ -47,7 +57,11 @@ mod tests {
             let mut f = facts();
             f.listening = l.clone();
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (want, observed), "case {l:?}");
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (want, observed),
+                "case {l:?}"
+            );
         }
     }
 }

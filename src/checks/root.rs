@@ -27,7 +27,11 @@ mod tests {
 
     #[test]
     fn root_verdicts() {
-        for (euid, want) in [(0, Status::Pass), (1000, Status::Warn), (65534, Status::Warn)] {
+        for (euid, want) in [
+            (0, Status::Pass),
+            (1000, Status::Warn),
+            (65534, Status::Warn),
+        ] {
             let mut f = facts();
             f.euid = euid;
             assert_eq!(run(&f).status, want, "euid {euid}");

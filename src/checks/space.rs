@@ -21,8 +21,8 @@ fn run(f: &Facts) -> Outcome {
     let mut status = Status::Pass;
     let mut parts = Vec::new();
     let mut hints = Vec::new();
-    let same = f.space.len() == 2
-        && matches!((&f.space[0].1, &f.space[1].1), (Ok(a), Ok(b)) if a == b);
+    let same =
+        f.space.len() == 2 && matches!((&f.space[0].1, &f.space[1].1), (Ok(a), Ok(b)) if a == b);
     for (i, (path, s)) in f.space.iter().enumerate() {
         if same && i > 0 {
             continue;
@@ -37,10 +37,16 @@ fn run(f: &Facts) -> Outcome {
                 parts.push(format!("{} free", gb(s.available)));
                 if s.available < FAIL_BYTES {
                     status = Status::Fail;
-                    hints.push(format!("{path}: only {} free; the agent needs 100 MB", gb(s.available)));
+                    hints.push(format!(
+                        "{path}: only {} free; the agent needs 100 MB",
+                        gb(s.available)
+                    ));
                 } else if i == 0 && s.available < WARN_BYTES {
                     status = worst(status, Status::Warn);
-                    hints.push(format!("{path}: {} free; container images need 10 GB or more", gb(s.available)));
+                    hints.push(format!(
+                        "{path}: {} free; container images need 10 GB or more",
+                        gb(s.available)
+                    ));
                 }
             }
         }
@@ -60,20 +66,55 @@ mod tests {
 
     #[test]
     fn space_verdicts() {
-        let s = |a: u64| Ok(FsSpace { total: 500_000_000_000, available: a });
-        let cases: Vec<(Result<FsSpace, String>, Result<FsSpace, String>, Status, &str)> = vec![
-            (s(300_000_000_000), s(300_000_000_000), Status::Pass, "300 GB free"),
-            (s(5_000_000_000), s(5_000_000_000), Status::Warn, "5.0 GB free"),
+        let s = |a: u64| {
+            Ok(FsSpace {
+                total: 500_000_000_000,
+                available: a,
+            })
+        };
+        type Space = Result<FsSpace, String>;
+        let cases: Vec<(Space, Space, Status, &str)> = vec![
+            (
+                s(300_000_000_000),
+                s(300_000_000_000),
+                Status::Pass,
+                "300 GB free",
+            ),
+            (
+                s(5_000_000_000),
+                s(5_000_000_000),
+                Status::Warn,
+                "5.0 GB free",
+            ),
             (s(50_000_000), s(50_000_000), Status::Fail, "50 MB free"),
-            (s(50_000_000_000), s(5_000_000_000), Status::Pass, "50.0 GB free, 5.0 GB free"),
-            (s(50_000_000_000), s(10_000_000), Status::Fail, "50.0 GB free, 10 MB free"),
-            (Err("statvfs /var/lib: Permission denied".into()), s(1 << 40), Status::Warn, "/var/lib/outpost ?, 1100 GB free"),
+            (
+                s(50_000_000_000),
+                s(5_000_000_000),
+                Status::Pass,
+                "50.0 GB free, 5.0 GB free",
+            ),
+            (
+                s(50_000_000_000),
+                s(10_000_000),
+                Status::Fail,
+                "50.0 GB free, 10 MB free",
+            ),
+            (
+                Err("statvfs /var/lib: Permission denied".into()),
+                s(1 << 40),
+                Status::Warn,
+                "/var/lib/outpost ?, 1100 GB free",
+            ),
         ];
         for (state, bin, want, observed) in cases {
             let mut f = facts();
             f.space = vec![(STATE_DIR, state.clone()), (BIN_DIR, bin.clone())];
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (want, observed), "case {state:?} {bin:?}");
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (want, observed),
+                "case {state:?} {bin:?}"
+            );
         }
     }
 }

@@ -100,7 +100,7 @@ impl Row {
     pub fn os_verified(&self, id: &str, version: &str) -> bool {
         self.os
             .iter()
-            .any(|(i, vs)| *i == id && vs.iter().any(|v| *v == version))
+            .any(|(i, vs)| *i == id && vs.contains(&version))
     }
 
     pub fn os_family(&self, id: &str) -> bool {
@@ -116,11 +116,10 @@ mod tests {
     fn table_matches_docs_support_md() {
         let doc = include_str!("../../docs/support.md");
         for r in TABLE {
-            let os: Vec<String> = r
-                .os
-                .iter()
-                .map(|(id, vs)| format!("{id} {}", vs.join(", ")))
-                .collect();
+            let os: Vec<String> =
+                r.os.iter()
+                    .map(|(id, vs)| format!("{id} {}", vs.join(", ")))
+                    .collect();
             let line = format!(
                 "| `{}` | {} | {} | {}.{} | {} |",
                 r.distro.id(),
@@ -128,7 +127,12 @@ mod tests {
                 r.arches.join(", "),
                 r.kernel_floor.0,
                 r.kernel_floor.1,
-                COMMON_TOOLS.iter().chain(r.tools).copied().collect::<Vec<_>>().join(" "),
+                COMMON_TOOLS
+                    .iter()
+                    .chain(r.tools)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             );
             assert!(doc.contains(&line), "docs/support.md lacks the row {line}");
         }

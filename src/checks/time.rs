@@ -28,7 +28,11 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn run(f: &Facts) -> Outcome {
@@ -40,10 +44,14 @@ fn run(f: &Facts) -> Outcome {
     }
     match f.clock_sync {
         Some((true, by)) => Outcome::new(Status::Pass, format!("synchronised ({by})"), REQUIRED),
-        Some((false, by)) => Outcome::new(Status::Warn, "not synchronised", REQUIRED)
-            .hint(format!("{by} reports the clock is not synchronised; check NTP (timedatectl timesync-status)")),
-        None => Outcome::new(Status::Warn, "sync unknown", REQUIRED)
-            .hint("cannot tell whether the clock is synchronised; enable systemd-timesyncd or chrony"),
+        Some((false, by)) => {
+            Outcome::new(Status::Warn, "not synchronised", REQUIRED).hint(format!(
+            "{by} reports the clock is not synchronised; check NTP (timedatectl timesync-status)"
+        ))
+        }
+        None => Outcome::new(Status::Warn, "sync unknown", REQUIRED).hint(
+            "cannot tell whether the clock is synchronised; enable systemd-timesyncd or chrony",
+        ),
     }
 }
 
@@ -67,7 +75,8 @@ mod tests {
 
     #[test]
     fn time_verdicts() {
-        let cases: &[(u64, Option<(bool, &'static str)>, Status)] = &[
+        type Case = (u64, Option<(bool, &'static str)>, Status);
+        let cases: &[Case] = &[
             (1_800_000_000, Some((true, "timesyncd")), Status::Pass),
             (1_800_000_000, Some((false, "kernel NTP")), Status::Warn),
             (1_800_000_000, None, Status::Warn),

@@ -43,7 +43,11 @@ fn run(f: &Facts) -> Outcome {
     if soft > 0 {
         required.push_str(&format!(" (+{soft} per distro)"));
     }
-    let missing: Vec<(&str, bool)> = needed.iter().filter(|(t, _)| f.tool(t).is_none()).copied().collect();
+    let missing: Vec<(&str, bool)> = needed
+        .iter()
+        .filter(|(t, _)| f.tool(t).is_none())
+        .copied()
+        .collect();
     if missing.is_empty() {
         return Outcome::new(Status::Pass, "all present", required);
     }
@@ -56,7 +60,11 @@ fn run(f: &Facts) -> Outcome {
         .iter()
         .map(|(t, _)| if rhel { package(t).1 } else { package(t).0 })
         .collect();
-    let installer = if rhel { "dnf install" } else { "apt-get install" };
+    let installer = if rhel {
+        "dnf install"
+    } else {
+        "apt-get install"
+    };
     let hard = missing.iter().any(|(_, h)| *h);
     let names: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
     let mut hint = format!("install them: {installer} {}", pkgs.join(" "));
@@ -68,8 +76,12 @@ fn run(f: &Facts) -> Outcome {
             .collect();
         hint.push_str(&format!(" (needed by {})", who.join(", ")));
     }
-    Outcome::new(if hard { Status::Fail } else { Status::Warn }, format!("missing {}", names.join(" ")), required)
-        .hint(hint)
+    Outcome::new(
+        if hard { Status::Fail } else { Status::Warn },
+        format!("missing {}", names.join(" ")),
+        required,
+    )
+    .hint(hint)
 }
 
 #[cfg(test)]
@@ -85,11 +97,31 @@ mod tests {
             (&[], None, Status::Pass, "all present"),
             (&["jq"], None, Status::Fail, "missing jq"),
             (&["conntrack"], None, Status::Warn, "missing conntrack"),
-            (&["conntrack"], Some(Pxke), Status::Fail, "missing conntrack"),
+            (
+                &["conntrack"],
+                Some(Pxke),
+                Status::Fail,
+                "missing conntrack",
+            ),
             (&["conntrack"], Some(K3s), Status::Pass, "all present"),
-            (&["systemd-timesyncd"], Some(Canonical), Status::Fail, "missing systemd-timesyncd"),
-            (&["systemd-timesyncd"], Some(Pxke), Status::Pass, "all present"),
-            (&["zstd", "iptables"], None, Status::Fail, "missing zstd iptables"),
+            (
+                &["systemd-timesyncd"],
+                Some(Canonical),
+                Status::Fail,
+                "missing systemd-timesyncd",
+            ),
+            (
+                &["systemd-timesyncd"],
+                Some(Pxke),
+                Status::Pass,
+                "all present",
+            ),
+            (
+                &["zstd", "iptables"],
+                None,
+                Status::Fail,
+                "missing zstd iptables",
+            ),
         ];
         for (gone, distro, want, observed) in cases {
             let mut f = facts();
@@ -100,15 +132,24 @@ mod tests {
                 }
             }
             let o = run(&f);
-            assert_eq!((o.status, o.observed.as_str()), (*want, *observed), "case {gone:?} {distro:?}");
+            assert_eq!(
+                (o.status, o.observed.as_str()),
+                (*want, *observed),
+                "case {gone:?} {distro:?}"
+            );
         }
         let mut f = facts();
-        f.os = Ok(crate::facts::os::parse_os_release("ID=rocky\nID_LIKE=\"rhel centos fedora\"\n"));
+        f.os = Ok(crate::facts::os::parse_os_release(
+            "ID=rocky\nID_LIKE=\"rhel centos fedora\"\n",
+        ));
         for (t, p) in f.tools.iter_mut() {
             if *t == "conntrack" {
                 *p = None;
             }
         }
-        assert_eq!(run(&f).hint, "install them: dnf install conntrack-tools (needed by PXK-E)");
+        assert_eq!(
+            run(&f).hint,
+            "install them: dnf install conntrack-tools (needed by PXK-E)"
+        );
     }
 }

@@ -101,8 +101,8 @@ pub enum Backing {
 
 /// Filesystems that are not backed by a disk of this host.
 const NO_BLOCK: &[&str] = &[
-    "overlay", "tmpfs", "ramfs", "rootfs", "squashfs", "aufs", "nfs", "nfs4", "cifs", "smb3",
-    "9p", "virtiofs", "fuse", "erofs",
+    "overlay", "tmpfs", "ramfs", "rootfs", "squashfs", "aufs", "nfs", "nfs4", "cifs", "smb3", "9p",
+    "virtiofs", "fuse", "erofs",
 ];
 
 /// Parse a sysfs `size` attribute (512-byte sectors) into bytes.
@@ -201,11 +201,15 @@ pub fn backing(root: &Root, m: &Mount) -> Result<Backing, String> {
     } else {
         dev.clone()
     };
-    st.top_size = root.read(format!("{whole}/size")).ok().and_then(|t| parse_sectors(&t));
+    st.top_size = root
+        .read(format!("{whole}/size"))
+        .ok()
+        .and_then(|t| parse_sectors(&t));
     let mut visited = Vec::new();
     walk(root, &dev, 0, &mut visited, &mut st);
     if st.disks.is_empty() && st.problems.is_empty() {
-        st.problems.push(format!("no physical disk found below {}", st.top));
+        st.problems
+            .push(format!("no physical disk found below {}", st.top));
     }
     Ok(Backing::Block(st))
 }
@@ -249,7 +253,8 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
         Ok(t) => {
             let v = parse_sectors(&t);
             if v.is_none() {
-                st.problems.push(format!("{name}: size {:?} is not a number", t.trim()));
+                st.problems
+                    .push(format!("{name}: size {:?} is not a number", t.trim()));
             }
             v
         }
@@ -262,7 +267,9 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
         .read(format!("{dev}/queue/rotational"))
         .ok()
         .and_then(|t| parse_rotational(&t));
-    let vendor = root.read(format!("{dev}/device/vendor")).unwrap_or_default();
+    let vendor = root
+        .read(format!("{dev}/device/vendor"))
+        .unwrap_or_default();
     let media = classify(&name, dev, &vendor, rotational);
     if !st.disks.iter().any(|d| d.name == name) {
         st.disks.push(Disk {
@@ -346,7 +353,11 @@ mod tests {
             ("loop0", "/sys/devices/virtual/block/loop0", "", Some(false), Media::Loop),
         ];
         for (name, path, vendor, rot, want) in cases {
-            assert_eq!(classify(name, path, vendor, *rot), *want, "case {name} {path}");
+            assert_eq!(
+                classify(name, path, vendor, *rot),
+                *want,
+                "case {name} {path}"
+            );
         }
     }
 
@@ -357,22 +368,36 @@ mod tests {
         disk(&t, sda, "937703088", Some("0"));
         t.file(&format!("{sda}/sda3/partition"), "3")
             .file(&format!("{sda}/sda3/size"), "935000000")
-            .file("/sys/devices/virtual/block/dm-0/dm/uuid", "CRYPT-LUKS2-abc-sda3_crypt")
+            .file(
+                "/sys/devices/virtual/block/dm-0/dm/uuid",
+                "CRYPT-LUKS2-abc-sda3_crypt",
+            )
             .file("/sys/devices/virtual/block/dm-0/queue/rotational", "1")
-            .link("/sys/devices/virtual/block/dm-0/slaves/sda3", &format!("../../../..{}/sda3", &sda["/sys/devices".len()..]))
+            .link(
+                "/sys/devices/virtual/block/dm-0/slaves/sda3",
+                &format!("../../../..{}/sda3", &sda["/sys/devices".len()..]),
+            )
             .file("/sys/devices/virtual/block/dm-1/dm/uuid", "LVM-xyz")
             .file("/sys/devices/virtual/block/dm-1/size", "900000000")
             .file("/sys/devices/virtual/block/dm-1/queue/rotational", "1")
             .link("/sys/devices/virtual/block/dm-1/slaves/dm-0", "../../dm-0")
             .link("/sys/dev/block/253:1", "../../devices/virtual/block/dm-1");
-        let b = backing(&t.root(), &mount(253, 1, "ext4", "/dev/mapper/vg0-root")).expect("backing");
-        let Backing::Block(st) = b else { panic!("not block: {b:?}") };
+        let b =
+            backing(&t.root(), &mount(253, 1, "ext4", "/dev/mapper/vg0-root")).expect("backing");
+        let Backing::Block(st) = b else {
+            panic!("not block: {b:?}")
+        };
         assert_eq!(st.problems, Vec::<String>::new());
         assert_eq!(st.layers, ["dm-1 (LVM)", "dm-0 (LUKS)"]);
         assert_eq!(st.top_size, Some(900000000 * 512));
         assert_eq!(
             st.disks,
-            [Disk { name: "sda".into(), size_bytes: Some(937703088 * 512), rotational: Some(false), media: Media::Ssd }]
+            [Disk {
+                name: "sda".into(),
+                size_bytes: Some(937703088 * 512),
+                rotational: Some(false),
+                media: Media::Ssd
+            }]
         );
     }
 
@@ -386,7 +411,10 @@ mod tests {
             .link("/sys/dev/block/253:0", "../../devices/virtual/block/dm-0")
             // A dangling slave.
             .dir("/sys/devices/virtual/block/dm-5")
-            .link("/sys/devices/virtual/block/dm-5/slaves/sdz1", "../../../../nowhere/sdz1")
+            .link(
+                "/sys/devices/virtual/block/dm-5/slaves/sdz1",
+                "../../../../nowhere/sdz1",
+            )
             .link("/sys/dev/block/253:5", "../../devices/virtual/block/dm-5")
             // A disk without queue/rotational and with a garbled size.
             .file("/sys/devices/x/block/sdq/size", "12ab")
@@ -401,14 +429,25 @@ mod tests {
         ];
         for (maj, min, want) in cases {
             match backing(&r, &mount(*maj, *min, "ext4", "/dev/x")) {
-                Ok(Backing::Block(st)) => assert!(st.problems.iter().any(|p| p == want), "{maj}:{min}: {st:?}"),
+                Ok(Backing::Block(st)) => {
+                    assert!(st.problems.iter().any(|p| p == want), "{maj}:{min}: {st:?}")
+                }
                 other => panic!("{maj}:{min}: {other:?}"),
             }
         }
-        let Ok(Backing::Block(st)) = backing(&r, &mount(8, 16, "ext4", "/dev/sdq")) else { panic!("sdq") };
-        assert_eq!((st.disks[0].rotational, &st.disks[0].media), (None, &Media::Unknown), "missing rotational");
+        let Ok(Backing::Block(st)) = backing(&r, &mount(8, 16, "ext4", "/dev/sdq")) else {
+            panic!("sdq")
+        };
+        assert_eq!(
+            (st.disks[0].rotational, &st.disks[0].media),
+            (None, &Media::Unknown),
+            "missing rotational"
+        );
         let e = backing(&r, &mount(8, 32, "ext4", "UUID=1234")).expect_err("dangling dev link");
-        assert!(e.contains("/sys/dev/block/8:32: /sys/devices/gone does not exist"), "{e}");
+        assert!(
+            e.contains("/sys/dev/block/8:32: /sys/devices/gone does not exist"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -417,14 +456,29 @@ mod tests {
         let nvme = "/sys/devices/pci0000:00/0000:00:06.0/0000:01:00.0/nvme/nvme0/nvme0n1";
         disk(&t, nvme, "1000215216", Some("0"));
         t.file(&format!("{nvme}/nvme0n1p2/partition"), "2")
-            .link("/sys/class/block/nvme0n1p2", &format!("../..{}/nvme0n1p2", &nvme["/sys".len()..]))
+            .link(
+                "/sys/class/block/nvme0n1p2",
+                &format!("../..{}/nvme0n1p2", &nvme["/sys".len()..]),
+            )
             .file("/dev/nvme0n1p2", "");
         let b = backing(&t.root(), &mount(0, 35, "btrfs", "/dev/nvme0n1p2")).expect("btrfs");
-        let Backing::Block(st) = b else { panic!("{b:?}") };
-        assert_eq!((st.top.as_str(), st.disks.len(), st.disks[0].media.clone()), ("nvme0n1p2", 1, Media::Nvme));
+        let Backing::Block(st) = b else {
+            panic!("{b:?}")
+        };
+        assert_eq!(
+            (st.top.as_str(), st.disks.len(), st.disks[0].media.clone()),
+            ("nvme0n1p2", 1, Media::Nvme)
+        );
         let b = backing(&t.root(), &mount(0, 30, "overlay", "overlay")).expect("overlay");
-        assert_eq!(b, Backing::NoBlock { fstype: "overlay".into(), source: "overlay".into() });
-        let e = backing(&t.root(), &mount(0, 36, "btrfs", "/dev/sdx9")).expect_err("unknown source");
+        assert_eq!(
+            b,
+            Backing::NoBlock {
+                fstype: "overlay".into(),
+                source: "overlay".into()
+            }
+        );
+        let e =
+            backing(&t.root(), &mount(0, 36, "btrfs", "/dev/sdx9")).expect_err("unknown source");
         assert!(e.contains("/sys/class/block/sdx9"), "{e}");
     }
 }

@@ -76,7 +76,10 @@ pub fn read(root: &Root, release: Option<&str>) -> Modules {
     };
     let mut traces = Vec::new();
     for (module, trace) in [
-        ("br_netfilter", "/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        (
+            "br_netfilter",
+            "/proc/sys/net/bridge/bridge-nf-call-iptables",
+        ),
         ("nf_conntrack", "/proc/sys/net/netfilter/nf_conntrack_max"),
     ] {
         if root.exists(trace) {
@@ -84,17 +87,24 @@ pub fn read(root: &Root, release: Option<&str>) -> Modules {
         }
     }
     Modules {
-        loaded: root.read("/proc/modules").ok().map(|t| parse_proc_modules(&t)),
+        loaded: root
+            .read("/proc/modules")
+            .ok()
+            .map(|t| parse_proc_modules(&t)),
         builtin: lib("modules.builtin").map(|t| parse_module_paths(&t)),
         installed: lib("modules.dep").map(|t| parse_module_paths(&t)),
-        filesystems: root.read("/proc/filesystems").ok().map(|t| parse_filesystems(&t)),
+        filesystems: root
+            .read("/proc/filesystems")
+            .ok()
+            .map(|t| parse_filesystems(&t)),
         traces,
     }
 }
 
 impl Modules {
     pub fn find(&self, module: &str) -> Availability {
-        let has = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|v| v.iter().any(|m| m == module));
+        let has =
+            |l: &Option<Vec<String>>| l.as_ref().is_some_and(|v| v.iter().any(|m| m == module));
         if has(&self.loaded) || self.traces.iter().any(|t| t == module) {
             return Availability::Loaded;
         }
@@ -119,14 +129,19 @@ mod tests {
     #[test]
     fn parsers() {
         assert_eq!(
-            parse_proc_modules("overlay 151552 0 - Live 0x0\nbr_netfilter 32768 0 - Live 0x0\nnf-x 1 0\n\n"),
+            parse_proc_modules(
+                "overlay 151552 0 - Live 0x0\nbr_netfilter 32768 0 - Live 0x0\nnf-x 1 0\n\n"
+            ),
             ["overlay", "br_netfilter", "nf_x"]
         );
         assert_eq!(
             parse_module_paths("kernel/fs/overlayfs/overlay.ko.zst: kernel/x.ko\nkernel/net/bridge/br_netfilter.ko\ngarbage\n:\nkernel/net/netfilter/nf_conntrack.ko.xz:\n"),
             ["overlay", "br_netfilter", "nf_conntrack"]
         );
-        assert_eq!(parse_filesystems("nodev\tsysfs\n\text4\nnodev\toverlay\n"), ["sysfs", "ext4", "overlay"]);
+        assert_eq!(
+            parse_filesystems("nodev\tsysfs\n\text4\nnodev\toverlay\n"),
+            ["sysfs", "ext4", "overlay"]
+        );
     }
 
     #[test]
@@ -148,10 +163,29 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(m.find(name), want, "module {name}");
         }
-        let partial = Modules { loaded: v(&[]), ..Modules::default() };
-        assert_eq!(partial.find("zfs"), Availability::Unknown, "unreadable sources cannot say missing");
-        let fs = Modules { filesystems: v(&["overlay"]), traces: vec!["br_netfilter".into()], ..Modules::default() };
-        assert_eq!(fs.find("overlay"), Availability::BuiltIn, "overlay in /proc/filesystems");
-        assert_eq!(fs.find("br_netfilter"), Availability::Loaded, "bridge sysctl present");
+        let partial = Modules {
+            loaded: v(&[]),
+            ..Modules::default()
+        };
+        assert_eq!(
+            partial.find("zfs"),
+            Availability::Unknown,
+            "unreadable sources cannot say missing"
+        );
+        let fs = Modules {
+            filesystems: v(&["overlay"]),
+            traces: vec!["br_netfilter".into()],
+            ..Modules::default()
+        };
+        assert_eq!(
+            fs.find("overlay"),
+            Availability::BuiltIn,
+            "overlay in /proc/filesystems"
+        );
+        assert_eq!(
+            fs.find("br_netfilter"),
+            Availability::Loaded,
+            "bridge sysctl present"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub fn unescape(s: &str) -> String {
         if b[i] == b'\\' && i + 4 <= b.len() {
             let oct = &b[i + 1..i + 4];
             if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32;
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
                 if let Ok(byte) = u8::try_from(v) {
                     out.push(byte);
                     i += 4;
@@ -96,7 +98,10 @@ fn covers(mount_point: &str, path: &str) -> bool {
         return true;
     }
     let mp = mount_point.trim_end_matches('/');
-    path == mp || path.strip_prefix(mp).is_some_and(|rest| rest.starts_with('/'))
+    path == mp
+        || path
+            .strip_prefix(mp)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl MountInfo {
@@ -106,7 +111,7 @@ impl MountInfo {
         let mut best: Option<&Mount> = None;
         for m in &self.mounts {
             if covers(&m.mount_point, path)
-                && best.is_none_or(|b| m.mount_point.len() >= b.mount_point.len())
+                && best.map_or(true, |b| m.mount_point.len() >= b.mount_point.len())
             {
                 best = Some(m);
             }
@@ -164,7 +169,11 @@ mod tests {
         ];
         for (path, point, dev) in cases {
             let m = mi.find(path).expect("mount");
-            assert_eq!((m.mount_point.as_str(), (m.major, m.minor)), (*point, *dev), "path {path}");
+            assert_eq!(
+                (m.mount_point.as_str(), (m.major, m.minor)),
+                (*point, *dev),
+                "path {path}"
+            );
         }
         assert_eq!(mi.fstype_at("/sys/fs/cgroup"), Some("cgroup2"));
     }
@@ -178,8 +187,16 @@ mod tests {
     #[test]
     fn damaged_lines_are_skipped_and_counted() {
         let cases: &[(&str, usize, usize)] = &[
-            ("22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n", 1, 0),
-            ("22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2", 0, 1),
+            (
+                "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n",
+                1,
+                0,
+            ),
+            (
+                "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2",
+                0,
+                1,
+            ),
             ("22 1 259:2 / / rw,relatime shared:1 - ext4", 0, 1),
             ("22 1 259:2 / / rw,relat", 0, 1),
             ("22 1 25x:2 / / rw - ext4 /dev/x rw", 0, 1),
@@ -190,7 +207,11 @@ mod tests {
         ];
         for (text, good, bad) in cases {
             let mi = parse_mountinfo(text);
-            assert_eq!((mi.mounts.len(), mi.bad_lines), (*good, *bad), "input {text:?}");
+            assert_eq!(
+                (mi.mounts.len(), mi.bad_lines),
+                (*good, *bad),
+                "input {text:?}"
+            );
         }
     }
 

@@ -14,7 +14,8 @@ pub fn parse_listening(text: &str) -> Result<Vec<u16>, String> {
         }
         let mut f = line.split_whitespace();
         let bad = || format!("line {}: cannot parse {:?}", n + 1, line.trim());
-        let (Some(_sl), Some(local), Some(_remote), Some(state)) = (f.next(), f.next(), f.next(), f.next())
+        let (Some(_sl), Some(local), Some(_remote), Some(state)) =
+            (f.next(), f.next(), f.next(), f.next())
         else {
             return Err(bad());
         };
@@ -67,12 +68,25 @@ mod tests {
         assert_eq!(parse_listening(tcp6), Ok(vec![6443]));
         assert_eq!(parse_listening(""), Ok(vec![]));
         let bad: &[(&str, &str)] = &[
-            ("hdr\n   3: garbage\n", "line 2: cannot parse \"3: garbage\""),
-            ("hdr\n   4: 00000000:ZZZZ 00000000:0000 0A\n", "line 2: cannot parse \"4: 00000000:ZZZZ 00000000:0000 0A\""),
-            ("hdr\n   0: 00000000 00000000:0000 0A\n", "line 2: cannot parse \"0: 00000000 00000000:0000 0A\""),
+            (
+                "hdr\n   3: garbage\n",
+                "line 2: cannot parse \"3: garbage\"",
+            ),
+            (
+                "hdr\n   4: 00000000:ZZZZ 00000000:0000 0A\n",
+                "line 2: cannot parse \"4: 00000000:ZZZZ 00000000:0000 0A\"",
+            ),
+            (
+                "hdr\n   0: 00000000 00000000:0000 0A\n",
+                "line 2: cannot parse \"0: 00000000 00000000:0000 0A\"",
+            ),
         ];
         for (text, want) in bad {
-            assert_eq!(parse_listening(text), Err(want.to_string()), "input {text:?}");
+            assert_eq!(
+                parse_listening(text),
+                Err(want.to_string()),
+                "input {text:?}"
+            );
         }
     }
 }

@@ -48,8 +48,12 @@ pub fn resolve(root: &Root, host_path: &str) -> Result<String, String> {
         if links > MAX_LINKS {
             return Err(format!("{host_path}: too many levels of symbolic links"));
         }
-        let target = std::fs::read_link(root.path(&here))
-            .map_err(|e| format!("{host_path}: reading link {here}: {}", crate::error::io_text(&e)))?;
+        let target = std::fs::read_link(root.path(&here)).map_err(|e| {
+            format!(
+                "{host_path}: reading link {here}: {}",
+                crate::error::io_text(&e)
+            )
+        })?;
         let target = target.to_string_lossy().into_owned();
         done.pop();
         if target.starts_with('/') {
@@ -146,7 +150,10 @@ mod tests {
     fn links_resolve_inside_the_root() {
         let t = Tree::new("rootpath");
         t.dir("/sys/devices/pci0/nvme0n1/nvme0n1p2")
-            .link("/sys/dev/block/259:2", "../../devices/pci0/nvme0n1/nvme0n1p2")
+            .link(
+                "/sys/dev/block/259:2",
+                "../../devices/pci0/nvme0n1/nvme0n1p2",
+            )
             .link("/dev/mapper/root", "../dm-0")
             .file("/dev/dm-0", "")
             .link("/abs", "/sys/devices/pci0")
@@ -157,7 +164,10 @@ mod tests {
             .link("/dangling", "nowhere");
         let r = t.root();
         let cases: &[(&str, Result<&str, &str>)] = &[
-            ("/sys/dev/block/259:2", Ok("/sys/devices/pci0/nvme0n1/nvme0n1p2")),
+            (
+                "/sys/dev/block/259:2",
+                Ok("/sys/devices/pci0/nvme0n1/nvme0n1p2"),
+            ),
             ("/dev/mapper/root", Ok("/dev/dm-0")),
             ("/abs/nvme0n1", Ok("/sys/devices/pci0/nvme0n1")),
             ("/escape", Ok("/etc")),
@@ -165,10 +175,17 @@ mod tests {
             ("/", Ok("/")),
             ("/loop-a", Err("/loop-a: too many levels of symbolic links")),
             ("/dangling", Err("/dangling: /nowhere does not exist")),
-            ("/sys/dev/block/8:0", Err("/sys/dev/block/8:0: /sys/dev/block/8:0 does not exist")),
+            (
+                "/sys/dev/block/8:0",
+                Err("/sys/dev/block/8:0: /sys/dev/block/8:0 does not exist"),
+            ),
         ];
         for (input, want) in cases {
-            assert_eq!(resolve(&r, input).as_deref(), want.map_err(String::from).as_deref(), "input {input}");
+            assert_eq!(
+                resolve(&r, input).as_deref(),
+                want.map_err(String::from).as_deref(),
+                "input {input}"
+            );
         }
     }
 

@@ -20,7 +20,10 @@ pub fn parse_swaps(text: &str) -> Vec<SwapArea> {
             let mut f = l.split_whitespace();
             let name = f.next()?;
             let kind = f.next().unwrap_or("?");
-            let size_bytes = f.next().and_then(|s| s.parse::<u64>().ok()).and_then(|k| k.checked_mul(1024));
+            let size_bytes = f
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .and_then(|k| k.checked_mul(1024));
             Some(SwapArea {
                 name: super::mountinfo::unescape(name),
                 kind: kind.to_string(),
@@ -46,10 +49,28 @@ mod tests {
         let t = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sda3                               partition\t8388604\t\t0\t\t-2\n/swap\\040file file x 0 -3\nlonely\n";
         let s = parse_swaps(t);
         assert_eq!(s.len(), 3, "{s:?}");
-        assert_eq!((s[2].name.as_str(), s[2].kind.as_str()), ("lonely", "?"), "a cut-off line is still an active area");
-        assert_eq!(s[0], SwapArea { name: "/dev/sda3".into(), kind: "partition".into(), size_bytes: Some(8388604 * 1024) });
-        assert_eq!((s[1].name.as_str(), s[1].size_bytes), ("/swap file", None), "non-numeric size");
-        assert_eq!(parse_swaps("Filename Type Size Used Priority\n"), Vec::<SwapArea>::new());
+        assert_eq!(
+            (s[2].name.as_str(), s[2].kind.as_str()),
+            ("lonely", "?"),
+            "a cut-off line is still an active area"
+        );
+        assert_eq!(
+            s[0],
+            SwapArea {
+                name: "/dev/sda3".into(),
+                kind: "partition".into(),
+                size_bytes: Some(8388604 * 1024)
+            }
+        );
+        assert_eq!(
+            (s[1].name.as_str(), s[1].size_bytes),
+            ("/swap file", None),
+            "non-numeric size"
+        );
+        assert_eq!(
+            parse_swaps("Filename Type Size Used Priority\n"),
+            Vec::<SwapArea>::new()
+        );
         assert_eq!(parse_swaps(""), Vec::<SwapArea>::new());
     }
 }

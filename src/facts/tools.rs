@@ -9,7 +9,14 @@ use crate::sys::Root;
 use std::os::unix::fs::PermissionsExt;
 
 /// The PATH a root shell or a systemd unit gets on common distributions.
-pub const PATH_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+pub const PATH_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
 
 /// The first `dir/name` that resolves to an executable regular file.
 pub fn find(root: &Root, name: &str, dirs: &[&str]) -> Option<String> {
@@ -39,7 +46,11 @@ mod tests {
             .link("/usr/sbin/iptables", "/etc/alternatives/iptables")
             .link("/usr/bin/dangling", "/usr/bin/gone")
             .dir("/usr/bin/adir");
-        for p in ["/usr/bin/jq", "/usr/sbin/xtables-nft-multi", "/usr/bin/adir"] {
+        for p in [
+            "/usr/bin/jq",
+            "/usr/sbin/xtables-nft-multi",
+            "/usr/bin/adir",
+        ] {
             let path = t.0.join(p.trim_start_matches('/'));
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
