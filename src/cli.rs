@@ -62,15 +62,21 @@ Usage: outpost check [--root DIR] [--json] [--distro NAME] [--only IDS]
                      [--skip IDS]
 
 Reads the host (or the tree under --root) and runs every check. Needs no
-server and no configuration. Check IDs:
-  arch      AMD64 or ARM64          os        verified OS (docs/support.md)
-  cpu       >= 4 CPUs               init      systemd as PID 1
-  memory    4 GB                    kernel    floor, cgroup v2, modules
-  disk      SSD >= 32 GB behind /   swap      no active swap
-  time      clock set, synchronised hostname  RFC 1123, lower case
-  ports     control-plane ports free
-  tools     bash jq zstd rsync (+ per distribution)
-  docker    Docker not installed    space     free space for state, binary
+server and no configuration. Checks (IDs for --only and --skip):
+  arch      AMD64 or ARM64
+  cpu       at least 4 CPUs
+  memory    4 GB
+  disk      an SSD of at least 32 GB behind / and the state directory
+  os        a verified OS release (docs/support.md)
+  init      systemd as PID 1
+  kernel    version floor, cgroup v2, overlay br_netfilter nf_conntrack
+  swap      no active swap
+  time      clock after the build date and synchronised
+  hostname  RFC 1123, lower case
+  ports     6443 2379 2380 10250 10257 10259 free
+  tools     bash jq zstd rsync, plus the distribution's commands
+  docker    Docker not installed
+  space     free space for the state directory and the binary
   root      running as root
 
 Options:

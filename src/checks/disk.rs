@@ -161,7 +161,7 @@ pub fn json(f: &Facts) -> Option<JsonDisk> {
     let device = match st.disks.as_slice() {
         [] => return None,
         [d] => format!("/dev/{}", d.name),
-        _ => format!("/dev/{}", st.top.split('p').next().unwrap_or(&st.top)),
+        _ => format!("/dev/{}", st.whole),
     };
     let first = &st.disks[0];
     let same =
@@ -207,6 +207,7 @@ mod tests {
     fn stack(disks: Vec<Disk>, layers: &[&str], problems: &[&str]) -> Result<Backing, String> {
         Ok(Backing::Block(Stack {
             top: "md0".into(),
+            whole: "md0".into(),
             top_size: Some(64_000_000_000),
             layers: layers.iter().map(|s| s.to_string()).collect(),
             disks,

@@ -249,13 +249,18 @@ impl Facts {
     }
 }
 
-/// statvfs of the nearest existing ancestor of `path` under the root.
+/// statvfs of the nearest existing ancestor of `path` under the root, with
+/// symlinks resolved inside the root (an image's `/var/lib` may be a link).
 fn free_space(root: &Root, host: &dyn Host, path: &str) -> std::result::Result<FsSpace, String> {
     let mut p = path.to_string();
-    while !root.exists(&p) && p != "/" {
-        p = crate::facts::rootpath::dirname(&p);
-    }
-    host.statvfs(&root.path(&p))
+    let real = loop {
+        match crate::facts::rootpath::resolve(root, &p) {
+            Ok(r) => break r,
+            Err(e) if p == "/" => return Err(e),
+            Err(_) => p = crate::facts::rootpath::dirname(&p),
+        }
+    };
+    host.statvfs(&root.path(&real))
         .map_err(|e| format!("statvfs {p}: {}", crate::error::io_text(&e)))
 }
 
@@ -551,6 +556,7 @@ pub(crate) mod test_support {
                 "/",
                 Ok(Backing::Block(crate::facts::block::Stack {
                     top: "nvme0n1p2".into(),
+                    whole: "nvme0n1".into(),
                     top_size: Some(512_110_190_592),
                     layers: vec![],
                     disks: vec![crate::facts::block::Disk {

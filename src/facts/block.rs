@@ -79,6 +79,8 @@ pub struct Disk {
 pub struct Stack {
     /// The mounted device's kernel name (`nvme0n1p2`, `dm-1`, `md0`).
     pub top: String,
+    /// The whole device it belongs to (`nvme0n1`, `dm-1`, `md0`).
+    pub whole: String,
     /// Size of the mounted device or, for a partition, of its parent disk
     /// or array: the capacity the filesystem's drive offers.
     pub top_size: Option<u64>,
@@ -205,6 +207,7 @@ pub fn backing(root: &Root, m: &Mount) -> Result<Backing, String> {
         .read(format!("{whole}/size"))
         .ok()
         .and_then(|t| parse_sectors(&t));
+    st.whole = basename(&whole).to_string();
     let mut visited = Vec::new();
     walk(root, &dev, 0, &mut visited, &mut st);
     if st.disks.is_empty() && st.problems.is_empty() {
