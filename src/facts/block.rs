@@ -11,7 +11,7 @@
 //! refuse to pass what it could not see.
 
 use super::mountinfo::Mount;
-use super::rootpath::{basename, dirname, resolve};
+use super::rootpath::{basename, dirname, exists, read, resolve};
 use crate::sys::Root;
 
 /// Stacked devices deeper than this are treated as a loop.
@@ -198,13 +198,12 @@ pub fn backing(root: &Root, m: &Mount) -> Result<Backing, String> {
         top: basename(&dev).to_string(),
         ..Stack::default()
     };
-    let whole = if root.exists(format!("{dev}/partition")) {
+    let whole = if exists(root, &format!("{dev}/partition")) {
         dirname(&dev)
     } else {
         dev.clone()
     };
-    st.top_size = root
-        .read(format!("{whole}/size"))
+    st.top_size = read(root, &format!("{whole}/size"))
         .ok()
         .and_then(|t| parse_sectors(&t));
     st.whole = basename(&whole).to_string();
@@ -225,18 +224,21 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
     }
     visited.push(dev.to_string());
     // A partition's parent directory is its disk (or array, or dm device).
-    if root.exists(format!("{dev}/partition")) {
+    if exists(root, &format!("{dev}/partition")) {
         let parent = dirname(dev);
         walk(root, &parent, depth + 1, visited, st);
         return;
     }
-    let mut slaves: Vec<String> = match std::fs::read_dir(root.path(format!("{dev}/slaves"))) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    // No slaves/ directory (or one that does not resolve) means a leaf.
+    let mut slaves: Vec<String> = resolve(root, &format!("{dev}/slaves"))
+        .ok()
+        .and_then(|d| std::fs::read_dir(root.path(&d)).ok())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     slaves.sort();
     if !slaves.is_empty() {
         st.layers.push(layer_label(root, dev, &name));
@@ -248,11 +250,11 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
         }
         return;
     }
-    if name.starts_with("dm-") || name.starts_with("md") && root.exists(format!("{dev}/md")) {
+    if name.starts_with("dm-") || name.starts_with("md") && exists(root, &format!("{dev}/md")) {
         st.problems.push(format!("{name} has no slaves/ entries"));
         return;
     }
-    let size_bytes = match root.read(format!("{dev}/size")) {
+    let size_bytes = match read(root, &format!("{dev}/size")) {
         Ok(t) => {
             let v = parse_sectors(&t);
             if v.is_none() {
@@ -266,13 +268,10 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
             None
         }
     };
-    let rotational = root
-        .read(format!("{dev}/queue/rotational"))
+    let rotational = read(root, &format!("{dev}/queue/rotational"))
         .ok()
         .and_then(|t| parse_rotational(&t));
-    let vendor = root
-        .read(format!("{dev}/device/vendor"))
-        .unwrap_or_default();
+    let vendor = read(root, &format!("{dev}/device/vendor")).unwrap_or_default();
     let media = classify(&name, dev, &vendor, rotational);
     if !st.disks.iter().any(|d| d.name == name) {
         st.disks.push(Disk {
@@ -286,7 +285,10 @@ fn walk(root: &Root, dev: &str, depth: usize, visited: &mut Vec<String>, st: &mu
 
 /// `dm-1 (LVM)`, `dm-0 (LUKS)`, `md0 (raid1)`.
 fn layer_label(root: &Root, dev: &str, name: &str) -> String {
-    if let Some(uuid) = root.read_trim(format!("{dev}/dm/uuid")) {
+    if let Some(uuid) = read(root, &format!("{dev}/dm/uuid"))
+        .ok()
+        .map(|t| t.trim().to_string())
+    {
         let what = if uuid.starts_with("CRYPT-") {
             "LUKS"
         } else if uuid.starts_with("LVM-") {
@@ -298,7 +300,10 @@ fn layer_label(root: &Root, dev: &str, name: &str) -> String {
         };
         return format!("{name} ({what})");
     }
-    if let Some(level) = root.read_trim(format!("{dev}/md/level")) {
+    if let Some(level) = read(root, &format!("{dev}/md/level"))
+        .ok()
+        .map(|t| t.trim().to_string())
+    {
         return format!("{name} ({level})");
     }
     name.to_string()

@@ -64,6 +64,19 @@ pub fn resolve(root: &Root, host_path: &str) -> Result<String, String> {
     Ok(join(&done))
 }
 
+/// Read a file at `host_path` with every link on the way resolved inside
+/// the root (sysfs attributes sit behind links such as `device/`).
+pub fn read(root: &Root, host_path: &str) -> Result<String, String> {
+    let real = resolve(root, host_path)?;
+    std::fs::read_to_string(root.path(&real))
+        .map_err(|e| format!("{host_path}: {}", crate::error::io_text(&e)))
+}
+
+/// True when `host_path` resolves (inside the root) to something that exists.
+pub fn exists(root: &Root, host_path: &str) -> bool {
+    resolve(root, host_path).is_ok()
+}
+
 /// Path components in reverse, so `pop` yields them in order.
 fn split_rev(p: &str) -> Vec<String> {
     p.split('/').rev().map(String::from).collect()
@@ -187,6 +200,31 @@ mod tests {
                 "input {input}"
             );
         }
+    }
+
+    #[test]
+    fn reads_through_links_inside_the_root_only() {
+        let t = Tree::new("rootpath-read");
+        t.file("/sys/devices/pci0/virtio1/vendor", "0x1af4\n")
+            .link(
+                "/sys/devices/pci0/virtio1/block/vda/device",
+                "../../../virtio1",
+            )
+            .link("/sys/block/vda/size", "/sys/devices/pci0/virtio1/vendor");
+        let r = t.root();
+        assert_eq!(
+            read(&r, "/sys/devices/pci0/virtio1/block/vda/device/vendor").as_deref(),
+            Ok("0x1af4\n")
+        );
+        // An absolute link is taken relative to the root, not to this machine.
+        assert_eq!(read(&r, "/sys/block/vda/size").as_deref(), Ok("0x1af4\n"));
+        assert!(exists(&r, "/sys/devices/pci0/virtio1/block/vda/device"));
+        assert!(!exists(&r, "/sys/devices/pci0/virtio1/block/vda/partition"));
+        assert_eq!(
+            read(&r, "/sys/devices/pci0").map_err(|e| e.starts_with("/sys/devices/pci0: ")),
+            Err(true),
+            "reading a directory is an error naming the path"
+        );
     }
 
     #[test]
