@@ -623,6 +623,43 @@ mod tests {
     }
 
     #[test]
+    fn gather_judges_the_state_dir_drive_when_it_is_another_mount() {
+        use crate::facts::rootpath::test_tree::Tree;
+        let t = Tree::new("gather-state");
+        let sda = "/sys/devices/pci0000:00/ata1/host0/target0:0:0/0:0:0:0/block/sda";
+        let sdb = "/sys/devices/pci0000:00/ata2/host1/target1:0:0/1:0:0:0/block/sdb";
+        t.file(&format!("{sda}/size"), "500000000")
+            .file(&format!("{sda}/queue/rotational"), "0")
+            .file(&format!("{sda}/sda2/partition"), "2")
+            .link("/sys/dev/block/8:2", &format!("../..{}/sda2", &sda[4..]))
+            .file(&format!("{sdb}/size"), "4000000000")
+            .file(&format!("{sdb}/queue/rotational"), "1")
+            .file(&format!("{sdb}/sdb1/partition"), "1")
+            .link("/sys/dev/block/8:17", &format!("../..{}/sdb1", &sdb[4..]));
+        let cases: &[(&str, &[&str])] = &[
+            ("24 1 8:2 / / rw - ext4 /dev/sda2 rw\n", &["/"]),
+            (
+                "24 1 8:2 / / rw - ext4 /dev/sda2 rw\n40 24 8:17 / /var/lib rw - ext4 /dev/sdb1 rw\n",
+                &["/", STATE_DIR],
+            ),
+        ];
+        for (mi, want) in cases {
+            t.file("/proc/self/mountinfo", mi);
+            let f = Facts::gather(&t.root(), &crate::sys::RealHost);
+            let paths: Vec<&str> = f.disks.iter().map(|(p, _)| *p).collect();
+            assert_eq!(paths, *want, "mountinfo {mi:?}");
+        }
+        let f = Facts::gather(&t.root(), &crate::sys::RealHost);
+        let d = ALL.iter().find(|d| d.id == "disk").expect("disk check");
+        let o = (d.run)(&f);
+        assert_eq!(o.status, Status::Fail, "HDD behind /var/lib: {o:?}");
+        assert_eq!(
+            o.observed,
+            "sda 256 GB SSD; /var/lib/outpost: sdb 2048 GB HDD"
+        );
+    }
+
+    #[test]
     fn json_has_schema_and_summary() {
         let f = test_support::facts();
         let checks = run(&f, &Selection::default());
