@@ -2,6 +2,7 @@
 //! texts (each line at most 80 columns). Parsing only: nothing here touches
 //! the host. Every error is one line naming the flag and exits 2.
 
+use crate::checks::support::Distro;
 use crate::checks::Selection;
 use crate::error::{Error, Result};
 use crate::sys::Root;
@@ -32,6 +33,8 @@ pub struct CheckArgs {
     pub root: Root,
     pub json: bool,
     pub selection: Selection,
+    /// `--distro`: judge against one row of docs/support.md (None: all rows).
+    pub distro: Option<Distro>,
 }
 
 pub const HELP: &str = "\
@@ -57,14 +60,32 @@ Exit codes are listed in the README and in 'outpost help exit-codes'.
 pub const CHECK_HELP: &str = "\
 outpost check: is this host fit to become a managed edge Kubernetes node?
 
-Usage: outpost check [--root DIR] [--json] [--only IDS] [--skip IDS]
+Usage: outpost check [--root DIR] [--json] [--distro NAME] [--only IDS]
+                     [--skip IDS]
 
-Reads the host (or the tree under --root) and runs every check: CPU
-architecture, CPU cores, memory. Needs no server and no configuration.
+Reads the host (or the tree under --root) and runs every check. Needs no
+server and no configuration. Checks (IDs for --only and --skip):
+  arch      AMD64 or ARM64
+  cpu       at least 4 CPUs
+  memory    4 GB
+  disk      an SSD of at least 32 GB behind / and the state directory
+  os        a verified OS release (docs/support.md)
+  init      systemd as PID 1
+  kernel    version floor, cgroup v2, overlay br_netfilter nf_conntrack
+  swap      no active swap
+  time      clock after the build date and synchronised
+  hostname  RFC 1123, lower case
+  ports     6443 2379 2380 10250 10257 10259 free
+  tools     bash jq zstd rsync, plus the distribution's commands
+  docker    Docker not installed
+  space     free space for the state directory and the binary
+  root      running as root
 
 Options:
   --root DIR      Read the host under DIR instead of / (fixture or image)
   --json          Print one JSON document (schema outpost.check/v1)
+  --distro NAME   Judge against one distribution: k3s, pxke or canonical
+                  (default: any of them; see docs/support.md)
   --only IDS      Run only these checks (comma-separated IDs)
   --skip IDS      Skip these checks (comma-separated IDs)
   -v, -q          More or less log output on stderr
@@ -266,6 +287,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut root = None;
     let mut json = false;
     let mut selection = Selection::default();
+    let mut distro = None;
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -278,6 +300,14 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             "--json" => json = true,
             "--only" => selection.only.extend(ids(p, CMD, "--only")?),
             "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
+            "--distro" => {
+                let v = value(p, CMD, "--distro")?;
+                distro = Some(Distro::parse(&v).ok_or_else(|| {
+                    Error::usage(format!(
+                        "{CMD}: --distro {v:?} is not one of k3s, pxke, canonical"
+                    ))
+                })?);
+            }
             _ => return Err(unknown_tok(tok, CMD)),
         }
     }
@@ -286,6 +316,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
         json,
         selection,
+        distro,
     }))
 }
 
@@ -323,8 +354,14 @@ mod tests {
                     only: vec!["cpu".into(), "arch".into()],
                     skip: vec![],
                 },
+                distro: None,
             })
         );
+        let i = p(&["check", "--distro", "pxke"]).expect("parse");
+        let Command::Check(a) = i.command else {
+            panic!("not check")
+        };
+        assert_eq!(a.distro, Some(Distro::Pxke));
         let i = p(&["check", "--root=/x", "-q"]).expect("parse");
         assert_eq!(i.verbosity, -1);
     }
@@ -333,48 +370,20 @@ mod tests {
     fn usage_errors_name_the_flag() {
         let cases: &[(&[&str], &str)] = &[
             (&[], "no command given; see 'outpost --help'"),
-            (
-                &["frobnicate"],
-                "unknown command \"frobnicate\"; see 'outpost --help'",
-            ),
-            (
-                &["--frob"],
-                "outpost: unknown flag --frob; see 'outpost --help'",
-            ),
-            (
-                &["check", "--frob"],
-                "check: unknown flag --frob; see 'outpost check --help'",
-            ),
-            (
-                &["check", "-x"],
-                "check: unknown flag -x; see 'outpost check --help'",
-            ),
-            (
-                &["check", "extra"],
-                "check: unexpected argument \"extra\"; see 'outpost check --help'",
-            ),
+            (&["frobnicate"], "unknown command \"frobnicate\"; see 'outpost --help'"),
+            (&["--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
+            (&["check", "--frob"], "check: unknown flag --frob; see 'outpost check --help'"),
+            (&["check", "-x"], "check: unknown flag -x; see 'outpost check --help'"),
+            (&["check", "extra"], "check: unexpected argument \"extra\"; see 'outpost check --help'"),
             (&["check", "--root"], "check: --root needs a value"),
             (&["check", "--root="], "check: --root needs a directory"),
-            (
-                &["check", "--only", ","],
-                "check: --only needs at least one check ID",
-            ),
-            (
-                &["check", "--only", "disks"],
-                "--only: unknown check ID \"disks\" (known: arch, cpu, memory)",
-            ),
-            (
-                &["check", "--json=yes"],
-                "check: unexpected argument for option '--json': \"yes\"",
-            ),
-            (
-                &["help", "nope"],
-                "help: no help topic \"nope\"; see 'outpost --help'",
-            ),
-            (
-                &["--version", "--frob"],
-                "outpost: unknown flag --frob; see 'outpost --help'",
-            ),
+            (&["check", "--only", ","], "check: --only needs at least one check ID"),
+            (&["check", "--only", "disks"], "--only: unknown check ID \"disks\" (known: arch, cpu, memory, disk, os, init, kernel, swap, time, hostname, ports, tools, docker, space, root)"),
+            (&["check", "--distro", "rke2"], "check: --distro \"rke2\" is not one of k3s, pxke, canonical"),
+            (&["check", "--distro"], "check: --distro needs a value"),
+            (&["check", "--json=yes"], "check: unexpected argument for option '--json': \"yes\""),
+            (&["help", "nope"], "help: no help topic \"nope\"; see 'outpost --help'"),
+            (&["--version", "--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
         ];
         for (args, want) in cases {
             assert_eq!(err(args), *want, "args {args:?}");

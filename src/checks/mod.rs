@@ -8,12 +8,30 @@
 
 mod arch;
 mod cpu;
+mod disk;
+mod docker;
+mod hostname;
+mod init;
+mod kernel;
 mod memory;
+mod os;
+mod ports;
+mod root;
+mod space;
+pub mod support;
+mod swap;
+mod time;
+mod tools;
 
 use crate::error::{Error, Result};
+use crate::facts::block::Backing;
+use crate::facts::modules::Modules;
+use crate::facts::mountinfo::MountInfo;
+use crate::facts::swap::SwapArea;
 use crate::facts::{cpu::OnlineCpus, cpu::Quota, kernel::Kernel, mem::MemInfo, os::OsRelease};
-use crate::sys::{Host, Root};
+use crate::sys::{FsSpace, Host, Root};
 use miniserde::Serialize;
+use support::Distro;
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +94,51 @@ pub struct Def {
 }
 
 /// Every check, in output order.
-pub const ALL: &[Def] = &[arch::DEF, cpu::DEF, memory::DEF];
+pub const ALL: &[Def] = &[
+    arch::DEF,
+    cpu::DEF,
+    memory::DEF,
+    disk::DEF,
+    os::DEF,
+    init::DEF,
+    kernel::DEF,
+    swap::DEF,
+    time::DEF,
+    hostname::DEF,
+    ports::DEF,
+    tools::DEF,
+    docker::DEF,
+    space::DEF,
+    root::DEF,
+];
+
+/// The state directory and binary directory (DESIGN.md default paths): the
+/// `disk` check also judges the drive behind the state directory when it is
+/// another mount, and `space` the free space of both.
+pub const STATE_DIR: &str = "/var/lib/outpost";
+pub const BIN_DIR: &str = "/usr/local/bin";
+
+/// Where a command is looked for: the PATH directories, or systemd's
+/// private directories for daemons that are not on the PATH.
+pub fn tool_dirs(name: &str) -> &'static [&'static str] {
+    match name {
+        "systemd-timesyncd" => &["/lib/systemd", "/usr/lib/systemd"],
+        _ => crate::facts::tools::PATH_DIRS,
+    }
+}
+
+/// Every command some check looks for.
+pub const TOOLS: &[&str] = &[
+    "bash",
+    "jq",
+    "zstd",
+    "rsync",
+    "conntrack",
+    "iptables",
+    "systemd-timesyncd",
+    "docker",
+    "dockerd",
+];
 
 /// Facts gathered once per run, each with the reason when it is unknown.
 #[derive(Clone, Debug)]
@@ -87,13 +149,86 @@ pub struct Facts {
     pub cpu_model: Option<String>,
     pub mem: std::result::Result<MemInfo, String>,
     pub os: std::result::Result<OsRelease, String>,
+    pub mounts: std::result::Result<MountInfo, String>,
+    /// The backing of `/` and, when another mount, of the state directory.
+    pub disks: Vec<(&'static str, std::result::Result<Backing, String>)>,
+    pub modules: Modules,
+    pub swaps: std::result::Result<Vec<SwapArea>, String>,
+    /// The wall clock (Unix seconds) and this binary's build time.
+    pub now: u64,
+    pub build_epoch: u64,
+    /// Clock synchronised, and where that came from.
+    pub clock_sync: Option<(bool, &'static str)>,
+    /// `/proc/1/comm`.
+    pub pid1: Option<String>,
+    pub listening: std::result::Result<Vec<u16>, String>,
+    /// Each of `TOOLS` with the path it was found at.
+    pub tools: Vec<(&'static str, Option<String>)>,
+    /// Whether any PATH directory exists under the root (an empty tree
+    /// cannot say a command is missing).
+    pub has_path_dirs: bool,
+    /// Free space of the filesystems holding `STATE_DIR` and `BIN_DIR`.
+    pub space: Vec<(&'static str, std::result::Result<FsSpace, String>)>,
+    pub euid: u32,
+    /// Not a fact but the operator's choice (`--distro`): which row of the
+    /// support table the checks judge against; `None` means all rows.
+    pub distro: Option<Distro>,
 }
 
 impl Facts {
     pub fn gather(root: &Root, host: &dyn Host) -> Facts {
-        use crate::facts::{cpu, kernel, mem, os};
+        use crate::facts::{block, cpu, kernel, mem, modules, mountinfo, net, os, swap, tools};
+        let kernel = kernel::read(root, host);
+        let mounts = mountinfo::read(root);
+        let mut disks = Vec::new();
+        if let Ok(mi) = &mounts {
+            let top = mi.find("/");
+            let state = mi.find(STATE_DIR);
+            for (path, m) in [("/", top), (STATE_DIR, state)] {
+                if path != "/" && state.map(|s| &s.mount_point) == top.map(|t| &t.mount_point) {
+                    continue;
+                }
+                let b = match m {
+                    Some(m) => block::backing(root, m),
+                    None => Err(format!("no mount holds {path}")),
+                };
+                disks.push((path, b));
+            }
+        }
+        let clock_sync = if root.exists("/run/systemd/timesync/synchronized") {
+            Some((true, "timesyncd"))
+        } else if root.is_live() {
+            host.clock_synced().map(|s| (s, "kernel NTP"))
+        } else if root.exists("/run/systemd/timesync") {
+            Some((false, "timesyncd"))
+        } else {
+            None
+        };
+        let space = [STATE_DIR, BIN_DIR]
+            .into_iter()
+            .map(|p| (p, free_space(root, host, p)))
+            .collect();
         Facts {
-            kernel: kernel::read(root, host),
+            modules: modules::read(root, kernel.release.as_deref()),
+            mounts,
+            disks,
+            swaps: swap::read(root),
+            now: crate::sys::unix_secs(host.now()),
+            build_epoch: crate::version::build_epoch(),
+            clock_sync,
+            pid1: root.read_trim("/proc/1/comm").filter(|s| !s.is_empty()),
+            listening: net::read_listening(root),
+            tools: TOOLS
+                .iter()
+                .map(|t| (*t, tools::find(root, t, tool_dirs(t))))
+                .collect(),
+            has_path_dirs: crate::facts::tools::PATH_DIRS
+                .iter()
+                .any(|d| root.exists(d)),
+            space,
+            euid: host.euid(),
+            distro: None,
+            kernel,
             cpus: cpu::online_cpus(root),
             cpu_quota: cpu::cgroup_quota(root),
             cpu_model: root
@@ -103,6 +238,44 @@ impl Facts {
             mem: mem::read(root),
             os: os::read(root),
         }
+    }
+
+    /// Where `name` was found, if anywhere.
+    pub fn tool(&self, name: &str) -> Option<&str> {
+        self.tools
+            .iter()
+            .find(|(t, _)| *t == name)
+            .and_then(|(_, p)| p.as_deref())
+    }
+}
+
+/// statvfs of the nearest existing ancestor of `path` under the root, with
+/// symlinks resolved inside the root (an image's `/var/lib` may be a link).
+fn free_space(root: &Root, host: &dyn Host, path: &str) -> std::result::Result<FsSpace, String> {
+    let mut p = path.to_string();
+    let real = loop {
+        match crate::facts::rootpath::resolve(root, &p) {
+            Ok(r) => break r,
+            Err(e) if p == "/" => return Err(e),
+            Err(_) => p = crate::facts::rootpath::dirname(&p),
+        }
+    };
+    host.statvfs(&root.path(&real))
+        .map_err(|e| format!("statvfs {p}: {}", crate::error::io_text(&e)))
+}
+
+/// The worse of two verdicts: fail > warn > skip > pass.
+pub fn worst(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Pass => 0,
+        Status::Skip => 1,
+        Status::Warn => 2,
+        Status::Fail => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
     }
 }
 
@@ -248,7 +421,7 @@ pub fn to_json(facts: &Facts, checks: &[Check]) -> String {
             kernel: facts.kernel.release.clone(),
             cpus: facts.cpus.as_ref().ok().map(|c| c.count),
             memory_bytes: facts.mem.as_ref().ok().map(|m| m.total_bytes),
-            root_disk: None,
+            root_disk: disk::json(facts),
         },
         summary: JsonSummary {
             pass: s.pass,
@@ -339,6 +512,18 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// Format a byte count in GB (10^9), as drives are sold.
+pub fn gb(bytes: u64) -> String {
+    let g = bytes as f64 / 1e9;
+    if bytes < 1_000_000_000 {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    } else if g >= 100.0 {
+        format!("{g:.0} GB")
+    } else {
+        format!("{g:.1} GB")
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -361,7 +546,52 @@ pub(crate) mod test_support {
                 total_bytes: 8 << 30,
                 ..MemInfo::default()
             }),
-            os: Err("none".into()),
+            os: Ok(crate::facts::os::parse_os_release(
+                "ID=ubuntu\nVERSION_ID=\"22.04\"\nPRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n",
+            )),
+            mounts: Ok(crate::facts::mountinfo::parse_mountinfo(
+                "22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            )),
+            disks: vec![(
+                "/",
+                Ok(Backing::Block(crate::facts::block::Stack {
+                    top: "nvme0n1p2".into(),
+                    whole: "nvme0n1".into(),
+                    top_size: Some(512_110_190_592),
+                    layers: vec![],
+                    disks: vec![crate::facts::block::Disk {
+                        name: "nvme0n1".into(),
+                        size_bytes: Some(512_110_190_592),
+                        rotational: Some(false),
+                        media: crate::facts::block::Media::Nvme,
+                    }],
+                    problems: vec![],
+                })),
+            )],
+            modules: Modules {
+                loaded: Some(vec!["overlay".into(), "br_netfilter".into()]),
+                builtin: Some(vec!["nf_conntrack".into()]),
+                installed: Some(vec![]),
+                filesystems: None,
+                traces: vec![],
+            },
+            swaps: Ok(vec![]),
+            now: 1_800_000_000,
+            build_epoch: 1_700_000_000,
+            clock_sync: Some((true, "timesyncd")),
+            pid1: Some("systemd".into()),
+            listening: Ok(vec![22]),
+            tools: TOOLS
+                .iter()
+                .map(|t| (*t, (!t.starts_with("docker")).then(|| format!("/usr/bin/{t}"))))
+                .collect(),
+            has_path_dirs: true,
+            space: vec![
+                (STATE_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),
+                (BIN_DIR, Ok(FsSpace { total: 400_000_000_000, available: 300_000_000_000 })),
+            ],
+            euid: 0,
+            distro: None,
         }
     }
 }
@@ -378,10 +608,10 @@ mod tests {
         };
         assert_eq!(
             sel.validate().map_err(|e| e.to_string()),
-            Err("--only: unknown check ID \"cpus\" (known: arch, cpu, memory)".to_string())
+            Err("--only: unknown check ID \"cpus\" (known: arch, cpu, memory, disk, os, init, kernel, swap, time, hostname, ports, tools, docker, space, root)".to_string())
         );
         let sel = Selection {
-            only: vec![],
+            only: vec!["arch".into(), "cpu".into(), "memory".into()],
             skip: vec!["memory".into()],
         };
         assert!(sel.validate().is_ok());
@@ -393,13 +623,50 @@ mod tests {
     }
 
     #[test]
+    fn gather_judges_the_state_dir_drive_when_it_is_another_mount() {
+        use crate::facts::rootpath::test_tree::Tree;
+        let t = Tree::new("gather-state");
+        let sda = "/sys/devices/pci0000:00/ata1/host0/target0:0:0/0:0:0:0/block/sda";
+        let sdb = "/sys/devices/pci0000:00/ata2/host1/target1:0:0/1:0:0:0/block/sdb";
+        t.file(&format!("{sda}/size"), "500000000")
+            .file(&format!("{sda}/queue/rotational"), "0")
+            .file(&format!("{sda}/sda2/partition"), "2")
+            .link("/sys/dev/block/8:2", &format!("../..{}/sda2", &sda[4..]))
+            .file(&format!("{sdb}/size"), "4000000000")
+            .file(&format!("{sdb}/queue/rotational"), "1")
+            .file(&format!("{sdb}/sdb1/partition"), "1")
+            .link("/sys/dev/block/8:17", &format!("../..{}/sdb1", &sdb[4..]));
+        let cases: &[(&str, &[&str])] = &[
+            ("24 1 8:2 / / rw - ext4 /dev/sda2 rw\n", &["/"]),
+            (
+                "24 1 8:2 / / rw - ext4 /dev/sda2 rw\n40 24 8:17 / /var/lib rw - ext4 /dev/sdb1 rw\n",
+                &["/", STATE_DIR],
+            ),
+        ];
+        for (mi, want) in cases {
+            t.file("/proc/self/mountinfo", mi);
+            let f = Facts::gather(&t.root(), &crate::sys::RealHost);
+            let paths: Vec<&str> = f.disks.iter().map(|(p, _)| *p).collect();
+            assert_eq!(paths, *want, "mountinfo {mi:?}");
+        }
+        let f = Facts::gather(&t.root(), &crate::sys::RealHost);
+        let d = ALL.iter().find(|d| d.id == "disk").expect("disk check");
+        let o = (d.run)(&f);
+        assert_eq!(o.status, Status::Fail, "HDD behind /var/lib: {o:?}");
+        assert_eq!(
+            o.observed,
+            "sda 256 GB SSD; /var/lib/outpost: sdb 2048 GB HDD"
+        );
+    }
+
+    #[test]
     fn json_has_schema_and_summary() {
         let f = test_support::facts();
         let checks = run(&f, &Selection::default());
         let j = to_json(&f, &checks);
         assert!(j.starts_with("{\"schema\":\"outpost.check/v1\""), "{j}");
         assert!(
-            j.contains("\"summary\":{\"pass\":3,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"),
+            j.contains("\"summary\":{\"pass\":15,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"),
             "{j}"
         );
     }
@@ -411,7 +678,7 @@ mod tests {
         let t = to_text(&f, &checks, false);
         assert!(!t.contains('\x1b'), "{t}");
         assert!(
-            t.ends_with("3 pass, 0 warn, 0 fail, 0 skip: host is fit\n"),
+            t.ends_with("15 pass, 0 warn, 0 fail, 0 skip: host is fit\n"),
             "{t}"
         );
         let t = to_text(&f, &checks, true);

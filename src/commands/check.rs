@@ -11,7 +11,8 @@ pub fn run(args: CheckArgs) -> Result<Code> {
         "check: reading host facts under {}",
         args.root.base().display()
     );
-    let facts = Facts::gather(&args.root, host.as_ref());
+    let mut facts = Facts::gather(&args.root, host.as_ref());
+    facts.distro = args.distro;
     let results = checks::run(&facts, &args.selection);
     let text = if args.json {
         let mut j = checks::to_json(&facts, &results);

@@ -5,7 +5,14 @@
 //! decides pass or fail; that is `checks/`. Missing or garbled files become
 //! `None` or an `Err` with the reason, never a panic and never a made-up value.
 
+pub mod block;
 pub mod cpu;
 pub mod kernel;
 pub mod mem;
+pub mod modules;
+pub mod mountinfo;
+pub mod net;
 pub mod os;
+pub mod rootpath;
+pub mod swap;
+pub mod tools;
