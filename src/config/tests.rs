@@ -1,0 +1,2 @@
+//! Unit tests of config loading (kept apart: they are long tables).
+use super::*;
