@@ -12,6 +12,10 @@
 pub mod keys;
 pub mod node;
 mod values;
+/// Types of `config show` (for commands).
+pub mod values_api {
+    pub use super::values::{check_endpoint, check_no_proxy, parse_ca, redact_url, shown_keys, Entry, Shown};
+}
 
 use crate::error::{Code, Error, Result};
 use crate::sys::Root;
@@ -251,9 +255,11 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         file_values: HashMap::new(),
         ignored: Vec::new(),
     };
+    let mut parsed = true;
     if let Some(bytes) = bytes {
-        if let Some(root) = parse_document(&st.file, bytes, &mut st.problems) {
-            st.walk(&root, "", "");
+        match parse_document(&st.file, bytes, &mut st.problems) {
+            Some(root) => st.walk(&root, "", ""),
+            None => parsed = false,
         }
     }
     let mut cfg = Config {
@@ -272,7 +278,8 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         &mut st.problems,
         &mut st.warnings,
     );
-    let incomplete = values::central_needs(&cfg);
+    // After a syntax error nothing is known about the file's keys.
+    let incomplete = if parsed { values::central_needs(&cfg) } else { Vec::new() };
     Loaded {
         config: cfg,
         problems: st.problems,
