@@ -279,7 +279,7 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         &mut st.warnings,
     );
     // After a syntax error nothing is known about the file's keys.
-    let incomplete = if parsed { values::central_needs(&cfg) } else { Vec::new() };
+    let incomplete = if parsed { values::central_needs(&cfg, &st.file) } else { Vec::new() };
     Loaded {
         config: cfg,
         problems: st.problems,
@@ -365,7 +365,20 @@ fn yaml_error(text: &str, e: &serde_norway::Error) -> String {
             "line {line} column {tcol}: a tab in the indentation; YAML indents with spaces only"
         );
     }
-    let at = format!(" at line {line} column {col}");
+    // The parser reports a duplicate at the map's first key; find the repeat.
+    let mut line = line;
+    if let Some(k) = msg.split("duplicate key \"").nth(1).and_then(|r| r.split('"').next()) {
+        let indent = " ".repeat(col.saturating_sub(1));
+        let is_key = |l: &str| {
+            l.strip_prefix(&indent)
+                .and_then(|r| r.strip_prefix(k))
+                .is_some_and(|r| r.trim_start().starts_with(':') && !l[indent.len()..].starts_with(' '))
+        };
+        if let Some((n, _)) = text.lines().enumerate().skip(line.saturating_sub(1)).filter(|(_, l)| is_key(l)).nth(1) {
+            line = n + 1;
+        }
+    }
+    let at = format!(" at line {} column {col}", loc.line());
     let plain = msg.replacen(&at, "", 1);
     format!("line {line} column {col}: {plain}")
 }

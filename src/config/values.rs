@@ -542,7 +542,7 @@ pub(super) fn resolve(
     set_int!(interval_max, "outpost.interval.max", 10, 86_400);
     if cfg.interval_min.value > cfg.interval_max.value {
         ctx.problems.push(format!(
-            "outpost.interval.min ({}, {}) is greater than outpost.interval.max ({}, {})",
+            "{file}: outpost.interval: min ({}, {}) is greater than max ({}, {})",
             cfg.interval_min.value,
             cfg.interval_min.source.text(),
             cfg.interval_max.value,
@@ -622,7 +622,7 @@ pub(super) fn resolve(
 }
 
 /// What central management needs and the config lacks.
-pub(super) fn central_needs(cfg: &Config) -> Vec<String> {
+pub(super) fn central_needs(cfg: &Config, file: &str) -> Vec<String> {
     let mut out = Vec::new();
     if cfg.management_mode.value != Mode::Central {
         return out;
@@ -633,12 +633,12 @@ pub(super) fn central_needs(cfg: &Config) -> Vec<String> {
     );
     if cfg.endpoint.value.is_none() {
         out.push(format!(
-            "stylus.site.paletteEndpoint: not set, but {why}; set it or OUTPOST_PALETTE_ENDPOINT, or use managementMode: local"
+            "{file}: stylus.site.paletteEndpoint: not set, but {why}; set it or OUTPOST_PALETTE_ENDPOINT, or use managementMode: local"
         ));
     }
     if cfg.token.value.is_none() {
         out.push(format!(
-            "stylus.site.edgeHostToken: not set, but {why}; set it or {}, or use managementMode: local",
+            "{file}: stylus.site.edgeHostToken: not set, but {why}; set it or {}, or use managementMode: local",
             keys::TOKEN_ENV
         ));
     }
@@ -750,6 +750,9 @@ pub fn check_no_proxy(e: &str) -> Result<(), String> {
     if e == "*" {
         return Ok(());
     }
+    if e.contains("://") || e.contains(char::is_whitespace) {
+        return Err(format!("noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"));
+    }
     if let Some((addr, len)) = e.split_once('/') {
         let max = match addr.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(_)) => 32,
@@ -848,7 +851,8 @@ pub fn parse_ca(item: &str) -> Result<Vec<CaCert>, String> {
             } else {
                 format!(" (certificate {})", n + 1)
             };
-            return Err(format!("not a valid X.509 certificate{which}: {e:?}"));
+            log::debug!("caCerts: certificate does not parse: {e:?}");
+            return Err(format!("decodes, but is not an X.509 certificate{which}"));
         }
         out.push(CaCert { der });
     }
