@@ -809,7 +809,11 @@ pub fn parse_ca(item: &str) -> Result<Vec<CaCert>, String> {
     let pem_certs = |bytes: &[u8]| -> Result<Vec<Vec<u8>>, String> {
         let mut out = Vec::new();
         for c in CertificateDer::pem_slice_iter(bytes) {
-            let c = c.map_err(|e| format!("not a valid PEM certificate ({e})"))?;
+            let c = c.map_err(|e| match e {
+                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => "a PEM block without its END line".to_string(),
+                rustls_pki_types::pem::Error::Base64Decode(_) => "bad base64 inside the PEM block".to_string(),
+                _ => "not valid PEM text".to_string(),
+            })?;
             out.push(c.as_ref().to_vec());
         }
         if out.is_empty() {
