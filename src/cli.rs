@@ -369,7 +369,13 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
 }
 
 /// `--config FILE` and `--set KEY=VALUE`; Ok(true) when `flag` was one.
-fn config_flag(flag: &str, p: &mut lexopt::Parser, cmd: &str, file: &mut Option<PathBuf>, sets: &mut Vec<(String, String)>) -> Result<bool> {
+fn config_flag(
+    flag: &str,
+    p: &mut lexopt::Parser,
+    cmd: &str,
+    file: &mut Option<PathBuf>,
+    sets: &mut Vec<(String, String)>,
+) -> Result<bool> {
     match flag {
         "--config" => {
             let v = value(p, cmd, "--config")?;
@@ -382,7 +388,9 @@ fn config_flag(flag: &str, p: &mut lexopt::Parser, cmd: &str, file: &mut Option<
             let v = value(p, cmd, "--set")?;
             let Some((k, val)) = v.split_once('=') else {
                 let key = v.split(['=', ' ']).next().unwrap_or("");
-                return Err(Error::usage(format!("{cmd}: --set needs KEY=VALUE (got key {key:?} without =)")));
+                return Err(Error::usage(format!(
+                    "{cmd}: --set needs KEY=VALUE (got key {key:?} without =)"
+                )));
             };
             sets.push((k.trim().to_string(), val.to_string()));
         }
@@ -407,7 +415,9 @@ fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             }
             Tok::Value(_) => return Err(unknown_tok(tok, CMD)),
             Tok::Flag(flag) => {
-                if common(flag, p, CMD, verbosity, &mut root)? || config_flag(flag, p, CMD, &mut file, &mut sets)? {
+                if common(flag, p, CMD, verbosity, &mut root)?
+                    || config_flag(flag, p, CMD, &mut file, &mut sets)?
+                {
                     continue;
                 }
                 match flag.as_str() {
@@ -432,7 +442,9 @@ fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         return Err(Error::usage("config: --json is for 'config show'"));
     }
     if positional.is_some() && file.is_some() {
-        return Err(Error::usage("config: give the file either as FILE or as --config, not both"));
+        return Err(Error::usage(
+            "config: give the file either as FILE or as --config, not both",
+        ));
     }
     Ok(Command::Config(ConfigArgs {
         src: ConfigSource {
@@ -453,7 +465,9 @@ fn parse_id(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
         };
-        if common(flag, p, CMD, verbosity, &mut root)? || config_flag(flag, p, CMD, &mut file, &mut sets)? {
+        if common(flag, p, CMD, verbosity, &mut root)?
+            || config_flag(flag, p, CMD, &mut file, &mut sets)?
+        {
             continue;
         }
         match flag.as_str() {
@@ -582,16 +596,47 @@ mod tests {
         let src = |root: &str, file: Option<&str>, sets: &[(&str, &str)]| ConfigSource {
             root: Root::new(root),
             file: file.map(PathBuf::from),
-            sets: sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            sets: sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let cases: &[(&[&str], Command)] = &[
-            (&["config", "validate", "ud.yaml"], Command::Config(ConfigArgs { src: src("/", Some("ud.yaml"), &[]), action: ConfigAction::Validate })),
-            (&["config", "validate", "--root", "/img"], Command::Config(ConfigArgs { src: src("/img", None, &[]), action: ConfigAction::Validate })),
             (
-                &["config", "show", "--json", "--config", "/x", "--set", "outpost.logLevel=debug"],
-                Command::Config(ConfigArgs { src: src("/", Some("/x"), &[("outpost.logLevel", "debug")]), action: ConfigAction::Show { json: true } }),
+                &["config", "validate", "ud.yaml"],
+                Command::Config(ConfigArgs {
+                    src: src("/", Some("ud.yaml"), &[]),
+                    action: ConfigAction::Validate,
+                }),
             ),
-            (&["id", "--root", "/r", "--set", "stylus.site.name=a=b"], Command::Id(IdArgs { src: src("/r", None, &[("stylus.site.name", "a=b")]) })),
+            (
+                &["config", "validate", "--root", "/img"],
+                Command::Config(ConfigArgs {
+                    src: src("/img", None, &[]),
+                    action: ConfigAction::Validate,
+                }),
+            ),
+            (
+                &[
+                    "config",
+                    "show",
+                    "--json",
+                    "--config",
+                    "/x",
+                    "--set",
+                    "outpost.logLevel=debug",
+                ],
+                Command::Config(ConfigArgs {
+                    src: src("/", Some("/x"), &[("outpost.logLevel", "debug")]),
+                    action: ConfigAction::Show { json: true },
+                }),
+            ),
+            (
+                &["id", "--root", "/r", "--set", "stylus.site.name=a=b"],
+                Command::Id(IdArgs {
+                    src: src("/r", None, &[("stylus.site.name", "a=b")]),
+                }),
+            ),
         ];
         for (args, want) in cases {
             assert_eq!(&p(args).expect("parse").command, want, "args {args:?}");
@@ -602,14 +647,38 @@ mod tests {
     fn config_usage_errors() {
         let cases: &[(&[&str], &str)] = &[
             (&["config"], "config: needs an action: validate or show"),
-            (&["config", "frob"], "config: unknown action \"frob\" (known: validate, show)"),
-            (&["config", "validate", "a", "b"], "config: unexpected argument \"b\"; see 'outpost config --help'"),
-            (&["config", "validate", "a", "--config", "b"], "config: give the file either as FILE or as --config, not both"),
-            (&["config", "validate", "--json"], "config: --json is for 'config show'"),
-            (&["config", "show", "--set", "novalue"], "config: --set needs KEY=VALUE (got key \"novalue\" without =)"),
-            (&["config", "show", "--config="], "config: --config needs a file"),
-            (&["id", "extra"], "id: unexpected argument \"extra\"; see 'outpost id --help'"),
-            (&["id", "--json"], "id: unknown flag --json; see 'outpost id --help'"),
+            (
+                &["config", "frob"],
+                "config: unknown action \"frob\" (known: validate, show)",
+            ),
+            (
+                &["config", "validate", "a", "b"],
+                "config: unexpected argument \"b\"; see 'outpost config --help'",
+            ),
+            (
+                &["config", "validate", "a", "--config", "b"],
+                "config: give the file either as FILE or as --config, not both",
+            ),
+            (
+                &["config", "validate", "--json"],
+                "config: --json is for 'config show'",
+            ),
+            (
+                &["config", "show", "--set", "novalue"],
+                "config: --set needs KEY=VALUE (got key \"novalue\" without =)",
+            ),
+            (
+                &["config", "show", "--config="],
+                "config: --config needs a file",
+            ),
+            (
+                &["id", "extra"],
+                "id: unexpected argument \"extra\"; see 'outpost id --help'",
+            ),
+            (
+                &["id", "--json"],
+                "id: unknown flag --json; see 'outpost id --help'",
+            ),
         ];
         for (args, want) in cases {
             assert_eq!(err(args), *want, "args {args:?}");
@@ -618,7 +687,13 @@ mod tests {
 
     #[test]
     fn help_fits_80_columns() {
-        for text in [HELP.to_string(), CHECK_HELP.to_string(), CONFIG_HELP.to_string(), ID_HELP.to_string(), exit_codes_help()] {
+        for text in [
+            HELP.to_string(),
+            CHECK_HELP.to_string(),
+            CONFIG_HELP.to_string(),
+            ID_HELP.to_string(),
+            exit_codes_help(),
+        ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line:?}");
             }

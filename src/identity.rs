@@ -269,6 +269,9 @@ mod tests {
         }
     }
 
+    /// (label, config, wanted ID and origin; None = random).
+    type Case<'a> = (&'a str, Config, Option<(&'a str, Origin)>);
+
     #[test]
     fn derivation_branches() {
         let (d, root) = tree(
@@ -282,7 +285,7 @@ mod tests {
                 ("/etc/empty", "\n"),
             ],
         );
-        let cases: &[(&str, Config, Option<(&str, Origin)>)] = &[
+        let cases: &[Case] = &[
             (
                 "name wins",
                 cfg(Some("store-42"), "edge", &[("/etc/hostname", None)]),

@@ -34,7 +34,11 @@ const SUBCOMMANDS: &[&[&str]] = &[
 fn b64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -58,7 +62,10 @@ fn forbidden_forms() -> Vec<(String, String)> {
         ("second half".to_string(), TOKEN[32..].to_string()),
         (
             "URL-encoded".to_string(),
-            TOKEN.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"),
+            TOKEN
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D"),
         ),
     ];
     // base64 at each of the three alignments, so an encoding of a longer
@@ -75,10 +82,14 @@ fn forbidden_forms() -> Vec<(String, String)> {
 }
 
 fn world_readable_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if m.is_dir() {
             world_readable_files(&p, out);
         } else if m.is_file() && m.permissions().mode() & 0o004 != 0 {
@@ -89,7 +100,10 @@ fn world_readable_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn assert_clean(label: &str, what: &str, text: &str) {
     for (form, needle) in forbidden_forms() {
-        assert!(!text.contains(&needle), "{label}: {form} of the token in {what}:\n{text}");
+        assert!(
+            !text.contains(&needle),
+            "{label}: {form} of the token in {what}:\n{text}"
+        );
     }
 }
 
@@ -98,7 +112,11 @@ fn setup(tag: &str, token_in_file: bool) -> (PathBuf, PathBuf) {
     let _ = std::fs::remove_dir_all(&root);
     let etc = root.join("etc/outpost");
     std::fs::create_dir_all(&etc).expect("mkdir");
-    let token_line = if token_in_file { format!("    edgeHostToken: \"{TOKEN}\"\n") } else { String::new() };
+    let token_line = if token_in_file {
+        format!("    edgeHostToken: \"{TOKEN}\"\n")
+    } else {
+        String::new()
+    };
     let cfg = etc.join("user-data");
     std::fs::write(
         &cfg,
@@ -113,7 +131,10 @@ fn run_all(label: &str, root: &Path, cfg: &Path, env_token: bool) {
     for args in SUBCOMMANDS {
         let args: Vec<String> = args
             .iter()
-            .map(|a| a.replace("{root}", &root.display().to_string()).replace("{config}", &cfg.display().to_string()))
+            .map(|a| {
+                a.replace("{root}", &root.display().to_string())
+                    .replace("{config}", &cfg.display().to_string())
+            })
             .collect();
         let mut cmd = outpost();
         cmd.args(&args);
@@ -130,7 +151,11 @@ fn run_all(label: &str, root: &Path, cfg: &Path, env_token: bool) {
     world_readable_files(root, &mut files);
     for f in files {
         let text = String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned();
-        assert_clean(label, &format!("world-readable file {}", f.display()), &text);
+        assert_clean(
+            label,
+            &format!("world-readable file {}", f.display()),
+            &text,
+        );
     }
 }
 
@@ -148,9 +173,15 @@ fn token_never_leaves_from_the_file() {
 #[test]
 fn token_never_leaves_from_the_environment() {
     let (root, cfg) = setup("env", false);
-    let (code, out, _) = run(outpost().args(["config", "show", "--config"]).arg(&cfg).env("OUTPOST_EDGE_HOST_TOKEN", TOKEN));
+    let (code, out, _) = run(outpost()
+        .args(["config", "show", "--config"])
+        .arg(&cfg)
+        .env("OUTPOST_EDGE_HOST_TOKEN", TOKEN));
     assert_eq!(code, 0);
-    assert!(out.contains("****(len 64)") && out.contains("env OUTPOST_EDGE_HOST_TOKEN"), "{out}");
+    assert!(
+        out.contains("****(len 64)") && out.contains("env OUTPOST_EDGE_HOST_TOKEN"),
+        "{out}"
+    );
     run_all("token in env", &root, &cfg, true);
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -167,7 +198,11 @@ fn token_in_a_broken_file_is_not_echoed() {
     .expect("write");
     let (code, out, err) = run(outpost().args(["config", "validate"]).arg(&cfg));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("edgeHostToken: expected a string, found a list") && err.contains("edgeHostTokn: unknown key"), "{err}");
+    assert!(
+        err.contains("edgeHostToken: expected a string, found a list")
+            && err.contains("edgeHostTokn: unknown key"),
+        "{err}"
+    );
     assert_clean("broken file", "stdout", &out);
     assert_clean("broken file", "stderr", &err);
     let _ = std::fs::remove_dir_all(&root);
@@ -179,6 +214,9 @@ fn the_forms_are_distinct_and_found() {
     for (form, needle) in forbidden_forms() {
         assert!(needle.len() >= 20, "{form} too short to be meaningful");
         let text = format!("prefix {needle} suffix");
-        assert!(std::panic::catch_unwind(|| assert_clean("self-test", "text", &text)).is_err(), "{form} not caught");
+        assert!(
+            std::panic::catch_unwind(|| assert_clean("self-test", "text", &text)).is_err(),
+            "{form} not caught"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! printed only redacted; warnings go to stderr, the report to stdout.
 
 use crate::cli::{ConfigAction, ConfigArgs, ConfigSource};
-use crate::config::{self, Loaded, Options, Source};
 use crate::config::values_api::Shown;
+use crate::config::{self, Loaded, Options, Source};
 use crate::error::{Code, Result};
 
 /// Load through the command's `--root`, `--config` and `--set`.
@@ -36,7 +36,10 @@ fn validate(src: &ConfigSource) -> Result<Code> {
     let file = l.config.file.display().to_string();
     let problems: Vec<&String> = l.problems.iter().chain(l.incomplete.iter()).collect();
     if problems.is_empty() {
-        super::print(&format!("{file}: valid ({} warning(s))\n", l.warnings.len()))?;
+        super::print(&format!(
+            "{file}: valid ({} warning(s))\n",
+            l.warnings.len()
+        ))?;
         return Ok(Code::Ok);
     }
     for p in &problems {
@@ -56,7 +59,11 @@ fn show(src: &ConfigSource, json: bool) -> Result<Code> {
         for p in &l.problems {
             eprintln!("error: {p}");
         }
-        eprintln!("{}: {} problem(s)", l.config.file.display(), l.problems.len());
+        eprintln!(
+            "{}: {} problem(s)",
+            l.config.file.display(),
+            l.problems.len()
+        );
         return Ok(Code::Config);
     }
     let c = &l.config;
@@ -64,14 +71,28 @@ fn show(src: &ConfigSource, json: bool) -> Result<Code> {
     if json {
         return super::print(&(to_json(&l, &entries) + "\n"));
     }
-    let state = if c.file_read { "read" } else { "not found, defaults used" };
+    let state = if c.file_read {
+        "read"
+    } else {
+        "not found, defaults used"
+    };
     let mut out = format!("config file: {} ({state})\n", c.file.display());
     let kw = entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
     let values: Vec<String> = entries.iter().map(|e| e.value.text()).collect();
-    let vw = values.iter().map(|v| v.chars().count()).max().unwrap_or(0).min(48);
+    let vw = values
+        .iter()
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(48);
     for (e, v) in entries.iter().zip(&values) {
         let pad = vw.saturating_sub(v.chars().count());
-        out.push_str(&format!("{:<kw$}  {v}{}  {}\n", e.key, " ".repeat(pad), e.source.text()));
+        out.push_str(&format!(
+            "{:<kw$}  {v}{}  {}\n",
+            e.key,
+            " ".repeat(pad),
+            e.source.text()
+        ));
     }
     for i in &c.ignored {
         out.push_str(&format!("{i:<kw$}  (ignored by outpost)\n"));
@@ -111,10 +132,19 @@ fn to_json(l: &Loaded, entries: &[crate::config::values_api::Entry]) -> String {
     root.insert("file".into(), s(&l.config.file.display().to_string()));
     root.insert("file_read".into(), Value::Bool(l.config.file_read));
     root.insert("keys".into(), Value::Array(keys));
-    root.insert("ignored".into(), Value::Array(l.config.ignored.iter().map(|x| s(x)).collect()));
+    root.insert(
+        "ignored".into(),
+        Value::Array(l.config.ignored.iter().map(|x| s(x)).collect()),
+    );
     root.insert(
         "warnings".into(),
-        Value::Array(l.warnings.iter().chain(l.incomplete.iter()).map(|x| s(x)).collect()),
+        Value::Array(
+            l.warnings
+                .iter()
+                .chain(l.incomplete.iter())
+                .map(|x| s(x))
+                .collect(),
+        ),
     );
     miniserde::json::to_string(&Value::Object(root))
 }

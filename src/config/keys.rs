@@ -197,7 +197,7 @@ pub fn suggest(parent: &str, typo: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
     for cand in children(parent) {
         let d = distance(&t, &cand.to_ascii_lowercase());
-        if best.is_none_or(|(bd, _)| d < bd) {
+        if best.map_or(true, |(bd, _)| d < bd) {
             best = Some((d, cand));
         }
     }

@@ -14,7 +14,9 @@ pub mod node;
 mod values;
 /// Types of `config show` (for commands).
 pub mod values_api {
-    pub use super::values::{check_endpoint, check_no_proxy, parse_ca, redact_url, shown_keys, Entry, Shown};
+    pub use super::values::{
+        check_endpoint, check_no_proxy, parse_ca, redact_url, shown_keys, Entry, Shown,
+    };
 }
 
 use crate::error::{Code, Error, Result};
@@ -218,7 +220,21 @@ pub fn load(opts: &Options<'_>) -> Result<Loaded> {
         Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(read_error(&path, &e)),
     };
-    Ok(load_text(&path, text.as_deref(), opts))
+    let mut loaded = load_text(&path, text.as_deref(), opts);
+    if loaded.config.token.source == Source::File {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                loaded.warnings.push(format!(
+                    "{}: holds the registration token but is readable by group or others (mode {mode:04o}); run: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 fn read_error(path: &Path, e: &std::io::Error) -> Error {
@@ -279,7 +295,11 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         &mut st.warnings,
     );
     // After a syntax error nothing is known about the file's keys.
-    let incomplete = if parsed { values::central_needs(&cfg, &st.file) } else { Vec::new() };
+    let incomplete = if parsed {
+        values::central_needs(&cfg, &st.file)
+    } else {
+        Vec::new()
+    };
     Loaded {
         config: cfg,
         problems: st.problems,
@@ -367,14 +387,26 @@ fn yaml_error(text: &str, e: &serde_norway::Error) -> String {
     }
     // The parser reports a duplicate at the map's first key; find the repeat.
     let mut line = line;
-    if let Some(k) = msg.split("duplicate key \"").nth(1).and_then(|r| r.split('"').next()) {
+    if let Some(k) = msg
+        .split("duplicate key \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+    {
         let indent = " ".repeat(col.saturating_sub(1));
         let is_key = |l: &str| {
             l.strip_prefix(&indent)
                 .and_then(|r| r.strip_prefix(k))
-                .is_some_and(|r| r.trim_start().starts_with(':') && !l[indent.len()..].starts_with(' '))
+                .is_some_and(|r| {
+                    r.trim_start().starts_with(':') && !l[indent.len()..].starts_with(' ')
+                })
         };
-        if let Some((n, _)) = text.lines().enumerate().skip(line.saturating_sub(1)).filter(|(_, l)| is_key(l)).nth(1) {
+        if let Some((n, _)) = text
+            .lines()
+            .enumerate()
+            .skip(line.saturating_sub(1))
+            .filter(|(_, l)| is_key(l))
+            .nth(1)
+        {
             line = n + 1;
         }
     }

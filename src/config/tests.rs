@@ -7,41 +7,101 @@ fn load_with(text: &str, env: &[(&str, &str)], sets: &[(&str, &str)]) -> Loaded 
     let opts = Options {
         root: &root,
         file: None,
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        sets: sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        sets: sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
     load_text(Path::new("ud"), Some(text.as_bytes()), &opts)
 }
 
+/// (label, environment, --set pairs, wanted httpsProxy, wanted source).
+type PrecedenceCase<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+    Source,
+);
+
 #[test]
 fn precedence_per_layer() {
     let file = "#cloud-config\nstylus:\n  site:\n    network:\n      httpsProxy: http://file:1\noutpost:\n  logLevel: info\n";
-    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], &str, Source)] = &[
-        ("file beats proxy env", &[("HTTPS_PROXY", "http://std:1")], &[], "http://file:1", Source::File),
-        ("OUTPOST env beats file", &[("OUTPOST_NETWORK_HTTPS_PROXY", "http://op:1")], &[], "http://op:1", Source::Env("OUTPOST_NETWORK_HTTPS_PROXY".into())),
-        ("flag beats env", &[("OUTPOST_NETWORK_HTTPS_PROXY", "http://op:1")], &[("stylus.site.network.httpsProxy", "http://flag:1")], "http://flag:1", Source::Flag),
+    let cases: &[PrecedenceCase] = &[
+        (
+            "file beats proxy env",
+            &[("HTTPS_PROXY", "http://std:1")],
+            &[],
+            "http://file:1",
+            Source::File,
+        ),
+        (
+            "OUTPOST env beats file",
+            &[("OUTPOST_NETWORK_HTTPS_PROXY", "http://op:1")],
+            &[],
+            "http://op:1",
+            Source::Env("OUTPOST_NETWORK_HTTPS_PROXY".into()),
+        ),
+        (
+            "flag beats env",
+            &[("OUTPOST_NETWORK_HTTPS_PROXY", "http://op:1")],
+            &[("stylus.site.network.httpsProxy", "http://flag:1")],
+            "http://flag:1",
+            Source::Flag,
+        ),
     ];
     for (label, env, sets, want, src) in cases {
         let l = load_with(file, env, sets);
         assert!(l.problems.is_empty(), "{label}: {:?}", l.problems);
-        assert_eq!(l.config.https_proxy.value.as_deref(), Some(*want), "case {label}");
+        assert_eq!(
+            l.config.https_proxy.value.as_deref(),
+            Some(*want),
+            "case {label}"
+        );
         assert_eq!(l.config.https_proxy.source, *src, "case {label}");
     }
     // Proxy env fills what the file leaves unset; uppercase before lowercase.
-    let l = load_with("#cloud-config\n", &[("http_proxy", "http://lower:1"), ("HTTP_PROXY", "http://upper:1")], &[]);
+    let l = load_with(
+        "#cloud-config\n",
+        &[
+            ("http_proxy", "http://lower:1"),
+            ("HTTP_PROXY", "http://upper:1"),
+        ],
+        &[],
+    );
     assert_eq!(l.config.http_proxy.value.as_deref(), Some("http://upper:1"));
     assert_eq!(l.config.http_proxy.source, Source::Env("HTTP_PROXY".into()));
 }
 
 #[test]
 fn airgap_means_local_and_debug_sets_level() {
-    let l = load_with("#cloud-config\nstylus:\n  installationMode: airgap\n  debug: true\n", &[], &[]);
+    let l = load_with(
+        "#cloud-config\nstylus:\n  installationMode: airgap\n  debug: true\n",
+        &[],
+        &[],
+    );
     assert_eq!(l.config.management_mode.value, Mode::Local);
     assert_eq!(l.config.management_mode.source, Source::File);
     assert_eq!(l.config.log_level.value, "debug");
-    assert!(l.incomplete.is_empty(), "local mode needs no endpoint: {:?}", l.incomplete);
-    let l = load_with("#cloud-config\nstylus:\n  installationMode: airgap\n  managementMode: central\n", &[], &[]);
-    assert_eq!(l.config.management_mode.value, Mode::Central, "explicit managementMode wins");
+    assert!(
+        l.incomplete.is_empty(),
+        "local mode needs no endpoint: {:?}",
+        l.incomplete
+    );
+    let l = load_with(
+        "#cloud-config\nstylus:\n  installationMode: airgap\n  managementMode: central\n",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        l.config.management_mode.value,
+        Mode::Central,
+        "explicit managementMode wins"
+    );
 }
 
 #[test]
@@ -60,7 +120,12 @@ fn endpoints() {
         ("-bad-.example", false),
     ];
     for (e, ok) in cases {
-        assert_eq!(check_endpoint(e).is_ok(), *ok, "endpoint {e:?}: {:?}", check_endpoint(e));
+        assert_eq!(
+            check_endpoint(e).is_ok(),
+            *ok,
+            "endpoint {e:?}: {:?}",
+            check_endpoint(e)
+        );
     }
 }
 
@@ -82,7 +147,12 @@ fn no_proxy_entries() {
         ("a..b", false),
     ];
     for (e, ok) in cases {
-        assert_eq!(check_no_proxy(e).is_ok(), *ok, "noProxy {e:?}: {:?}", check_no_proxy(e));
+        assert_eq!(
+            check_no_proxy(e).is_ok(),
+            *ok,
+            "noProxy {e:?}: {:?}",
+            check_no_proxy(e)
+        );
     }
 }
 
@@ -90,7 +160,10 @@ fn no_proxy_entries() {
 fn proxy_passwords_are_masked() {
     let cases = [
         ("http://proxy:3128", "http://proxy:3128"),
-        ("http://user:hunter2@proxy:3128", "http://user:****@proxy:3128"),
+        (
+            "http://user:hunter2@proxy:3128",
+            "http://user:****@proxy:3128",
+        ),
         ("http://user@proxy:3128/x", "http://user:****@proxy:3128/x"),
         ("user:pw@proxy:3128", "****@proxy:3128"),
     ];
@@ -110,13 +183,29 @@ fn ca_certificates() {
     let from_der = parse_ca(&der_b64).expect("base64 DER");
     assert_eq!(from_der, one, "base64 of DER");
     let cases: &[(&str, &str)] = &[
-        ("", "neither PEM nor base64 (expected \"-----BEGIN CERTIFICATE-----\" or base64 text)"),
-        ("bm90IGEgY2VydA==", "decodes, but is not an X.509 certificate"),
-        ("-----BEGIN CERTIFICATE-----\nAAAA\n", "a PEM block without its END line"),
-        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "no CERTIFICATE block in the PEM text"),
+        (
+            "",
+            "neither PEM nor base64 (expected \"-----BEGIN CERTIFICATE-----\" or base64 text)",
+        ),
+        (
+            "bm90IGEgY2VydA==",
+            "decodes, but is not an X.509 certificate",
+        ),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n",
+            "a PEM block without its END line",
+        ),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "no CERTIFICATE block in the PEM text",
+        ),
     ];
     for (input, want) in cases {
-        assert_eq!(parse_ca(input).map(|_| ()), Err(want.to_string()), "input {input:?}");
+        assert_eq!(
+            parse_ca(input).map(|_| ()),
+            Err(want.to_string()),
+            "input {input:?}"
+        );
     }
 }
 

@@ -551,7 +551,7 @@ pub(super) fn resolve(
     }
     if let Some(raw) = get("outpost.stateDir") {
         if let Some(s) = scalar(&raw, &mut ctx, false) {
-            if s.starts_with('/') && s.trim_end_matches('/') != "" {
+            if s.starts_with('/') && !s.trim_end_matches('/').is_empty() {
                 cfg.state_dir = Val {
                     value: s,
                     source: raw.source,
@@ -751,7 +751,9 @@ pub fn check_no_proxy(e: &str) -> Result<(), String> {
         return Ok(());
     }
     if e.contains("://") || e.contains(char::is_whitespace) {
-        return Err(format!("noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"));
+        return Err(format!(
+            "noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"
+        ));
     }
     if let Some((addr, len)) = e.split_once('/') {
         let max = match addr.parse::<std::net::IpAddr>() {
@@ -810,8 +812,12 @@ pub fn parse_ca(item: &str) -> Result<Vec<CaCert>, String> {
         let mut out = Vec::new();
         for c in CertificateDer::pem_slice_iter(bytes) {
             let c = c.map_err(|e| match e {
-                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => "a PEM block without its END line".to_string(),
-                rustls_pki_types::pem::Error::Base64Decode(_) => "bad base64 inside the PEM block".to_string(),
+                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
+                    "a PEM block without its END line".to_string()
+                }
+                rustls_pki_types::pem::Error::Base64Decode(_) => {
+                    "bad base64 inside the PEM block".to_string()
+                }
                 _ => "not valid PEM text".to_string(),
             })?;
             out.push(c.as_ref().to_vec());
