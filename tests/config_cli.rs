@@ -124,6 +124,16 @@ fn generated_bad_inputs() {
         .collect();
     std::fs::write(&garbage, [b"#cloud-config\n".as_slice(), &bytes].concat())
         .expect("write garbage");
+    let deep = d.join("deep.yaml");
+    std::fs::write(
+        &deep,
+        format!(
+            "#cloud-config\nstylus: {}{}\n",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        ),
+    )
+    .expect("write deep");
     let empty = d.join("empty");
     std::fs::write(&empty, "").expect("write empty");
     let dir = d.join("a-directory");
@@ -131,6 +141,7 @@ fn generated_bad_inputs() {
     let cases: Vec<(&str, PathBuf, i32, String)> = vec![
         ("10 MB file", big.clone(), 3, format!("error: {}: file is larger than 1048576 bytes; is this the right file?\n{}: 1 problem(s); nothing was changed\n", big.display(), big.display())),
         ("binary garbage", garbage.clone(), 3, format!("error: {}: line 2: not UTF-8 text (invalid byte at offset 15); is this a binary file?\n{}: 1 problem(s); nothing was changed\n", garbage.display(), garbage.display())),
+        ("20000 nested lists", deep.clone(), 3, format!("error: {}: line 2 column 136: nested too deeply (recursion limit exceeded)\n{}: 1 problem(s); nothing was changed\n", deep.display(), deep.display())),
         ("empty file", empty.clone(), 3, format!("error: {}: line 1: the first line must be \"#cloud-config\" (found an empty line)\n{}: 1 problem(s); nothing was changed\n", empty.display(), empty.display())),
         ("missing file", d.join("nope"), 3, format!("outpost: reading {}: No such file or directory\n", d.join("nope").display())),
         ("a directory", dir.clone(), 3, format!("outpost: reading {}: is a directory\n", dir.display())),

@@ -370,6 +370,19 @@ fn quote_start(s: &str) -> String {
 /// a tab in indentation (YAML allows only spaces there).
 fn yaml_error(text: &str, e: &serde_norway::Error) -> String {
     let msg = e.to_string();
+    let msg = match msg.as_str() {
+        "repetition limit exceeded" => {
+            "aliases (*name) expand to too many values (repetition limit exceeded)".to_string()
+        }
+        m if m.starts_with("deserializing from YAML containing more than one document") => {
+            "more than one YAML document (a second \"---\"); user-data is one document".to_string()
+        }
+        _ => msg.replacen(
+            "recursion limit exceeded",
+            "nested too deeply (recursion limit exceeded)",
+            1,
+        ),
+    };
     let Some(loc) = e.location() else {
         return msg;
     };
