@@ -10,7 +10,8 @@
 //! whole match), giving `<prefix>-<value>`; (3) a random UUID v4,
 //! `<prefix>-<uuid>`, reused from `host-id` when one is stored there.
 //! Then the characters `/ ? # & + % , $ ~ ! @ * ( ) { } | = ; : < > ' . ^ "`
-//! are removed and the result is cut to 128 characters.
+//! (and control characters, an addition) are removed and the result is cut
+//! to 128 characters. Only the first 64 KiB of a deviceUIDPaths file is read.
 //!
 //! This module touches only the state directory's `host-id` (through
 //! fsutil) and the files named by deviceUIDPaths; it must not log their
@@ -50,10 +51,12 @@ pub struct HostId {
     pub origin: Origin,
 }
 
-/// Remove the forbidden characters and cut to 128 characters.
+/// Remove the forbidden characters and cut to 128 characters. Control
+/// characters (NUL padding of a firmware field, a stray newline) go too:
+/// an addition to the platform's list, as no ID can sensibly hold them.
 pub fn sanitize(s: &str) -> String {
     s.chars()
-        .filter(|c| !FORBIDDEN.contains(c))
+        .filter(|c| !FORBIDDEN.contains(c) && !c.is_control())
         .take(MAX_LEN)
         .collect()
 }
@@ -97,7 +100,7 @@ pub fn derive(root: &Root, cfg: &Config) -> Option<HostId> {
         &cfg.device_uid_paths.value[..]
     };
     for p in paths {
-        let Ok(text) = root.read(&p.name) else {
+        let Some(text) = read_small(root, &p.name) else {
             log::debug!("identity: {} not readable", p.name);
             continue;
         };
@@ -114,6 +117,19 @@ pub fn derive(root: &Root, cfg: &Config) -> Option<HostId> {
         }
     }
     None
+}
+
+/// Largest part of a deviceUIDPaths file that is read (a misconfigured
+/// `/dev/zero` must not hang or fill memory).
+pub const MAX_UID_FILE: u64 = 64 * 1024;
+
+/// The first MAX_UID_FILE bytes of a file under the root, as lossy UTF-8.
+fn read_small(root: &Root, host_path: &str) -> Option<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(root.path(host_path)).ok()?;
+    let mut buf = Vec::new();
+    f.take(MAX_UID_FILE).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// A UUID v4 from the host's random source, lowercase hyphenated.
@@ -227,6 +243,7 @@ mod tests {
             ("host name with spaces", "host name with spaces"),
             ("ünïcode-ok", "ünïcode-ok"),
             ("$random", "random"),
+            ("SER\0\0\0\tNO\n", "SERNO"),
         ];
         for (input, want) in cases {
             assert_eq!(sanitize(input), *want, "input {input:?}");
@@ -349,6 +366,39 @@ mod tests {
                 origin: o.clone(),
             });
             assert_eq!(got, want, "case {label}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn endless_or_huge_files_are_read_only_in_part() {
+        let big = format!("{}kiosk-9\n", "a".repeat(2 * MAX_UID_FILE as usize));
+        let (d, root) = tree("big", &[("/etc/big", big.as_str())]);
+        std::os::unix::fs::symlink("/dev/zero", root.path("/etc/zero")).expect("symlink");
+        let cases: &[(&str, Config, Option<String>)] = &[
+            (
+                "match beyond the limit",
+                cfg(None, "edge", &[("/etc/big", Some("kiosk-[0-9]"))]),
+                None,
+            ),
+            (
+                "/dev/zero with a regex",
+                cfg(None, "edge", &[("/etc/zero", Some("x"))]),
+                None,
+            ),
+            (
+                "/dev/zero, NULs removed",
+                cfg(None, "edge", &[("/etc/zero", None)]),
+                None,
+            ),
+            (
+                "big file, cut to 128",
+                cfg(None, "edge", &[("/etc/big", None)]),
+                Some(format!("edge-{}", "a".repeat(123))),
+            ),
+        ];
+        for (label, c, want) in cases {
+            assert_eq!(derive(&root, c).map(|h| h.id), *want, "case {label}");
         }
         let _ = std::fs::remove_dir_all(&d);
     }

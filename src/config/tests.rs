@@ -217,3 +217,45 @@ fn every_read_key_is_shown() {
         assert!(shown.contains(&k), "{k} missing from config show");
     }
 }
+
+#[test]
+fn tags_from_file() {
+    let t = |d: &str, s: &str| TagsFromFile {
+        file_name: "/etc/palette/tags.txt".into(),
+        delimiter: d.into(),
+        separator: s.into(),
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let cases = [
+        (
+            "platform example",
+            t(";", ":"),
+            "Location:Mumbai,India; Latitude:48.856614; Longitude:2.352221; owner:p78125d\n",
+            pairs(&[
+                ("Location", "Mumbai,India"),
+                ("Latitude", "48.856614"),
+                ("Longitude", "2.352221"),
+                ("owner", "p78125d"),
+            ]),
+        ),
+        (
+            "defaults: lines and colons",
+            t("\n", ":"),
+            "a: 1\nb:2:3\n\nnosep\n: novalue\n",
+            pairs(&[("a", "1"), ("b", "2:3")]),
+        ),
+        (
+            "multi-char separator",
+            t(",", "=>"),
+            "k=>v, x => y",
+            pairs(&[("k", "v"), ("x", "y")]),
+        ),
+    ];
+    for (label, tff, text, want) in cases {
+        assert_eq!(tff.parse(text), want, "case {label}");
+    }
+}

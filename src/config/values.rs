@@ -79,6 +79,21 @@ pub struct TagsFromFile {
     pub separator: String,
 }
 
+impl TagsFromFile {
+    /// The tags in a file's text, as the platform splits them: pairs by
+    /// `delimiter`, each pair at the first `separator`; white space around
+    /// keys and values trimmed; pairs without a separator or key skipped.
+    pub fn parse(&self, text: &str) -> Vec<(String, String)> {
+        text.split(self.delimiter.as_str())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once(self.separator.as_str())?;
+                let k = k.trim();
+                (!k.is_empty()).then(|| (k.to_string(), v.trim().to_string()))
+            })
+            .collect()
+    }
+}
+
 /// One `deviceUIDPaths` entry; the regex has been checked to compile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UidPath {
