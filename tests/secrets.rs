@@ -189,20 +189,24 @@ fn token_never_leaves_from_the_environment() {
 #[test]
 fn token_in_a_broken_file_is_not_echoed() {
     let (root, cfg) = setup("broken", false);
-    // A wrong type and a typo'd key, both holding the token (a syntax error
-    // would stop before these checks, so the file parses).
+    // A wrong type, a typo'd key, and the token as the password of URLs; a
+    // syntax error would stop before these checks, so the file parses.
     std::fs::write(
         &cfg,
-        format!("#cloud-config\nstylus:\n  site:\n    edgeHostToken: [\"{TOKEN}\"]\n    edgeHostTokn: \"{TOKEN}\"\n"),
+        format!("#cloud-config\nstylus:\n  site:\n    edgeHostToken: [\"{TOKEN}\"]\n    edgeHostTokn: \"{TOKEN}\"\n    paletteEndpoint: \"https://user:{TOKEN}@api.example.com\"\n    registrationURL: \"user:{TOKEN}@reg.example.com\"\n    network:\n      httpsProxy: \"ftp://user:{TOKEN}@proxy:1\"\n"),
     )
     .expect("write");
     let (code, out, err) = run(outpost().args(["config", "validate"]).arg(&cfg));
     assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("edgeHostToken: expected a string, found a list")
-            && err.contains("edgeHostTokn: unknown key"),
-        "{err}"
-    );
+    for want in [
+        "edgeHostToken: expected a string, found a list",
+        "edgeHostTokn: unknown key",
+        "paletteEndpoint: endpoint \"https://****@api.example.com\" must not hold user:password@",
+        "registrationURL: \"****@reg.example.com\" is not a URL",
+        "httpsProxy: proxy URL ftp://****@proxy:1 has scheme ftp://",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
     assert_clean("broken file", "stdout", &out);
     assert_clean("broken file", "stderr", &err);
     let _ = std::fs::remove_dir_all(&root);

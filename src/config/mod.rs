@@ -90,6 +90,8 @@ pub struct Config {
     pub insecure_skip_verify: Val<bool>,
     pub disable_auto_register: Val<bool>,
     pub registration_url: Val<Option<String>>,
+    /// Proxy URLs may hold `user:password@`: never log them as they are;
+    /// `values_api::redact_url` masks the credentials.
     pub http_proxy: Val<Option<String>>,
     pub https_proxy: Val<Option<String>>,
     pub no_proxy: Val<Vec<String>>,

@@ -118,6 +118,8 @@ fn endpoints() {
         ("https://", false),
         ("host:0", false),
         ("-bad-.example", false),
+        ("https://user:pw@palette.example", false),
+        ("user:pw@palette.example", false),
     ];
     for (e, ok) in cases {
         assert_eq!(
@@ -160,12 +162,11 @@ fn no_proxy_entries() {
 fn proxy_passwords_are_masked() {
     let cases = [
         ("http://proxy:3128", "http://proxy:3128"),
-        (
-            "http://user:hunter2@proxy:3128",
-            "http://user:****@proxy:3128",
-        ),
-        ("http://user@proxy:3128/x", "http://user:****@proxy:3128/x"),
+        ("http://user:hunter2@proxy:3128", "http://****@proxy:3128"),
+        ("http://user@proxy:3128/x", "http://****@proxy:3128/x"),
         ("user:pw@proxy:3128", "****@proxy:3128"),
+        // An unencoded / ? # or @ in the password must not cut it short.
+        ("http://u:pa/ss?w#o@rd@proxy:3128", "http://****@proxy:3128"),
     ];
     for (input, want) in cases {
         assert_eq!(redact_url(input), want, "url {input}");

@@ -712,32 +712,55 @@ fn check_authority(auth: &str) -> Result<(), String> {
 /// Scheme (lowercase), authority (without userinfo), rest of a URL.
 fn split_url(s: &str) -> Option<(String, &str, &str)> {
     let (scheme, rest) = s.split_once("://")?;
+    let (_, rest) = split_userinfo(rest);
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (auth, tail) = rest.split_at(end);
-    let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
     Some((scheme.to_ascii_lowercase(), auth, tail))
+}
+
+/// (userinfo, rest) split at the LAST `@`: a password may hold `/`, `?`,
+/// `#` or `@` unencoded, and none of it may reach a message.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    }
 }
 
 /// The endpoint: a host name (optional `:port`) or an `https://` URL.
 pub fn check_endpoint(s: &str) -> Result<(), String> {
+    let shown = redact_url(s);
     if s.contains("://") {
         return check_https_url(s).map_err(|e| format!("endpoint {e}"));
     }
-    if s.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!("{s:?} is neither a host name nor an https:// URL"));
+    if s.contains('@') {
+        return Err(format!("endpoint {shown:?} must not hold user:password@"));
+    }
+    if s.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "{shown:?} is neither a host name nor an https:// URL"
+        ));
     }
     check_authority(s).map_err(|e| format!("endpoint {e}"))
 }
 
+/// An `https://` URL without credentials; messages mask any password.
 fn check_https_url(s: &str) -> Result<(), String> {
+    let shown = redact_url(s);
     let Some((scheme, auth, _)) = split_url(s) else {
-        return Err(format!("{s:?} is not a URL"));
+        return Err(format!("{shown:?} is not a URL"));
     };
     if scheme != "https" {
-        return Err(format!("{s:?} must use https://, not {scheme}://"));
+        return Err(format!("{shown:?} must use https://, not {scheme}://"));
+    }
+    let userinfo = s
+        .split_once("://")
+        .is_some_and(|(_, r)| split_userinfo(r).0.is_some());
+    if userinfo {
+        return Err(format!("{shown:?} must not hold user:password@"));
     }
     if auth.is_empty() {
-        return Err(format!("{s:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     check_authority(auth)
 }
@@ -746,7 +769,7 @@ fn check_https_url(s: &str) -> Result<(), String> {
 fn check_proxy(s: &str) -> Result<(), String> {
     let (scheme, auth) = match split_url(s) {
         Some((scheme, auth, _)) => (scheme, auth),
-        None => ("http".to_string(), s),
+        None => ("http".to_string(), split_userinfo(s).1),
     };
     if !matches!(scheme.as_str(), "http" | "https" | "socks5" | "socks5h") {
         return Err(format!(
@@ -798,22 +821,15 @@ pub fn check_no_proxy(e: &str) -> Result<(), String> {
         .map_err(|_| format!("noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"))
 }
 
-/// A URL with any password replaced by `****`.
+/// A URL with any `user:password@` replaced by `****@`.
 pub fn redact_url(s: &str) -> String {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return match s.rsplit_once('@') {
-            Some((_, host)) => format!("****@{host}"),
-            None => s.to_string(),
-        };
+    let (scheme, rest) = match s.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), s),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (auth, tail) = rest.split_at(end);
-    match auth.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(u, _)| u);
-            format!("{scheme}://{user}:****@{host}{tail}")
-        }
-        None => s.to_string(),
+    match split_userinfo(rest) {
+        (Some(_), host) => format!("{scheme}****@{host}"),
+        (None, _) => s.to_string(),
     }
 }
 
@@ -933,7 +949,7 @@ impl Config {
         vec![
             e(
                 "stylus.site.paletteEndpoint",
-                opt(&self.endpoint.value),
+                proxy(&self.endpoint.value),
                 &self.endpoint.source,
             ),
             e(
@@ -1024,7 +1040,7 @@ impl Config {
             ),
             e(
                 "stylus.site.registrationURL",
-                opt(&self.registration_url.value),
+                proxy(&self.registration_url.value),
                 &self.registration_url.source,
             ),
             e(
