@@ -26,6 +26,35 @@ pub enum Command {
         json: bool,
     },
     Check(CheckArgs),
+    Config(ConfigArgs),
+    Id(IdArgs),
+}
+
+/// Where a command reads its configuration: `--root`, `--config`, `--set`.
+#[derive(Debug, PartialEq)]
+pub struct ConfigSource {
+    pub root: Root,
+    /// `--config FILE` (or `config validate FILE`), a path as given.
+    pub file: Option<PathBuf>,
+    /// `--set KEY=VALUE` pairs, in order.
+    pub sets: Vec<(String, String)>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ConfigAction {
+    Validate,
+    Show { json: bool },
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ConfigArgs {
+    pub src: ConfigSource,
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct IdArgs {
+    pub src: ConfigSource,
 }
 
 #[derive(Debug, PartialEq)]
@@ -44,6 +73,8 @@ Usage: outpost [-v|-q] <command> [options]
 
 Commands:
   check      Is this host fit to become a managed edge node? (no server needed)
+  config     Validate or show the configuration (config validate|show)
+  id         Print this host's ID (derived and stored on first use)
   help       Show help for a command
 
 Options:
@@ -93,6 +124,50 @@ Options:
 
 Exit status: 0 nothing failed (warnings allowed), 1 a check failed,
 2 usage error.
+";
+
+pub const CONFIG_HELP: &str = "\
+outpost config: check and show the configuration
+
+Usage: outpost config validate [FILE] [--root DIR] [--config FILE]
+       outpost config show [--json] [--root DIR] [--config FILE]
+                           [--set KEY=VALUE]...
+
+validate  Check a #cloud-config user-data file (default: --config, else
+          /etc/outpost/user-data under --root); print every problem.
+show      Print every key with its effective value and its source
+          (default, env, file, flag); secrets are redacted.
+
+Options:
+  --root DIR         Resolve default paths under DIR instead of /
+  --config FILE      Read this file (as given, not under --root)
+  --set KEY=VALUE    Override a key (e.g. outpost.logLevel=debug); not
+                     for secrets: give the token in the file or in
+                     OUTPOST_EDGE_HOST_TOKEN
+  --json             (show) One JSON document, schema outpost.config/v1
+  -h, --help         Show this help
+
+Exit status: 0 valid, 3 configuration invalid or file missing,
+4 file not readable (permission).
+";
+
+pub const ID_HELP: &str = "\
+outpost id: print this host's ID
+
+Usage: outpost id [--root DIR] [--config FILE] [--set KEY=VALUE]...
+
+The ID is stylus.site.name if set, else derived from the first readable
+deviceUIDPaths file (default /sys/class/dmi/id/product_uuid), else a
+random UUID; stored in <stateDir>/host-id so it stays the same.
+
+Options:
+  --root DIR         Resolve every path under DIR instead of /
+  --config FILE      Read this config file (as given, not under --root)
+  --set KEY=VALUE    Override a config key
+  -h, --help         Show this help
+
+Exit status: 0 printed, 3 configuration invalid, 4 not permitted,
+20 the state directory is not writable.
 ";
 
 /// The exit-code table, generated from `error::Code` so it cannot drift.
@@ -197,6 +272,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
     };
     let command = match cmd.as_str() {
         "check" => parse_check(&mut p, &mut verbosity)?,
+        "config" => parse_config(&mut p, &mut verbosity)?,
+        "id" => parse_id(&mut p, &mut verbosity)?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -218,6 +295,8 @@ fn help_for(topic: Option<&str>) -> Result<String> {
     Ok(match topic {
         None => HELP.to_string(),
         Some("check") => CHECK_HELP.to_string(),
+        Some("config") => CONFIG_HELP.to_string(),
+        Some("id") => ID_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -320,6 +399,122 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     }))
 }
 
+/// `--config FILE` and `--set KEY=VALUE`; Ok(true) when `flag` was one.
+fn config_flag(
+    flag: &str,
+    p: &mut lexopt::Parser,
+    cmd: &str,
+    file: &mut Option<PathBuf>,
+    sets: &mut Vec<(String, String)>,
+) -> Result<bool> {
+    match flag {
+        "--config" => {
+            let v = value(p, cmd, "--config")?;
+            if v.is_empty() {
+                return Err(Error::usage(format!("{cmd}: --config needs a file")));
+            }
+            *file = Some(PathBuf::from(v));
+        }
+        "--set" => {
+            let v = value(p, cmd, "--set")?;
+            let Some((k, val)) = v.split_once('=') else {
+                let key = v.split(['=', ' ']).next().unwrap_or("");
+                return Err(Error::usage(format!(
+                    "{cmd}: --set needs KEY=VALUE (got key {key:?} without =)"
+                )));
+            };
+            sets.push((k.trim().to_string(), val.to_string()));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "config";
+    let mut root = None;
+    let mut file = None;
+    let mut sets = Vec::new();
+    let mut json = false;
+    let mut action: Option<String> = None;
+    let mut positional: Option<PathBuf> = None;
+    while let Some(tok) = next(p, CMD)? {
+        match &tok {
+            Tok::Value(v) if action.is_none() => action = Some(v.to_string_lossy().into_owned()),
+            Tok::Value(v) if action.as_deref() == Some("validate") && positional.is_none() => {
+                positional = Some(PathBuf::from(v))
+            }
+            Tok::Value(_) => return Err(unknown_tok(tok, CMD)),
+            Tok::Flag(flag) => {
+                if common(flag, p, CMD, verbosity, &mut root)?
+                    || config_flag(flag, p, CMD, &mut file, &mut sets)?
+                {
+                    continue;
+                }
+                match flag.as_str() {
+                    "-h" | "--help" => return Ok(Command::Help(CONFIG_HELP.to_string())),
+                    "--json" => json = true,
+                    _ => return Err(unknown_tok(tok, CMD)),
+                }
+            }
+        }
+    }
+    let action = match action.as_deref() {
+        Some("validate") => ConfigAction::Validate,
+        Some("show") => ConfigAction::Show { json },
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "config: unknown action {other:?} (known: validate, show)"
+            )))
+        }
+        None => return Err(Error::usage("config: needs an action: validate or show")),
+    };
+    if json && action == ConfigAction::Validate {
+        return Err(Error::usage("config: --json is for 'config show'"));
+    }
+    if positional.is_some() && file.is_some() {
+        return Err(Error::usage(
+            "config: give the file either as FILE or as --config, not both",
+        ));
+    }
+    Ok(Command::Config(ConfigArgs {
+        src: ConfigSource {
+            root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+            file: positional.or(file),
+            sets,
+        },
+        action,
+    }))
+}
+
+fn parse_id(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "id";
+    let mut root = None;
+    let mut file = None;
+    let mut sets = Vec::new();
+    while let Some(tok) = next(p, CMD)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, CMD));
+        };
+        if common(flag, p, CMD, verbosity, &mut root)?
+            || config_flag(flag, p, CMD, &mut file, &mut sets)?
+        {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(ID_HELP.to_string())),
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    Ok(Command::Id(IdArgs {
+        src: ConfigSource {
+            root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+            file,
+            sets,
+        },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,11 +565,26 @@ mod tests {
     fn usage_errors_name_the_flag() {
         let cases: &[(&[&str], &str)] = &[
             (&[], "no command given; see 'outpost --help'"),
-            (&["frobnicate"], "unknown command \"frobnicate\"; see 'outpost --help'"),
-            (&["--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
-            (&["check", "--frob"], "check: unknown flag --frob; see 'outpost check --help'"),
-            (&["check", "-x"], "check: unknown flag -x; see 'outpost check --help'"),
-            (&["check", "extra"], "check: unexpected argument \"extra\"; see 'outpost check --help'"),
+            (
+                &["frobnicate"],
+                "unknown command \"frobnicate\"; see 'outpost --help'",
+            ),
+            (
+                &["--frob"],
+                "outpost: unknown flag --frob; see 'outpost --help'",
+            ),
+            (
+                &["check", "--frob"],
+                "check: unknown flag --frob; see 'outpost check --help'",
+            ),
+            (
+                &["check", "-x"],
+                "check: unknown flag -x; see 'outpost check --help'",
+            ),
+            (
+                &["check", "extra"],
+                "check: unexpected argument \"extra\"; see 'outpost check --help'",
+            ),
             (&["check", "--root"], "check: --root needs a value"),
             (&["check", "--root="], "check: --root needs a directory"),
             (&["check", "--only", ","], "check: --only needs at least one check ID"),
@@ -406,8 +616,108 @@ mod tests {
     }
 
     #[test]
+    fn parses_config_and_id() {
+        let src = |root: &str, file: Option<&str>, sets: &[(&str, &str)]| ConfigSource {
+            root: Root::new(root),
+            file: file.map(PathBuf::from),
+            sets: sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let cases: &[(&[&str], Command)] = &[
+            (
+                &["config", "validate", "ud.yaml"],
+                Command::Config(ConfigArgs {
+                    src: src("/", Some("ud.yaml"), &[]),
+                    action: ConfigAction::Validate,
+                }),
+            ),
+            (
+                &["config", "validate", "--root", "/img"],
+                Command::Config(ConfigArgs {
+                    src: src("/img", None, &[]),
+                    action: ConfigAction::Validate,
+                }),
+            ),
+            (
+                &[
+                    "config",
+                    "show",
+                    "--json",
+                    "--config",
+                    "/x",
+                    "--set",
+                    "outpost.logLevel=debug",
+                ],
+                Command::Config(ConfigArgs {
+                    src: src("/", Some("/x"), &[("outpost.logLevel", "debug")]),
+                    action: ConfigAction::Show { json: true },
+                }),
+            ),
+            (
+                &["id", "--root", "/r", "--set", "stylus.site.name=a=b"],
+                Command::Id(IdArgs {
+                    src: src("/r", None, &[("stylus.site.name", "a=b")]),
+                }),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(&p(args).expect("parse").command, want, "args {args:?}");
+        }
+    }
+
+    #[test]
+    fn config_usage_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["config"], "config: needs an action: validate or show"),
+            (
+                &["config", "frob"],
+                "config: unknown action \"frob\" (known: validate, show)",
+            ),
+            (
+                &["config", "validate", "a", "b"],
+                "config: unexpected argument \"b\"; see 'outpost config --help'",
+            ),
+            (
+                &["config", "validate", "a", "--config", "b"],
+                "config: give the file either as FILE or as --config, not both",
+            ),
+            (
+                &["config", "validate", "--json"],
+                "config: --json is for 'config show'",
+            ),
+            (
+                &["config", "show", "--set", "novalue"],
+                "config: --set needs KEY=VALUE (got key \"novalue\" without =)",
+            ),
+            (
+                &["config", "show", "--config="],
+                "config: --config needs a file",
+            ),
+            (
+                &["id", "extra"],
+                "id: unexpected argument \"extra\"; see 'outpost id --help'",
+            ),
+            (
+                &["id", "--json"],
+                "id: unknown flag --json; see 'outpost id --help'",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(err(args), *want, "args {args:?}");
+        }
+    }
+
+    #[test]
     fn help_fits_80_columns() {
-        for text in [HELP.to_string(), CHECK_HELP.to_string(), exit_codes_help()] {
+        for text in [
+            HELP.to_string(),
+            CHECK_HELP.to_string(),
+            CONFIG_HELP.to_string(),
+            ID_HELP.to_string(),
+            exit_codes_help(),
+        ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line:?}");
             }

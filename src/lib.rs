@@ -5,7 +5,10 @@
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod facts;
+pub mod fsutil;
+pub mod identity;
 pub mod sys;
 pub mod version;

@@ -3,6 +3,8 @@
 //! Nothing here parses argv (that is `cli.rs`) or exits the process.
 
 pub mod check;
+pub mod config;
+pub mod id;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -18,6 +20,8 @@ pub fn run(cmd: Command) -> Result<Code> {
             crate::version::text()
         }),
         Command::Check(args) => check::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Id(args) => id::run(args),
     }
 }
 

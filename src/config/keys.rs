@@ -1,0 +1,306 @@
+//! The one table of configuration keys: every key of the platform's
+//! user-data that outpost reads, every platform key it accepts but ignores,
+//! and outpost's own `outpost:` block, with type, default, `OUTPOST_*`
+//! environment variable and meaning. docs/configuration.md mirrors it (a
+//! unit test keeps the two in step). Lookup only: no I/O, no validation.
+
+/// The YAML shape a key takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    /// Any scalar, taken as text.
+    Str,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number >= 0.
+    Int,
+    /// A list of strings, or one comma-separated string.
+    List,
+    /// A map of plain keys to plain values (tags).
+    Map,
+    /// A map with the known sub-keys listed in this table.
+    Object,
+    /// A list of maps, each with the sub-keys listed as `path[].sub`.
+    ObjList,
+    /// A platform key outpost does not act on: accepted whole, warned about.
+    Ignored,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Str => "string",
+            Ty::Bool => "boolean",
+            Ty::Int => "integer",
+            Ty::List => "list of strings or comma-separated string",
+            Ty::Map => "map of strings",
+            Ty::Object => "map",
+            Ty::ObjList => "list of maps",
+            Ty::Ignored => "any (ignored)",
+        }
+    }
+}
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    /// Dotted path; `[]` marks the items of a list of maps.
+    pub path: &'static str,
+    pub ty: Ty,
+    /// The environment variable that overrides it (scalars and lists only).
+    pub env: Option<&'static str>,
+    /// The default as shown to people ("" = unset).
+    pub default: &'static str,
+    /// True when the value is a secret: never shown, never in argv.
+    pub secret: bool,
+    pub meaning: &'static str,
+}
+
+const fn k(
+    path: &'static str,
+    ty: Ty,
+    env: Option<&'static str>,
+    default: &'static str,
+    meaning: &'static str,
+) -> Key {
+    Key {
+        path,
+        ty,
+        env,
+        default,
+        secret: false,
+        meaning,
+    }
+}
+
+const fn ign(path: &'static str, meaning: &'static str) -> Key {
+    k(path, Ty::Ignored, None, "", meaning)
+}
+
+/// The variable that carries the registration token for installers.
+pub const TOKEN_ENV: &str = "OUTPOST_EDGE_HOST_TOKEN";
+
+/// Every key, parents before children.
+pub const KEYS: &[Key] = &[
+    // -- the platform's `stylus:` block, keys outpost acts on --
+    k("stylus", Ty::Object, None, "", "The platform agent's settings."),
+    k("stylus.site", Ty::Object, None, "", "Site settings: endpoint, registration, identity, network."),
+    k("stylus.site.paletteEndpoint", Ty::Str, Some("OUTPOST_PALETTE_ENDPOINT"), "", "Management endpoint: a host name (`api.example.com`, optional `:port`) or an `https://` URL."),
+    Key {
+        secret: true,
+        ..k("stylus.site.edgeHostToken", Ty::Str, Some(TOKEN_ENV), "", "Registration token created at tenant scope. Secret: redacted everywhere, never a flag.")
+    },
+    k("stylus.site.projectName", Ty::Str, Some("OUTPOST_PROJECT_NAME"), "", "Project the host registers into."),
+    k("stylus.site.projectUid", Ty::Str, Some("OUTPOST_PROJECT_UID"), "", "Project ID the host registers into."),
+    k("stylus.site.name", Ty::Str, Some("OUTPOST_NAME"), "", "Host ID, used as given; `\"$random\"` means a random ID (see the identity rules)."),
+    k("stylus.site.hostName", Ty::Str, Some("OUTPOST_HOST_NAME"), "", "Host name reported to the server; defaults to the host ID."),
+    k("stylus.site.prefix", Ty::Str, Some("OUTPOST_PREFIX"), "edge", "Prefix of a derived host ID (`<prefix>-<id>`); letters, digits and `-` only."),
+    k("stylus.site.tags", Ty::Map, None, "", "Key-value tags sent with registration."),
+    k("stylus.site.tagsFromFile", Ty::Object, None, "", "Read more tags from a file under --root."),
+    k("stylus.site.tagsFromFile.fileName", Ty::Str, None, "", "Path of the tags file."),
+    k("stylus.site.tagsFromFile.delimiter", Ty::Str, None, "\\n", "Separates one key-value pair from the next."),
+    k("stylus.site.tagsFromFile.separator", Ty::Str, None, ":", "Separates a key from its value."),
+    k("stylus.site.deviceUIDPaths", Ty::ObjList, None, "[{name: /sys/class/dmi/id/product_uuid}]", "Files to read the host ID from, first readable wins."),
+    k("stylus.site.deviceUIDPaths[].name", Ty::Str, None, "", "Path of the file (under --root)."),
+    k("stylus.site.deviceUIDPaths[].regex", Ty::Str, None, "", "Regular expression; the whole leftmost match is the ID."),
+    k("stylus.site.caCerts", Ty::List, None, "", "CA certificates for the endpoint: PEM, or base64 of PEM or DER."),
+    k("stylus.site.insecureSkipVerify", Ty::Bool, Some("OUTPOST_INSECURE_SKIP_VERIFY"), "false", "Do not verify the server certificate. Accepted with a loud warning."),
+    k("stylus.site.disableAutoRegister", Ty::Bool, Some("OUTPOST_DISABLE_AUTO_REGISTER"), "false", "Do not register automatically with the token."),
+    k("stylus.site.registrationURL", Ty::Str, Some("OUTPOST_REGISTRATION_URL"), "", "URL operators use to register the host by hand."),
+    k("stylus.site.network", Ty::Object, None, "", "Network settings."),
+    k("stylus.site.network.httpProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTP_PROXY"), "", "HTTP proxy URL (`http://`, `https://` or `socks5://`)."),
+    k("stylus.site.network.httpsProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTPS_PROXY"), "", "HTTPS proxy URL (`http://`, `https://` or `socks5://`)."),
+    k("stylus.site.network.noProxy", Ty::List, Some("OUTPOST_NETWORK_NO_PROXY"), "", "Hosts, `.domains`, IP addresses, CIDRs or `*` reached without the proxy."),
+    k("stylus.site.network.nameserver", Ty::Str, Some("OUTPOST_NETWORK_NAMESERVER"), "", "Global DNS server (IP address)."),
+    k("stylus.debug", Ty::Bool, Some("OUTPOST_DEBUG"), "false", "Debug output (log level debug unless outpost.logLevel says otherwise)."),
+    k("stylus.trace", Ty::Bool, Some("OUTPOST_TRACE"), "false", "Trace output (log level trace unless outpost.logLevel says otherwise)."),
+    k("stylus.path", Ty::Str, Some("OUTPOST_PATH"), "/", "The platform agent's installation root."),
+    k("stylus.managementMode", Ty::Str, Some("OUTPOST_MANAGEMENT_MODE"), "central", "`central` (checks in with the endpoint) or `local` (no server)."),
+    k("stylus.installationMode", Ty::Str, Some("OUTPOST_INSTALLATION_MODE"), "connected", "Deprecated: `connected` or `airgap`; `airgap` means managementMode `local`."),
+    k("stylus.vip", Ty::Object, None, "", "kube-vip settings."),
+    k("stylus.vip.skip", Ty::Bool, Some("OUTPOST_VIP_SKIP"), "false", "Skip kube-vip (external load balancer)."),
+    k("install", Ty::Object, None, "", "Installer settings."),
+    k("install.reboot", Ty::Bool, Some("OUTPOST_INSTALL_REBOOT"), "false", "Reboot after installation."),
+    k("install.poweroff", Ty::Bool, Some("OUTPOST_INSTALL_POWEROFF"), "false", "Power off after installation."),
+    // -- outpost's own block --
+    k("outpost", Ty::Object, None, "", "outpost's own settings."),
+    k("outpost.interval", Ty::Object, None, "", "Bounds of the check-in interval the server may ask for."),
+    k("outpost.interval.min", Ty::Int, Some("OUTPOST_INTERVAL_MIN"), "60", "Shortest check-in interval, seconds (>= 10)."),
+    k("outpost.interval.max", Ty::Int, Some("OUTPOST_INTERVAL_MAX"), "3600", "Longest check-in interval, seconds (>= min, <= 86400)."),
+    k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), "/var/lib/outpost", "State directory (under --root): host-id, credential, state."),
+    k("outpost.scheduler", Ty::Str, Some("OUTPOST_SCHEDULER"), "auto", "How check-ins are scheduled: `systemd`, `cron` or `auto`."),
+    k("outpost.logLevel", Ty::Str, Some("OUTPOST_LOG_LEVEL"), "warn", "`error`, `warn`, `info`, `debug` or `trace`; -v/-q adjust it."),
+    k("outpost.timeouts", Ty::Object, None, "", "Network timeouts."),
+    k("outpost.timeouts.connect", Ty::Int, Some("OUTPOST_TIMEOUT_CONNECT"), "10", "Connect timeout, seconds (1..=300)."),
+    k("outpost.timeouts.request", Ty::Int, Some("OUTPOST_TIMEOUT_REQUEST"), "30", "Whole-request timeout, seconds (1..=3600)."),
+    // -- platform keys accepted and ignored --
+    ign("stylus.site.clusterId", "Cluster the host belongs to."),
+    ign("stylus.site.clusterName", "Cluster the host belongs to."),
+    ign("stylus.site.tagsFromScript", "Tags from a script (outpost runs no scripts)."),
+    ign("stylus.site.remoteShell", "Remote shell settings."),
+    ign("stylus.site.ntpServers", "NTP servers."),
+    ign("stylus.site.network.interfaces", "Per-interface IP settings."),
+    ign("stylus.externalRegistries", "External image registries."),
+    ign("stylus.registryCredentials", "Single external registry."),
+    ign("stylus.localUI", "Local UI settings."),
+    ign("stylus.featureGate", "Feature gates of the platform agent."),
+    ign("stylus.includeTui", "Text UI for first setup."),
+    ign("stylus.enableMultiNode", "Multi-node linking."),
+    ign("stylus.disablePasswordUpdate", "Local UI password updates."),
+    ign("stylus.imageRedirectWebhook", "Image pull redirect webhook."),
+    ign("install.bind_mounts", "Bind mounts of the appliance installer."),
+    ign("install.extra-dirs-rootfs", "Extra root file system folders."),
+    ign("install.grub_options", "Kernel command line of the appliance installer."),
+    ign("install.partitions", "Partitions of the appliance installer."),
+    ign("install.extra-partitions", "Extra partitions of the appliance installer."),
+    ign("install.device", "Target disk of the appliance installer."),
+    ign("stages", "cloud-init stages (users, commands, files)."),
+    ign("users", "cloud-init users."),
+    ign("hostname", "cloud-init host name."),
+    ign("ssh_authorized_keys", "cloud-init SSH keys."),
+    ign("write_files", "cloud-init files."),
+    ign("runcmd", "cloud-init commands."),
+    ign("bootcmd", "cloud-init commands."),
+    ign("k3s", "Kairos k3s settings."),
+    ign("k3s-agent", "Kairos k3s agent settings."),
+    ign("bundles", "Kairos bundles."),
+    ign("reset", "Kairos reset settings."),
+    ign("upgrade", "Kairos upgrade settings."),
+];
+
+/// The entry for a table path (`stylus.site.deviceUIDPaths[].name`).
+pub fn lookup(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+/// The entry whose environment variable is `var`.
+pub fn by_env(var: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.env == Some(var))
+}
+
+/// The keys directly under `parent` ("" = top level), last path segment only.
+pub fn children(parent: &str) -> Vec<&'static str> {
+    KEYS.iter()
+        .filter_map(|k| {
+            let rest = if parent.is_empty() {
+                k.path
+            } else {
+                k.path.strip_prefix(parent)?.strip_prefix('.')?
+            };
+            (!rest.contains('.')).then_some(rest)
+        })
+        .collect()
+}
+
+/// The closest known sibling of a mistyped key, if one is close enough.
+pub fn suggest(parent: &str, typo: &str) -> Option<&'static str> {
+    let t = typo.to_ascii_lowercase();
+    let mut best: Option<(usize, &'static str)> = None;
+    for cand in children(parent) {
+        let d = distance(&t, &cand.to_ascii_lowercase());
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, cand));
+        }
+    }
+    let (d, cand) = best?;
+    let limit = (typo.chars().count() / 3).max(2);
+    (d <= limit).then_some(cand)
+}
+
+/// Levenshtein distance with adjacent transpositions counting as one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_env_names_are_unique_and_parents_exist() {
+        for (i, a) in KEYS.iter().enumerate() {
+            for b in &KEYS[i + 1..] {
+                assert_ne!(a.path, b.path, "duplicate path");
+                if a.env.is_some() {
+                    assert_ne!(a.env, b.env, "duplicate env for {} and {}", a.path, b.path);
+                }
+            }
+            if let Some((parent, _)) = a.path.rsplit_once('.') {
+                let parent = parent.trim_end_matches("[]");
+                let p = lookup(parent).unwrap_or_else(|| panic!("{}: no parent {parent}", a.path));
+                assert!(
+                    matches!(p.ty, Ty::Object | Ty::ObjList),
+                    "{}: parent not a map",
+                    a.path
+                );
+            }
+            if let Some(e) = a.env {
+                assert!(
+                    e.starts_with("OUTPOST_") && !e.starts_with("OUTPOST_TEST_"),
+                    "{e}"
+                );
+                assert!(
+                    matches!(a.ty, Ty::Str | Ty::Bool | Ty::Int | Ty::List),
+                    "{}",
+                    a.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        let cases = [
+            ("stylus.site", "paletteEndpiont", Some("paletteEndpoint")),
+            ("stylus.site", "edgehosttoken", Some("edgeHostToken")),
+            ("stylus.site", "projectname", Some("projectName")),
+            ("stylus.site.network", "httpProxi", Some("httpProxy")),
+            ("", "stylsu", Some("stylus")),
+            ("outpost", "statedir", Some("stateDir")),
+            ("stylus.site", "completelyDifferent", None),
+        ];
+        for (parent, typo, want) in cases {
+            assert_eq!(suggest(parent, typo), want, "typo {parent}.{typo}");
+        }
+    }
+
+    #[test]
+    fn docs_mirror_the_table() {
+        let doc = include_str!("../../docs/configuration.md");
+        for k in KEYS {
+            let cell = format!("| `{}` |", k.path);
+            assert!(
+                doc.contains(&cell),
+                "docs/configuration.md lacks a row for {}",
+                k.path
+            );
+            if let Some(e) = k.env {
+                assert!(
+                    doc.contains(&format!("`{e}`")),
+                    "docs/configuration.md lacks {e}"
+                );
+            }
+        }
+    }
+}
