@@ -7,5 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod facts;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod proto;
 pub mod sys;
 pub mod version;
