@@ -505,7 +505,11 @@ impl Db {
     }
 
     /// Offer (or with `None` withdraw) an upgrade, to one device or all.
-    pub fn set_upgrade(&mut self, device: Option<&str>, offer: Option<&UpgradeOffer>) -> Result<()> {
+    pub fn set_upgrade(
+        &mut self,
+        device: Option<&str>,
+        offer: Option<&UpgradeOffer>,
+    ) -> Result<()> {
         let key = match device {
             Some(d) => format!("upgrade:{d}"),
             None => "upgrade".to_string(),
@@ -520,7 +524,11 @@ impl Db {
             Some(d) => format!("config:{d}"),
             None => "config".to_string(),
         };
-        let mut m = self.meta(&key)?.as_deref().map(json_map).unwrap_or_default();
+        let mut m = self
+            .meta(&key)?
+            .as_deref()
+            .map(json_map)
+            .unwrap_or_default();
         apply_changes(&mut m, changes);
         self.set_meta(&key, Some(&map_to_json(&m)))
     }
@@ -529,7 +537,11 @@ impl Db {
     pub fn set_labels(&mut self, device: &str, changes: &[(String, String)]) -> Result<bool> {
         self.write(|tx| {
             let cur: Option<String> = tx
-                .query_row("SELECT labels FROM devices WHERE host_id=?1", [device], |r| r.get(0))
+                .query_row(
+                    "SELECT labels FROM devices WHERE host_id=?1",
+                    [device],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let Some(cur) = cur else { return Ok(false) };
             let mut m = json_map(&cur);
@@ -557,7 +569,10 @@ impl Db {
     /// Delete a device record, so another machine may register its host ID.
     pub fn delete(&mut self, device: &str) -> Result<bool> {
         self.write(|tx| {
-            tx.execute("DELETE FROM meta WHERE key IN (?1, ?2)", params![format!("upgrade:{device}"), format!("config:{device}")])?;
+            tx.execute(
+                "DELETE FROM meta WHERE key IN (?1, ?2)",
+                params![format!("upgrade:{device}"), format!("config:{device}")],
+            )?;
             tx.execute("DELETE FROM devices WHERE host_id=?1", [device])
         })
         .map(|n| n > 0)
@@ -750,13 +765,42 @@ mod tests {
         let (mut db, dir) = tmpdb("reg");
         db.token_create("tok", None, 100, Some(200)).expect("token");
         db.token_create("old", None, 100, Some(150)).expect("token");
-        db.token_create("proj", Some("shops"), 100, None).expect("token");
-        let cases: &[(&str, &str, &str, u64, Option<&str>, std::result::Result<bool, RegisterRefusal>)] = &[
+        db.token_create("proj", Some("shops"), 100, None)
+            .expect("token");
+        let cases: &[(
+            &str,
+            &str,
+            &str,
+            u64,
+            Option<&str>,
+            std::result::Result<bool, RegisterRefusal>,
+        )] = &[
             ("first registration", "tok", "h1", 160, None, Ok(false)),
             ("same machine rotates", "tok", "h1", 161, None, Ok(true)),
-            ("unknown token", "nope", "h2", 160, None, Err(RegisterRefusal::TokenInvalid)),
-            ("expired token", "old", "h2", 160, None, Err(RegisterRefusal::TokenExpired)),
-            ("project mismatch", "proj", "h3", 160, Some("farms"), Err(RegisterRefusal::ProjectMismatch)),
+            (
+                "unknown token",
+                "nope",
+                "h2",
+                160,
+                None,
+                Err(RegisterRefusal::TokenInvalid),
+            ),
+            (
+                "expired token",
+                "old",
+                "h2",
+                160,
+                None,
+                Err(RegisterRefusal::TokenExpired),
+            ),
+            (
+                "project mismatch",
+                "proj",
+                "h3",
+                160,
+                Some("farms"),
+                Err(RegisterRefusal::ProjectMismatch),
+            ),
             ("project match", "proj", "h3", 160, Some("shops"), Ok(false)),
         ];
         for (name, tok, host, now, project, want) in cases {
@@ -768,11 +812,26 @@ mod tests {
                 .map(|g| g.rotated);
             assert_eq!(&got, want, "{name}");
         }
-        let got = db.register(&reg("h1", "other"), "tok", "c-x", 162, "").expect("dup");
-        assert_eq!(got.map(|g| g.rotated), Err(RegisterRefusal::Duplicate), "other machine");
-        assert!(db.token_revoke(&secret::token_id("tok")).expect("revoke"), "revoke");
-        let got = db.register(&reg("h9", "s"), "tok", "c-y", 163, "").expect("revoked");
-        assert_eq!(got.map(|g| g.rotated), Err(RegisterRefusal::TokenInvalid), "revoked token");
+        let got = db
+            .register(&reg("h1", "other"), "tok", "c-x", 162, "")
+            .expect("dup");
+        assert_eq!(
+            got.map(|g| g.rotated),
+            Err(RegisterRefusal::Duplicate),
+            "other machine"
+        );
+        assert!(
+            db.token_revoke(&secret::token_id("tok")).expect("revoke"),
+            "revoke"
+        );
+        let got = db
+            .register(&reg("h9", "s"), "tok", "c-y", 163, "")
+            .expect("revoked");
+        assert_eq!(
+            got.map(|g| g.rotated),
+            Err(RegisterRefusal::TokenInvalid),
+            "revoked token"
+        );
         assert!(db.integrity_ok().expect("integrity"));
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -781,34 +840,78 @@ mod tests {
     fn checkin_inventory_desired_and_deregistration() {
         let (mut db, dir) = tmpdb("checkin");
         db.token_create("tok", None, 0, None).expect("token");
-        db.register(&reg("h1", "s"), "tok", "cred", 10, "").expect("reg").expect("ok");
-        let unknown = db.checkin("nope", &checkin("h1", "sha256:1", ""), 11, "").expect("db");
-        assert_eq!(unknown.err(), Some(CheckinRefusal::Unknown), "unknown credential");
-        let wrong_host = db.checkin("cred", &checkin("h2", "sha256:1", ""), 11, "").expect("db");
-        assert_eq!(wrong_host.err(), Some(CheckinRefusal::Unknown), "credential of another host");
+        db.register(&reg("h1", "s"), "tok", "cred", 10, "")
+            .expect("reg")
+            .expect("ok");
+        let unknown = db
+            .checkin("nope", &checkin("h1", "sha256:1", ""), 11, "")
+            .expect("db");
+        assert_eq!(
+            unknown.err(),
+            Some(CheckinRefusal::Unknown),
+            "unknown credential"
+        );
+        let wrong_host = db
+            .checkin("cred", &checkin("h2", "sha256:1", ""), 11, "")
+            .expect("db");
+        assert_eq!(
+            wrong_host.err(),
+            Some(CheckinRefusal::Unknown),
+            "credential of another host"
+        );
 
-        let a = db.checkin("cred", &checkin("h1", "sha256:1", ""), 11, "").expect("db").expect("ok");
+        let a = db
+            .checkin("cred", &checkin("h1", "sha256:1", ""), 11, "")
+            .expect("db")
+            .expect("ok");
         assert!(!a.inventory_wanted, "same hash: no inventory wanted");
         assert!(a.desired.is_some(), "first check-in gets the desired state");
-        let b = db.checkin("cred", &checkin("h1", "sha256:1", &a.desired_tag), 12, "").expect("db").expect("ok");
+        let b = db
+            .checkin("cred", &checkin("h1", "sha256:1", &a.desired_tag), 12, "")
+            .expect("db")
+            .expect("ok");
         assert!(b.desired.is_none(), "unchanged desired state is not resent");
-        let c = db.checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 13, "").expect("db").expect("ok");
+        let c = db
+            .checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 13, "")
+            .expect("db")
+            .expect("ok");
         assert!(c.inventory_wanted, "changed hash without inventory: wanted");
         let mut with = checkin("h1", "sha256:2", &a.desired_tag);
         with.inventory = Some(Inventory::default());
         let d = db.checkin("cred", &with, 14, "").expect("db").expect("ok");
         assert!(!d.inventory_wanted, "inventory sent");
 
-        db.set_labels("h1", &[("cluster".into(), "c1".into())]).expect("labels");
-        let e = db.checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 15, "").expect("db").expect("ok");
-        assert_eq!(e.desired.map(|d| d.labels.len()), Some(1), "new label resent");
+        db.set_labels("h1", &[("cluster".into(), "c1".into())])
+            .expect("labels");
+        let e = db
+            .checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 15, "")
+            .expect("db")
+            .expect("ok");
+        assert_eq!(
+            e.desired.map(|d| d.labels.len()),
+            Some(1),
+            "new label resent"
+        );
         assert_eq!(db.devices().expect("list")[0].status(), "In-Use");
 
         assert!(db.deregister("h1").expect("dereg"), "deregister");
-        let f = db.checkin("cred", &checkin("h1", "sha256:2", &e.desired_tag), 16, "").expect("db").expect("ok");
-        assert_eq!(f.desired.map(|d| d.deregister), Some(true), "deregistration delivered");
-        let g = db.checkin("cred", &checkin("h1", "sha256:2", &f.desired_tag), 17, "").expect("db");
-        assert_eq!(g.err(), Some(CheckinRefusal::Deregistered), "410 afterwards");
+        let f = db
+            .checkin("cred", &checkin("h1", "sha256:2", &e.desired_tag), 16, "")
+            .expect("db")
+            .expect("ok");
+        assert_eq!(
+            f.desired.map(|d| d.deregister),
+            Some(true),
+            "deregistration delivered"
+        );
+        let g = db
+            .checkin("cred", &checkin("h1", "sha256:2", &f.desired_tag), 17, "")
+            .expect("db");
+        assert_eq!(
+            g.err(),
+            Some(CheckinRefusal::Deregistered),
+            "410 afterwards"
+        );
         assert_eq!(db.devices().expect("list")[0].status(), "Unpaired");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -817,10 +920,16 @@ mod tests {
     fn health_after_missed_intervals() {
         let (mut db, dir) = tmpdb("health");
         db.token_create("tok", None, 0, None).expect("token");
-        db.register(&reg("h1", "s"), "tok", "cred", 1000, "").expect("reg").expect("ok");
+        db.register(&reg("h1", "s"), "tok", "cred", 1000, "")
+            .expect("reg")
+            .expect("ok");
         db.set_interval(None, 60_000).expect("interval");
         let d = &db.devices().expect("list")[0];
-        let cases = [(1_000_000, "Healthy"), (1_180_000, "Healthy"), (1_180_001, "Unhealthy")];
+        let cases = [
+            (1_000_000, "Healthy"),
+            (1_180_000, "Healthy"),
+            (1_180_001, "Unhealthy"),
+        ];
         for (now_ms, want) in cases {
             assert_eq!(d.health(now_ms), want, "at {now_ms} ms");
         }

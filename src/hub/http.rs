@@ -341,30 +341,122 @@ mod tests {
         let long_head = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_HEAD + 10));
         let cases: Vec<(&str, Vec<u8>, HttpError)> = vec![
             ("empty", b"".to_vec(), HttpError::Gone),
-            ("cut head", b"GET / HTTP/1.1\r\nHost".to_vec(), HttpError::Bad("connection closed inside the head")),
-            ("garbage", b"\x00\x01\x02\r\n\r\n".to_vec(), HttpError::Bad("request line")),
-            ("binary", b"\xff\xfe\r\n\r\n".to_vec(), HttpError::Bad("head is not UTF-8")),
-            ("two spaces", b"GET  / HTTP/1.1\r\n\r\n".to_vec(), HttpError::Bad("request line")),
-            ("no version", b"GET /\r\n\r\n".to_vec(), HttpError::Bad("request line")),
-            ("http2", b"GET / HTTP/2.0\r\n\r\n".to_vec(), HttpError::Version),
-            ("absolute target", b"GET http://x/ HTTP/1.1\r\n\r\n".to_vec(), HttpError::Bad("request target")),
-            ("bad method", b"G(T / HTTP/1.1\r\n\r\n".to_vec(), HttpError::Bad("method")),
-            ("no colon", b"GET / HTTP/1.1\r\nHost x\r\n\r\n".to_vec(), HttpError::Bad("header line without colon")),
-            ("space in name", b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(), HttpError::Bad("header name")),
-            ("ctl in value", b"GET / HTTP/1.1\r\nA: x\x01\r\n\r\n".to_vec(), HttpError::Bad("control character in header value")),
-            ("bare LF", b"GET / HTTP/1.1\nA: b\n\n".to_vec(), HttpError::Bad("connection closed inside the head")),
-            ("chunked", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), HttpError::NotImplemented),
-            ("post without length", b"POST / HTTP/1.1\r\n\r\n".to_vec(), HttpError::LengthRequired),
-            ("negative length", b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(), HttpError::Bad("Content-Length")),
-            ("hex length", b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n".to_vec(), HttpError::Bad("Content-Length")),
-            ("huge length", b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n".to_vec(), HttpError::TooLarge),
-            ("over cap", b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n".to_vec(), HttpError::TooLarge),
-            ("conflicting lengths", b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), HttpError::Bad("conflicting Content-Length")),
-            ("short body", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab".to_vec(), HttpError::Bad("body shorter than Content-Length")),
-            ("extra data", b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nabc".to_vec(), HttpError::Bad("more data than Content-Length")),
-            ("too many headers", many_headers.into_bytes(), HttpError::HeadTooLarge),
+            (
+                "cut head",
+                b"GET / HTTP/1.1\r\nHost".to_vec(),
+                HttpError::Bad("connection closed inside the head"),
+            ),
+            (
+                "garbage",
+                b"\x00\x01\x02\r\n\r\n".to_vec(),
+                HttpError::Bad("request line"),
+            ),
+            (
+                "binary",
+                b"\xff\xfe\r\n\r\n".to_vec(),
+                HttpError::Bad("head is not UTF-8"),
+            ),
+            (
+                "two spaces",
+                b"GET  / HTTP/1.1\r\n\r\n".to_vec(),
+                HttpError::Bad("request line"),
+            ),
+            (
+                "no version",
+                b"GET /\r\n\r\n".to_vec(),
+                HttpError::Bad("request line"),
+            ),
+            (
+                "http2",
+                b"GET / HTTP/2.0\r\n\r\n".to_vec(),
+                HttpError::Version,
+            ),
+            (
+                "absolute target",
+                b"GET http://x/ HTTP/1.1\r\n\r\n".to_vec(),
+                HttpError::Bad("request target"),
+            ),
+            (
+                "bad method",
+                b"G(T / HTTP/1.1\r\n\r\n".to_vec(),
+                HttpError::Bad("method"),
+            ),
+            (
+                "no colon",
+                b"GET / HTTP/1.1\r\nHost x\r\n\r\n".to_vec(),
+                HttpError::Bad("header line without colon"),
+            ),
+            (
+                "space in name",
+                b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(),
+                HttpError::Bad("header name"),
+            ),
+            (
+                "ctl in value",
+                b"GET / HTTP/1.1\r\nA: x\x01\r\n\r\n".to_vec(),
+                HttpError::Bad("control character in header value"),
+            ),
+            (
+                "bare LF",
+                b"GET / HTTP/1.1\nA: b\n\n".to_vec(),
+                HttpError::Bad("connection closed inside the head"),
+            ),
+            (
+                "chunked",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+                HttpError::NotImplemented,
+            ),
+            (
+                "post without length",
+                b"POST / HTTP/1.1\r\n\r\n".to_vec(),
+                HttpError::LengthRequired,
+            ),
+            (
+                "negative length",
+                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+                HttpError::Bad("Content-Length"),
+            ),
+            (
+                "hex length",
+                b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n".to_vec(),
+                HttpError::Bad("Content-Length"),
+            ),
+            (
+                "huge length",
+                b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n".to_vec(),
+                HttpError::TooLarge,
+            ),
+            (
+                "over cap",
+                b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n".to_vec(),
+                HttpError::TooLarge,
+            ),
+            (
+                "conflicting lengths",
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(),
+                HttpError::Bad("conflicting Content-Length"),
+            ),
+            (
+                "short body",
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab".to_vec(),
+                HttpError::Bad("body shorter than Content-Length"),
+            ),
+            (
+                "extra data",
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nabc".to_vec(),
+                HttpError::Bad("more data than Content-Length"),
+            ),
+            (
+                "too many headers",
+                many_headers.into_bytes(),
+                HttpError::HeadTooLarge,
+            ),
             ("long head", long_head.into_bytes(), HttpError::HeadTooLarge),
-            ("endless head", vec![b'a'; MAX_HEAD * 3], HttpError::HeadTooLarge),
+            (
+                "endless head",
+                vec![b'a'; MAX_HEAD * 3],
+                HttpError::HeadTooLarge,
+            ),
         ];
         for (name, raw, want) in cases {
             assert_eq!(parse(&raw).err(), Some(want), "case {name}");

@@ -142,11 +142,7 @@ fn run(args: Vec<OsString>) -> Result<()> {
             }
             Some(Value(v)) => break string(v, "command")?,
             Some(other) => return Err(usage(other.unexpected())),
-            None => {
-                return Err(Error::usage(
-                    "no command given; try 'outpost-hub --help'",
-                ))
-            }
+            None => return Err(Error::usage("no command given; try 'outpost-hub --help'")),
         }
     };
     match cmd.as_str() {
@@ -185,7 +181,9 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Long("tls-cert") => cert = Some(PathBuf::from(a.p.value().map_err(usage)?)),
                 Long("tls-key") => key = Some(PathBuf::from(a.p.value().map_err(usage)?)),
                 Long("insecure-http") => insecure = true,
-                Long("request-log") => request_log = Some(PathBuf::from(a.p.value().map_err(usage)?)),
+                Long("request-log") => {
+                    request_log = Some(PathBuf::from(a.p.value().map_err(usage)?))
+                }
                 Long("workers") => {
                     let v = a.value("--workers")?;
                     workers = v
@@ -390,7 +388,9 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                             t.id,
                             t.project.as_deref().unwrap_or("(any)"),
                             proto::rfc3339(t.created),
-                            t.expires.map(proto::rfc3339).unwrap_or_else(|| "never".into()),
+                            t.expires
+                                .map(proto::rfc3339)
+                                .unwrap_or_else(|| "never".into()),
                             state(t),
                             t.uses
                         );
@@ -452,7 +452,11 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let rows = d.devices()?;
         let now_ms = server::now_ms();
         let map_obj = |m: &std::collections::BTreeMap<String, String>| {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+            Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            )
         };
         if as_json {
             let list: Vec<Value> = rows
@@ -488,14 +492,27 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 })
                 .collect();
             let mut top = Object::new();
-            top.insert("schema".into(), Value::String("outpost.hub.devices/v1".into()));
+            top.insert(
+                "schema".into(),
+                Value::String("outpost.hub.devices/v1".into()),
+            );
             top.insert("devices".into(), Value::Array(list.into_iter().collect()));
             println!("{}", json::to_string(&Value::Object(top)));
             return Ok(());
         }
         println!(
             "{:<20} {:<14} {:<8} {:<9} {:>3} {:>8} {:<22} {:<15} {:<17} {:<7} {:<20} LAST SEEN",
-            "HOST ID", "NAME", "STATUS", "HEALTH", "CPU", "MEMORY", "OS", "IP", "MAC", "ARCH", "TAGS"
+            "HOST ID",
+            "NAME",
+            "STATUS",
+            "HEALTH",
+            "CPU",
+            "MEMORY",
+            "OS",
+            "IP",
+            "MAC",
+            "ARCH",
+            "TAGS"
         );
         for r in &rows {
             let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -511,7 +528,11 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 r.ip(),
                 r.mac(),
                 r.inventory.arch,
-                if tags.is_empty() { "-".into() } else { tags.join(",") },
+                if tags.is_empty() {
+                    "-".into()
+                } else {
+                    tags.join(",")
+                },
                 proto::rfc3339(r.last_seen)
             );
         }
@@ -536,13 +557,20 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
             }
         }
         let v = secs.ok_or_else(|| Error::usage("set-interval: SECONDS is required"))?;
-        let ms = parse_seconds_ms(&v)
-            .ok_or_else(|| Error::usage(format!("set-interval {v}: expected seconds, e.g. 300 or 0.5")))?;
+        let ms = parse_seconds_ms(&v).ok_or_else(|| {
+            Error::usage(format!(
+                "set-interval {v}: expected seconds, e.g. 300 or 0.5"
+            ))
+        })?;
         let min = if test_mode { 1 } else { 1000 };
         if ms < min || ms > 604_800_000 {
             return Err(Error::usage(format!(
                 "set-interval {v}: expected {} to 604800 seconds",
-                if test_mode { "0.001" } else { "1 (below only with --test-mode)," }
+                if test_mode {
+                    "0.001"
+                } else {
+                    "1 (below only with --test-mode),"
+                }
             )));
         }
         let mut d = Db::open(&db)?;
@@ -562,7 +590,11 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
 }
 
 fn parse_artifact(s: &str) -> Result<Artifact> {
-    let bad = |why: &str| Error::usage(format!("--artifact {s}: {why} (expected ARCH=URL,SHA256,SIZE)"));
+    let bad = |why: &str| {
+        Error::usage(format!(
+            "--artifact {s}: {why} (expected ARCH=URL,SHA256,SIZE)"
+        ))
+    };
     let (arch, rest) = s.split_once('=').ok_or_else(|| bad("no '='"))?;
     if arch != "x86_64" && arch != "aarch64" {
         return Err(bad("ARCH must be x86_64 or aarch64"));
@@ -574,10 +606,18 @@ fn parse_artifact(s: &str) -> Result<Artifact> {
     if !url.starts_with("https://") || url.len() > 2048 {
         return Err(bad("URL must start with https://"));
     }
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(bad("SHA256 must be 64 lowercase hex digits"));
     }
-    let size: u64 = size.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("SIZE must be a positive integer"))?;
+    let size: u64 = size
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad("SIZE must be a positive integer"))?;
     Ok(Artifact {
         arch: arch.into(),
         url: url.to_string(),
@@ -588,12 +628,16 @@ fn parse_artifact(s: &str) -> Result<Artifact> {
 
 fn valid_version(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
     help_ok((|| {
-        let (mut device, mut version, mut min_version, mut withdraw) = (None, None, String::new(), false);
+        let (mut device, mut version, mut min_version, mut withdraw) =
+            (None, None, String::new(), false);
         let mut artifacts = Vec::new();
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
@@ -613,20 +657,27 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let mut d = Db::open(&db)?;
         if withdraw {
             if version.is_some() || !artifacts.is_empty() {
-                return Err(Error::usage("offer-upgrade: --withdraw takes no --version or --artifact"));
+                return Err(Error::usage(
+                    "offer-upgrade: --withdraw takes no --version or --artifact",
+                ));
             }
             d.set_upgrade(device.as_deref(), None)?;
             eprintln!("upgrade offer withdrawn");
             return Ok(());
         }
-        let version = version.ok_or_else(|| Error::usage("offer-upgrade: --version V is required"))?;
+        let version =
+            version.ok_or_else(|| Error::usage("offer-upgrade: --version V is required"))?;
         for (flag, v) in [("--version", &version), ("--min-version", &min_version)] {
             if !(v.is_empty() && flag == "--min-version") && !valid_version(v) {
-                return Err(Error::usage(format!("offer-upgrade {flag} {v}: expected MAJOR.MINOR.PATCH")));
+                return Err(Error::usage(format!(
+                    "offer-upgrade {flag} {v}: expected MAJOR.MINOR.PATCH"
+                )));
             }
         }
         if artifacts.is_empty() {
-            return Err(Error::usage("offer-upgrade: at least one --artifact is required"));
+            return Err(Error::usage(
+                "offer-upgrade: at least one --artifact is required",
+            ));
         }
         let offer = UpgradeOffer {
             version: version.clone(),
@@ -652,9 +703,13 @@ fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
                     let (k, val) = v
                         .split_once('=')
                         .filter(|(k, _)| !k.is_empty() && k.len() <= 256)
-                        .ok_or_else(|| Error::usage(format!("{cmd} {v}: expected KEY=VALUE or KEY=")))?;
+                        .ok_or_else(|| {
+                            Error::usage(format!("{cmd} {v}: expected KEY=VALUE or KEY="))
+                        })?;
                     if val.len() > 256 {
-                        return Err(Error::usage(format!("{cmd} {k}: value longer than 256 bytes")));
+                        return Err(Error::usage(format!(
+                            "{cmd} {k}: value longer than 256 bytes"
+                        )));
                     }
                     changes.push((k.to_string(), val.to_string()));
                 }
@@ -667,7 +722,9 @@ fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
             }
         }
         if changes.is_empty() {
-            return Err(Error::usage(format!("{cmd}: at least one KEY=VALUE is required")));
+            return Err(Error::usage(format!(
+                "{cmd}: at least one KEY=VALUE is required"
+            )));
         }
         let mut d = Db::open(&db)?;
         if cmd == "label" {
@@ -699,7 +756,11 @@ fn remove(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
         }
         let id = id.ok_or_else(|| Error::usage(format!("{cmd}: HOST_ID is required")))?;
         let mut d = Db::open(&db)?;
-        let done = if cmd == "deregister" { d.deregister(&id)? } else { d.delete(&id)? };
+        let done = if cmd == "deregister" {
+            d.deregister(&id)?
+        } else {
+            d.delete(&id)?
+        };
         if !done {
             return Err(Error::usage(format!(
                 "{cmd}: no {}device {id}",
@@ -718,11 +779,9 @@ fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
             match arg {
                 Long("retry-after") => {
                     let v = a.value("--retry-after")?;
-                    retry_after = v
-                        .parse()
-                        .ok()
-                        .filter(|n| *n <= 86_400)
-                        .ok_or_else(|| Error::usage(format!("--retry-after {v}: expected 0 to 86400 seconds")))?;
+                    retry_after = v.parse().ok().filter(|n| *n <= 86_400).ok_or_else(|| {
+                        Error::usage(format!("--retry-after {v}: expected 0 to 86400 seconds"))
+                    })?;
                 }
                 Long("http-date") => http_date = true,
                 Value(v) if mode.is_none() => mode = Some(string(v, "mode")?),
@@ -751,7 +810,9 @@ fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 eprintln!("shedding: every register and check-in now gets {status}");
                 Ok(())
             }
-            Some(other) => Err(Error::usage(format!("shed {other}: expected 429, 503 or off"))),
+            Some(other) => Err(Error::usage(format!(
+                "shed {other}: expected 429, 503 or off"
+            ))),
             None => Err(Error::usage("shed: expected 429, 503 or off")),
         }
     })())
@@ -809,7 +870,12 @@ mod tests {
         for c in cases {
             assert!(parse_artifact(&c).is_err(), "should reject {c}");
         }
-        let versions = [("1.2.3", true), ("1.2", false), ("1.2.x", false), ("", false)];
+        let versions = [
+            ("1.2.3", true),
+            ("1.2", false),
+            ("1.2.x", false),
+            ("", false),
+        ];
         for (v, ok) in versions {
             assert_eq!(valid_version(v), ok, "version {v:?}");
         }

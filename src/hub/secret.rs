@@ -90,7 +90,12 @@ mod tests {
     fn hashes_are_stable_and_separated() {
         let cases = [
             (hash_secret("abc"), hash_secret("abc"), true, "same secret"),
-            (hash_secret("abc"), hash_secret("abd"), false, "other secret"),
+            (
+                hash_secret("abc"),
+                hash_secret("abd"),
+                false,
+                "other secret",
+            ),
             (
                 hash_install_secret("ab", "c"),
                 hash_install_secret("a", "bc"),

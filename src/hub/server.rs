@@ -48,7 +48,10 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
     if certs.is_empty() {
         return Err(Error::new(
             Code::Config,
-            format!("reading TLS certificate {}: no CERTIFICATE in it", cert.display()),
+            format!(
+                "reading TLS certificate {}: no PEM certificate found",
+                cert.display()
+            ),
         ));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("key", key, &e))?;
@@ -124,11 +127,18 @@ pub fn serve(opts: Options) -> Result<()> {
         }
         None => None,
     };
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| Error::new(Code::Network, format!("binding {addr}: {}", crate::error::io_text(&e))))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::new(Code::Network, format!("binding {addr}: {}", crate::error::io_text(&e))))?;
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        Error::new(
+            Code::Network,
+            format!("binding {addr}: {}", crate::error::io_text(&e)),
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| {
+        Error::new(
+            Code::Network,
+            format!("binding {addr}: {}", crate::error::io_text(&e)),
+        )
+    })?;
     let shared = Arc::new(Shared {
         db: Mutex::new(db),
         log,
@@ -146,7 +156,11 @@ pub fn serve(opts: Options) -> Result<()> {
             .spawn(move || worker(&rx, &shared))
             .map_err(|e| Error::new(Code::LocalIo, format!("starting worker thread: {e}")))?;
     }
-    let scheme = if shared.tls.is_some() { "https" } else { "http" };
+    let scheme = if shared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!("listening on {scheme}://{local}");
     let _ = std::io::stdout().flush();
     eprintln!(
@@ -275,10 +289,19 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
                 HttpError::TooLarge | HttpError::HeadTooLarge => "too_large",
                 _ => "bad_request",
             };
-            ("".into(), "".into(), 0, Answer::err(e.status(), code, e.message()))
+            (
+                "".into(),
+                "".into(),
+                0,
+                Answer::err(e.status(), code, e.message()),
+            )
         }
     };
-    let headers: Vec<(&str, String)> = answer.headers.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let headers: Vec<(&str, String)> = answer
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
     let bytes = http::response(answer.status, &headers, &answer.body);
     let sent = s.write_all(&bytes).and_then(|_| s.flush());
     let error = if sent.is_err() && answer.error.is_empty() {
@@ -335,7 +358,11 @@ fn log_line(
 }
 
 fn shed_answer(shed: &Shed) -> Answer {
-    let code = if shed.status == 429 { "rate_limited" } else { "unavailable" };
+    let code = if shed.status == 429 {
+        "rate_limited"
+    } else {
+        "unavailable"
+    };
     let mut a = Answer::err(
         shed.status,
         code,
@@ -362,7 +389,13 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
     let post = match path {
         proto::PATH_PROBE => false,
         proto::PATH_REGISTER | proto::PATH_CHECKIN => true,
-        _ => return Answer::err(404, "not_found", format!("no such endpoint: {}", truncate(path))),
+        _ => {
+            return Answer::err(
+                404,
+                "not_found",
+                format!("no such endpoint: {}", truncate(path)),
+            )
+        }
     };
     let want = if post { "POST" } else { "GET" };
     if req.method != want {
@@ -405,7 +438,11 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
         Err(e) => return Answer::err(400, "bad_request", e.0),
     };
     if req.host_id.is_empty() {
-        return Answer::err(400, "bad_request", "register request: field `host_id` is empty");
+        return Answer::err(
+            400,
+            "bad_request",
+            "register request: field `host_id` is empty",
+        );
     }
     if req.install_secret.len() < secret::MIN_INSTALL_SECRET {
         return Answer::err(
@@ -463,7 +500,11 @@ fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str) -> Answer {
         .map(str::trim)
         .unwrap_or("");
     if cred.is_empty() {
-        let mut a = Answer::err(401, "unknown_credential", "missing Authorization: Bearer credential");
+        let mut a = Answer::err(
+            401,
+            "unknown_credential",
+            "missing Authorization: Bearer credential",
+        );
         a.headers.push(("WWW-Authenticate", "Bearer".into()));
         return a;
     }
