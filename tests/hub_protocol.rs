@@ -522,7 +522,9 @@ fn bad_input_gets_clear_errors() {
         "x".repeat(proto::MAX_REQUEST_BODY + 1)
     );
     let short_secret = proto::encode(&register_req(&token, "edge-9", "short"));
-    let cases: Vec<(&str, &str, String, Option<&str>, u16, &str)> = vec![
+    // (case, path, body, credential, status, message)
+    type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             PATH_CHECKIN,

@@ -767,14 +767,15 @@ mod tests {
         db.token_create("old", None, 100, Some(150)).expect("token");
         db.token_create("proj", Some("shops"), 100, None)
             .expect("token");
-        let cases: &[(
-            &str,
-            &str,
-            &str,
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
             u64,
-            Option<&str>,
+            Option<&'a str>,
             std::result::Result<bool, RegisterRefusal>,
-        )] = &[
+        );
+        let cases: &[Case] = &[
             ("first registration", "tok", "h1", 160, None, Ok(false)),
             ("same machine rotates", "tok", "h1", 161, None, Ok(true)),
             (

@@ -88,6 +88,11 @@ Usage: outpost-hub set-config [--device ID] KEY=VALUE ...   (KEY= removes)
        outpost-hub label ID KEY=VALUE ...                   (KEY= removes)
 ";
 
+const REMOVE_HELP: &str = "\
+Usage: outpost-hub deregister HOST_ID   (next check-in: deregister, then 410)
+       outpost-hub delete HOST_ID       (remove the record; frees the host ID)
+";
+
 const SHED_HELP: &str = "\
 Usage: outpost-hub shed 429|503 [--retry-after SECONDS] [--http-date]
        outpost-hub shed off
@@ -160,16 +165,8 @@ fn run(args: Vec<OsString>) -> Result<()> {
     }
 }
 
-/// `--help` inside a command ends the program successfully.
-fn help_ok(r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.code == Code::Ok => Ok(()),
-        other => other,
-    }
-}
-
 fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let mut listen = None;
         let (mut cert, mut key, mut insecure) = (None, None, false);
         let mut workers = 4usize;
@@ -232,7 +229,7 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
             request_log,
             deadline,
         })
-    })())
+    })()
 }
 
 /// "1.5" -> 1500 (milliseconds); at most 3 decimals.
@@ -267,7 +264,7 @@ fn parse_duration_s(s: &str) -> Option<u64> {
 }
 
 fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let sub = match a.p.next().map_err(usage)? {
             Some(Value(v)) => string(v, "token command")?,
             Some(Short('h') | Long("help")) => {
@@ -424,7 +421,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 "token: unknown command '{other}' (expected create, list or revoke)"
             ))),
         }
-    })())
+    })()
 }
 
 fn fmt_bytes(b: u64) -> String {
@@ -435,7 +432,7 @@ fn fmt_bytes(b: u64) -> String {
 }
 
 fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let mut as_json = false;
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
@@ -537,11 +534,11 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
             );
         }
         Ok(())
-    })())
+    })()
 }
 
 fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let (mut device, mut test_mode, mut secs) = (None, false, None);
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
@@ -586,7 +583,7 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Ok(())
             }
         }
-    })())
+    })()
 }
 
 fn parse_artifact(s: &str) -> Result<Artifact> {
@@ -635,7 +632,7 @@ fn valid_version(v: &str) -> bool {
 }
 
 fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let (mut device, mut version, mut min_version, mut withdraw) =
             (None, None, String::new(), false);
         let mut artifacts = Vec::new();
@@ -667,8 +664,11 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
         }
         let version =
             version.ok_or_else(|| Error::usage("offer-upgrade: --version V is required"))?;
-        for (flag, v) in [("--version", &version), ("--min-version", &min_version)] {
-            if !(v.is_empty() && flag == "--min-version") && !valid_version(v) {
+        for (flag, v, may_be_empty) in [
+            ("--version", &version, false),
+            ("--min-version", &min_version, true),
+        ] {
+            if !(valid_version(v) || (may_be_empty && v.is_empty())) {
                 return Err(Error::usage(format!(
                     "offer-upgrade {flag} {v}: expected MAJOR.MINOR.PATCH"
                 )));
@@ -687,11 +687,11 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
         d.set_upgrade(device.as_deref(), Some(&offer))?;
         eprintln!("upgrade to {version} offered");
         Ok(())
-    })())
+    })()
 }
 
 fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let mut device = None;
         let mut changes: Vec<(String, String)> = Vec::new();
         while let Some(arg) = a.p.next().map_err(usage)? {
@@ -737,18 +737,18 @@ fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
         }
         eprintln!("{cmd}: {} change(s) saved", changes.len());
         Ok(())
-    })())
+    })()
 }
 
 fn remove(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let mut id = None;
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
                 Value(v) if id.is_none() => id = Some(string(v, "ID")?),
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", "Usage: outpost-hub deregister|delete HOST_ID\n");
+                    print!("{REMOVE_HELP}");
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -769,11 +769,11 @@ fn remove(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
         }
         eprintln!("{cmd}: {id} done");
         Ok(())
-    })())
+    })()
 }
 
 fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
-    help_ok((|| {
+    (|| {
         let (mut mode, mut retry_after, mut http_date) = (None, 5u64, false);
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
@@ -815,7 +815,7 @@ fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
             ))),
             None => Err(Error::usage("shed: expected 429, 503 or off")),
         }
-    })())
+    })()
 }
 
 #[cfg(test)]
