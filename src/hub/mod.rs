@@ -375,23 +375,25 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         .collect();
                     println!("{}", json::to_string(&list));
                 } else {
-                    println!(
-                        "{:<12}  {:<12}  {:<20}  {:<20}  {:<7}  USES",
-                        "ID", "PROJECT", "CREATED", "EXPIRES", "STATE"
+                    let table: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.clone(),
+                                t.project.clone().unwrap_or_else(|| "(any)".into()),
+                                proto::rfc3339(t.created),
+                                t.expires
+                                    .map(proto::rfc3339)
+                                    .unwrap_or_else(|| "never".into()),
+                                state(t).to_string(),
+                                t.uses.to_string(),
+                            ]
+                        })
+                        .collect();
+                    print_table(
+                        &["ID", "PROJECT", "CREATED", "EXPIRES", "STATE", "USES"],
+                        &table,
                     );
-                    for t in &rows {
-                        println!(
-                            "{:<12}  {:<12}  {:<20}  {:<20}  {:<7}  {}",
-                            t.id,
-                            t.project.as_deref().unwrap_or("(any)"),
-                            proto::rfc3339(t.created),
-                            t.expires
-                                .map(proto::rfc3339)
-                                .unwrap_or_else(|| "never".into()),
-                            state(t),
-                            t.uses
-                        );
-                    }
                 }
                 Ok(())
             }
@@ -422,6 +424,45 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
             ))),
         }
     })()
+}
+
+/// Print aligned columns (two spaces apart), sized to their content.
+/// Control characters (device-supplied text could carry terminal escapes)
+/// are shown as `?`.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| {
+                    c.chars()
+                        .map(|ch| if ch.is_control() { '?' } else { ch })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
 }
 
 fn fmt_bytes(b: u64) -> String {
@@ -497,8 +538,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
             println!("{}", json::to_string(&Value::Object(top)));
             return Ok(());
         }
-        println!(
-            "{:<20} {:<14} {:<8} {:<9} {:>3} {:>8} {:<22} {:<15} {:<17} {:<7} {:<20} LAST SEEN",
+        let header = [
             "HOST ID",
             "NAME",
             "STATUS",
@@ -509,30 +549,34 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
             "IP",
             "MAC",
             "ARCH",
-            "TAGS"
-        );
-        for r in &rows {
-            let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!(
-                "{:<20} {:<14} {:<8} {:<9} {:>3} {:>8} {:<22} {:<15} {:<17} {:<7} {:<20} {}",
-                r.host_id,
-                r.hostname,
-                r.status(),
-                r.health(now_ms),
-                r.inventory.cpus,
-                fmt_bytes(r.inventory.memory_bytes),
-                r.inventory.os.chars().take(22).collect::<String>(),
-                r.ip(),
-                r.mac(),
-                r.inventory.arch,
-                if tags.is_empty() {
-                    "-".into()
-                } else {
-                    tags.join(",")
-                },
-                proto::rfc3339(r.last_seen)
-            );
-        }
+            "TAGS",
+            "LAST SEEN",
+        ];
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vec![
+                    r.host_id.clone(),
+                    r.hostname.clone(),
+                    r.status().to_string(),
+                    r.health(now_ms).to_string(),
+                    r.inventory.cpus.to_string(),
+                    fmt_bytes(r.inventory.memory_bytes),
+                    r.inventory.os.clone(),
+                    r.ip(),
+                    r.mac(),
+                    r.inventory.arch.clone(),
+                    if tags.is_empty() {
+                        "-".into()
+                    } else {
+                        tags.join(",")
+                    },
+                    proto::rfc3339(r.last_seen),
+                ]
+            })
+            .collect();
+        print_table(&header, &table);
         Ok(())
     })()
 }
