@@ -643,7 +643,7 @@ impl Db {
         Ok(rows)
     }
 
-    /// `PRAGMA integrity_check` == ok (used by tests and `serve` at start).
+    /// `PRAGMA integrity_check` == ok (used by tests).
     pub fn integrity_ok(&self) -> Result<bool> {
         let v: String = self
             .conn
@@ -684,8 +684,10 @@ impl DeviceRow {
 
     /// Healthy when the last check-in said so and no more than
     /// [`MISSED_INTERVALS`] intervals have passed since (milliseconds).
+    /// `last_seen` has whole seconds, so it counts from the end of that
+    /// second (sub-second test intervals must not flap to Unhealthy).
     pub fn health(&self, now_ms: u64) -> &'static str {
-        let limit = self.last_seen.saturating_mul(1000)
+        let limit = (self.last_seen + 1).saturating_mul(1000)
             + MISSED_INTERVALS.saturating_mul(self.interval_ms.max(1));
         if self.healthy && now_ms <= limit {
             "Healthy"
@@ -928,8 +930,8 @@ mod tests {
         let d = &db.devices().expect("list")[0];
         let cases = [
             (1_000_000, "Healthy"),
-            (1_180_000, "Healthy"),
-            (1_180_001, "Unhealthy"),
+            (1_181_000, "Healthy"),
+            (1_181_001, "Unhealthy"),
         ];
         for (now_ms, want) in cases {
             assert_eq!(d.health(now_ms), want, "at {now_ms} ms");

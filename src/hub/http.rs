@@ -42,8 +42,10 @@ pub enum HttpError {
     Timeout,
     /// 411: a body without Content-Length.
     LengthRequired,
-    /// 413: Content-Length over the cap.
-    TooLarge,
+    /// 413: Content-Length over the cap; carries the body bytes the client
+    /// declared and has not sent yet (so the server can drain them and
+    /// close without a reset that would hide the answer).
+    TooLarge(usize),
     /// 431: head over [`MAX_HEAD`] or [`MAX_HEADERS`].
     HeadTooLarge,
     /// 501: Transfer-Encoding (chunked) or an unknown method.
@@ -60,7 +62,7 @@ impl HttpError {
             HttpError::Bad(_) => 400,
             HttpError::Timeout => 408,
             HttpError::LengthRequired => 411,
-            HttpError::TooLarge => 413,
+            HttpError::TooLarge(_) => 413,
             HttpError::HeadTooLarge => 431,
             HttpError::NotImplemented => 501,
             HttpError::Version => 505,
@@ -73,7 +75,7 @@ impl HttpError {
             HttpError::Bad(why) => format!("malformed HTTP request: {why}"),
             HttpError::Timeout => "request not received in time".into(),
             HttpError::LengthRequired => "a request body needs Content-Length".into(),
-            HttpError::TooLarge => "request body too large".into(),
+            HttpError::TooLarge(_) => "request body too large".into(),
             HttpError::HeadTooLarge => "request head too large".into(),
             HttpError::NotImplemented => "Transfer-Encoding is not supported".into(),
             HttpError::Version => "HTTP version not supported".into(),
@@ -160,7 +162,7 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, HttpError> {
     }
     let content_length = content_length.unwrap_or(0);
     if content_length > max_body {
-        return Err(HttpError::TooLarge);
+        return Err(HttpError::TooLarge(content_length));
     }
     if method == "POST" && !headers.iter().any(|(k, _)| k == "content-length") {
         return Err(HttpError::LengthRequired);
@@ -204,7 +206,14 @@ pub fn read_request<R: Read>(r: &mut R, max_body: usize) -> Result<Request, Http
     if head_end > MAX_HEAD {
         return Err(HttpError::HeadTooLarge);
     }
-    let head = parse_head(&buf[..head_end], max_body)?;
+    let head = match parse_head(&buf[..head_end], max_body) {
+        Ok(h) => h,
+        Err(HttpError::TooLarge(n)) => {
+            let sent = buf.len() - (head_end + 4);
+            return Err(HttpError::TooLarge(n.saturating_sub(sent)));
+        }
+        Err(e) => return Err(e),
+    };
     let mut body = buf.split_off(head_end + 4);
     if body.len() > head.content_length {
         return Err(HttpError::Bad("more data than Content-Length"));
@@ -231,6 +240,24 @@ pub fn read_request<R: Read>(r: &mut R, max_body: usize) -> Result<Request, Http
         bytes_in,
     })
 }
+
+/// Read and discard up to `n` bytes (at most [`MAX_DRAIN`]) after an
+/// early answer, so closing does not reset the connection before the client
+/// has read that answer. Bounded by the stream's own deadline.
+pub fn drain<R: Read>(r: &mut R, n: usize) {
+    let mut left = n.min(MAX_DRAIN);
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let want = left.min(chunk.len());
+        match r.read(&mut chunk[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => left -= k,
+        }
+    }
+}
+
+/// Most bytes [`drain`] reads.
+pub const MAX_DRAIN: usize = 1 << 20;
 
 fn find_blank_line(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
@@ -424,12 +451,12 @@ mod tests {
             (
                 "huge length",
                 b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n".to_vec(),
-                HttpError::TooLarge,
+                HttpError::TooLarge(usize::MAX),
             ),
             (
                 "over cap",
-                b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n".to_vec(),
-                HttpError::TooLarge,
+                b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\nabc".to_vec(),
+                HttpError::TooLarge(98),
             ),
             (
                 "conflicting lengths",

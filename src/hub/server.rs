@@ -274,6 +274,7 @@ fn handle(tcp: TcpStream, shared: &Shared) {
 }
 
 fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0: Instant) {
+    let mut unread = 0;
     let (method, path, bytes_in, answer) = match http::read_request(s, proto::MAX_REQUEST_BODY) {
         Ok(req) => {
             let a = route(&req, shared, peer);
@@ -284,9 +285,12 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
             return;
         }
         Err(e) => {
+            if let HttpError::TooLarge(n) = e {
+                unread = n;
+            }
             let code = match e {
                 HttpError::Timeout => "timeout",
-                HttpError::TooLarge | HttpError::HeadTooLarge => "too_large",
+                HttpError::TooLarge(_) | HttpError::HeadTooLarge => "too_large",
                 _ => "bad_request",
             };
             (
@@ -304,6 +308,9 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
         .collect();
     let bytes = http::response(answer.status, &headers, &answer.body);
     let sent = s.write_all(&bytes).and_then(|_| s.flush());
+    if unread > 0 {
+        http::drain(s, unread);
+    }
     let error = if sent.is_err() && answer.error.is_empty() {
         "write_failed".to_string()
     } else {

@@ -101,9 +101,12 @@ impl Hub {
         let out = child.stdout.take().expect("hub stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut r = BufReader::new(out);
             let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = r.read_line(&mut line);
             let _ = tx.send(line);
+            // Keep draining so the hub never writes into a closed pipe.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
         });
         // Hang guard only: the hub prints this line as soon as it is bound.
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
