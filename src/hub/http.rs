@@ -518,6 +518,16 @@ mod tests {
     }
 
     #[test]
+    fn drain_reads_no_more_than_asked() {
+        let data = vec![7u8; 10];
+        for (n, left) in [(4usize, 6usize), (10, 0), (100, 0), (0, 10)] {
+            let mut r: &[u8] = &data;
+            drain(&mut r, n);
+            assert_eq!(r.len(), left, "drain {n} of 10");
+        }
+    }
+
+    #[test]
     fn response_is_well_formed() {
         let r = response(429, &[("Retry-After", "7".into())], "{}");
         let s = String::from_utf8(r).expect("utf8");

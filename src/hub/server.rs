@@ -245,6 +245,17 @@ impl Answer {
     }
 }
 
+/// After an early 413, read (and drop) the rest of a body of at most
+/// [`http::MAX_DRAIN`] bytes for at most a second, so closing does not reset
+/// the connection before the client read the answer. True when worth it.
+fn linger(deadline: &mut Instant, unread: usize) -> bool {
+    if unread == 0 || unread > http::MAX_DRAIN {
+        return false;
+    }
+    *deadline = (*deadline).min(Instant::now() + Duration::from_secs(1));
+    true
+}
+
 fn handle(tcp: TcpStream, shared: &Shared) {
     let t0 = Instant::now();
     let peer = tcp
@@ -262,18 +273,31 @@ fn handle(tcp: TcpStream, shared: &Shared) {
                 return;
             };
             let mut s = rustls::StreamOwned::new(conn, timed);
-            exchange(&mut s, shared, &peer, t0);
+            let unread = exchange(&mut s, shared, &peer, t0);
+            if linger(&mut s.sock.deadline, unread) {
+                http::drain(&mut s, unread);
+            }
             s.conn.send_close_notify();
             let _ = s.conn.complete_io(&mut s.sock);
         }
         None => {
             let mut s = timed;
-            exchange(&mut s, shared, &peer, t0);
+            let unread = exchange(&mut s, shared, &peer, t0);
+            if linger(&mut s.deadline, unread) {
+                http::drain(&mut s, unread);
+            }
         }
     }
 }
 
-fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0: Instant) {
+/// Serve one request on `s`; returns the body bytes the client declared but
+/// did not send (after a 413), for [`linger`].
+fn exchange<S: std::io::Read + Write>(
+    s: &mut S,
+    shared: &Shared,
+    peer: &str,
+    t0: Instant,
+) -> usize {
     let mut unread = 0;
     let (method, path, bytes_in, answer) = match http::read_request(s, proto::MAX_REQUEST_BODY) {
         Ok(req) => {
@@ -282,7 +306,7 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
         }
         Err(HttpError::Gone) => {
             log_line(shared, peer, "", "", 0, 0, 0, t0, "closed");
-            return;
+            return 0;
         }
         Err(e) => {
             if let HttpError::TooLarge(n) = e {
@@ -308,9 +332,6 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
         .collect();
     let bytes = http::response(answer.status, &headers, &answer.body);
     let sent = s.write_all(&bytes).and_then(|_| s.flush());
-    if unread > 0 {
-        http::drain(s, unread);
-    }
     let error = if sent.is_err() && answer.error.is_empty() {
         "write_failed".to_string()
     } else {
@@ -327,6 +348,7 @@ fn exchange<S: std::io::Read + Write>(s: &mut S, shared: &Shared, peer: &str, t0
         t0,
         &error,
     );
+    unread
 }
 
 #[allow(clippy::too_many_arguments)]
