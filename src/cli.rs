@@ -21,9 +21,7 @@ pub struct Invocation {
 pub enum Command {
     /// Print this text to stdout and exit 0.
     Help(String),
-    Version {
-        json: bool,
-    },
+    Version { json: bool },
     Check(CheckArgs),
 }
 
@@ -131,9 +129,7 @@ fn ids(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<Vec<String>> {
         .filter(|s| !s.is_empty())
         .collect();
     if list.is_empty() {
-        return Err(Error::usage(format!(
-            "{cmd}: {flag} needs at least one check ID"
-        )));
+        return Err(Error::usage(format!("{cmd}: {flag} needs at least one check ID")));
     }
     Ok(list)
 }
@@ -177,11 +173,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
     let command = match cmd.as_str() {
         "check" => parse_check(&mut p, &mut verbosity)?,
         "help" => {
-            let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
-                Value(v) => v.to_string_lossy().into_owned(),
-                Short(c) => format!("-{c}"),
-                Long(l) => format!("--{l}"),
-            });
+            let topic = p
+                .next()
+                .map_err(|e| lex(e, "help"))?
+                .map(|a| match a {
+                    Value(v) => v.to_string_lossy().into_owned(),
+                    Short(c) => format!("-{c}"),
+                    Long(l) => format!("--{l}"),
+                });
             Command::Help(help_for(topic.as_deref())?)
         }
         other => {
@@ -309,10 +308,7 @@ mod tests {
 
     #[test]
     fn parses_check() {
-        let i = p(&[
-            "-v", "check", "--root", "/img", "--json", "--only", "cpu,arch", "-v",
-        ])
-        .expect("parse");
+        let i = p(&["-v", "check", "--root", "/img", "--json", "--only", "cpu,arch", "-v"]).expect("parse");
         assert_eq!(i.verbosity, 2);
         assert_eq!(
             i.command,
@@ -333,48 +329,18 @@ mod tests {
     fn usage_errors_name_the_flag() {
         let cases: &[(&[&str], &str)] = &[
             (&[], "no command given; see 'outpost --help'"),
-            (
-                &["frobnicate"],
-                "unknown command \"frobnicate\"; see 'outpost --help'",
-            ),
-            (
-                &["--frob"],
-                "outpost: unknown flag --frob; see 'outpost --help'",
-            ),
-            (
-                &["check", "--frob"],
-                "check: unknown flag --frob; see 'outpost check --help'",
-            ),
-            (
-                &["check", "-x"],
-                "check: unknown flag -x; see 'outpost check --help'",
-            ),
-            (
-                &["check", "extra"],
-                "check: unexpected argument \"extra\"; see 'outpost check --help'",
-            ),
+            (&["frobnicate"], "unknown command \"frobnicate\"; see 'outpost --help'"),
+            (&["--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
+            (&["check", "--frob"], "check: unknown flag --frob; see 'outpost check --help'"),
+            (&["check", "-x"], "check: unknown flag -x; see 'outpost check --help'"),
+            (&["check", "extra"], "check: unexpected argument \"extra\"; see 'outpost check --help'"),
             (&["check", "--root"], "check: --root needs a value"),
             (&["check", "--root="], "check: --root needs a directory"),
-            (
-                &["check", "--only", ","],
-                "check: --only needs at least one check ID",
-            ),
-            (
-                &["check", "--only", "disks"],
-                "--only: unknown check ID \"disks\" (known: arch, cpu, memory)",
-            ),
-            (
-                &["check", "--json=yes"],
-                "check: unexpected argument for option '--json': \"yes\"",
-            ),
-            (
-                &["help", "nope"],
-                "help: no help topic \"nope\"; see 'outpost --help'",
-            ),
-            (
-                &["--version", "--frob"],
-                "outpost: unknown flag --frob; see 'outpost --help'",
-            ),
+            (&["check", "--only", ","], "check: --only needs at least one check ID"),
+            (&["check", "--only", "disks"], "--only: unknown check ID \"disks\" (known: arch, cpu, memory)"),
+            (&["check", "--json=yes"], "check: unexpected argument for option '--json': \"yes\""),
+            (&["help", "nope"], "help: no help topic \"nope\"; see 'outpost --help'"),
+            (&["--version", "--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
         ];
         for (args, want) in cases {
             assert_eq!(err(args), *want, "args {args:?}");
@@ -386,10 +352,7 @@ mod tests {
         let help = |t: &str| Command::Help(t.to_string());
         assert_eq!(p(&["--help"]).expect("help").command, help(HELP));
         assert_eq!(p(&["check", "-h"]).expect("help").command, help(CHECK_HELP));
-        assert_eq!(
-            p(&["help", "check"]).expect("help").command,
-            help(CHECK_HELP)
-        );
+        assert_eq!(p(&["help", "check"]).expect("help").command, help(CHECK_HELP));
         assert_eq!(
             p(&["--version", "--json"]).expect("version").command,
             Command::Version { json: true }

@@ -119,12 +119,8 @@ impl Code {
             Code::NotPermitted => "not permitted (needs root, unsafe file mode)",
             Code::Locked => "already running (state lock held)",
             Code::LocalMode => "nothing to do in local management mode",
-            Code::Overdue => {
-                "status: overdue (no successful check-in for 2 intervals) or never checked in"
-            }
-            Code::Network => {
-                "network: DNS, connect, proxy, timeout, TLS handshake, clock not yet valid"
-            }
+            Code::Overdue => "status: overdue (no successful check-in for 2 intervals) or never checked in",
+            Code::Network => "network: DNS, connect, proxy, timeout, TLS handshake, clock not yet valid",
             Code::ServerBusy => "server busy: 429, 503, other 5xx (Retry-After honoured)",
             Code::BadAnswer => "server answer unusable: bad JSON, oversized, protocol error",
             Code::RegistrationRefused => "registration refused: bad or expired token",

@@ -183,9 +183,7 @@ pub fn stdout_is_tty() -> bool {
 
 /// Seconds since the Unix epoch (0 for a clock before 1970).
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The host to use: the real one, or with the `test-hooks` feature, the real
@@ -272,10 +270,7 @@ mod tests {
     fn live_root_is_detected() {
         assert!(Root::new("/").is_live());
         assert!(!Root::new("/tmp/img").is_live());
-        assert_eq!(
-            Root::system().path("/proc/meminfo"),
-            PathBuf::from("/proc/meminfo")
-        );
+        assert_eq!(Root::system().path("/proc/meminfo"), PathBuf::from("/proc/meminfo"));
     }
 
     #[test]

@@ -37,34 +37,16 @@ fn check_fixture(name: &str) -> (i32, Vec<(String, String)>, String) {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
 
 #[test]
 fn fixtures_give_exact_statuses_and_exit_codes() {
     let cases: &[(&str, i32, &[(&str, &str)])] = &[
-        (
-            "arm-board-4c8g",
-            0,
-            &[("arch", "pass"), ("cpu", "pass"), ("memory", "pass")],
-        ),
-        (
-            "build-machine",
-            1,
-            &[("arch", "pass"), ("cpu", "fail"), ("memory", "pass")],
-        ),
-        (
-            "small-2c2g",
-            1,
-            &[("arch", "pass"), ("cpu", "fail"), ("memory", "fail")],
-        ),
-        (
-            "garbled",
-            1,
-            &[("arch", "fail"), ("cpu", "skip"), ("memory", "skip")],
-        ),
+        ("arm-board-4c8g", 0, &[("arch", "pass"), ("cpu", "pass"), ("memory", "pass")]),
+        ("build-machine", 1, &[("arch", "pass"), ("cpu", "fail"), ("memory", "pass")]),
+        ("small-2c2g", 1, &[("arch", "pass"), ("cpu", "fail"), ("memory", "fail")]),
+        ("garbled", 1, &[("arch", "fail"), ("cpu", "skip"), ("memory", "skip")]),
     ];
     for (name, want_code, want) in cases {
         let (code, got, err) = check_fixture(name);
@@ -107,9 +89,7 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
 
 0 pass, 0 warn, 2 fail, 0 skip: host is NOT fit
 ";
-    let (code2, out2, _) = run(outpost()
-        .args(["check", "--skip", "arch", "--root"])
-        .arg(&root));
+    let (code2, out2, _) = run(outpost().args(["check", "--skip", "arch", "--root"]).arg(&root));
     assert_eq!(code2, 1);
     assert_eq!(out2, want);
     assert!(out.contains("  PASS  arch    x86_64"), "{out}");
@@ -120,14 +100,14 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
 fn only_and_skip_select_checks() {
     let root = fixture("hosts/small-2c2g");
     // Only the passing check: exit 0.
-    let (code, out, _) = run(outpost()
-        .args(["check", "--json", "--only", "arch", "--root"])
-        .arg(&root));
+    let (code, out, _) = run(outpost().args(["check", "--json", "--only", "arch", "--root"]).arg(&root));
     assert_eq!(code, 0, "{out}");
     assert_eq!(statuses(&out), pairs(&[("arch", "pass")]));
-    let (code, out, _) = run(outpost()
-        .args(["check", "--json", "--skip", "cpu,memory", "--root"])
-        .arg(&root));
+    let (code, out, _) = run(
+        outpost()
+            .args(["check", "--json", "--skip", "cpu,memory", "--root"])
+            .arg(&root),
+    );
     assert_eq!(code, 0);
     assert_eq!(statuses(&out), pairs(&[("arch", "pass")]));
 }
@@ -135,22 +115,10 @@ fn only_and_skip_select_checks() {
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["check", "--frobnicate"],
-            "outpost: check: unknown flag --frobnicate; see 'outpost check --help'\n",
-        ),
-        (
-            &["check", "--only", "nope"],
-            "outpost: --only: unknown check ID \"nope\" (known: arch, cpu, memory)\n",
-        ),
-        (
-            &["check", "--root"],
-            "outpost: check: --root needs a value\n",
-        ),
-        (
-            &["bogus"],
-            "outpost: unknown command \"bogus\"; see 'outpost --help'\n",
-        ),
+        (&["check", "--frobnicate"], "outpost: check: unknown flag --frobnicate; see 'outpost check --help'\n"),
+        (&["check", "--only", "nope"], "outpost: --only: unknown check ID \"nope\" (known: arch, cpu, memory)\n"),
+        (&["check", "--root"], "outpost: check: --root needs a value\n"),
+        (&["bogus"], "outpost: unknown command \"bogus\"; see 'outpost --help'\n"),
         (&[], "outpost: no command given; see 'outpost --help'\n"),
     ];
     for (args, want) in cases {
@@ -171,33 +139,20 @@ fn missing_root_skips_rather_than_passes() {
         statuses(&out),
         pairs(&[("arch", "skip"), ("cpu", "skip"), ("memory", "skip")])
     );
-    assert_eq!(
-        code, 0,
-        "nothing failed, so exit 0; the skips carry the reasons"
-    );
+    assert_eq!(code, 0, "nothing failed, so exit 0; the skips carry the reasons");
 }
 
 #[test]
 fn help_and_version() {
     let (code, out, _) = run(outpost().arg("--help"));
     assert_eq!(code, 0);
-    assert!(
-        out.starts_with("outpost: bring an existing Linux host"),
-        "{out}"
-    );
+    assert!(out.starts_with("outpost: bring an existing Linux host"), "{out}");
     let (code, out, _) = run(outpost().args(["check", "--help"]));
     assert_eq!(code, 0);
     assert!(out.starts_with("outpost check:"), "{out}");
     let (code, out, _) = run(outpost().args(["--version", "--json"]));
     assert_eq!(code, 0);
-    assert!(
-        out.starts_with("{\"schema\":\"outpost.version/v1\",\"version\":\""),
-        "{out}"
-    );
-    let target = if cfg!(target_arch = "aarch64") {
-        "aarch64-"
-    } else {
-        "x86_64-"
-    };
+    assert!(out.starts_with("{\"schema\":\"outpost.version/v1\",\"version\":\""), "{out}");
+    let target = if cfg!(target_arch = "aarch64") { "aarch64-" } else { "x86_64-" };
     assert!(out.contains(&format!("\"target\":\"{target}")), "{out}");
 }

@@ -57,12 +57,7 @@ mod tests {
             (Ok(64), None, Status::Pass, "64 online"),
             (Ok(3), None, Status::Fail, "3 online"),
             (Ok(1), q(800_000), Status::Fail, "1 online"),
-            (
-                Ok(8),
-                q(200_000),
-                Status::Warn,
-                "8 online, cgroup quota 2.00",
-            ),
+            (Ok(8), q(200_000), Status::Warn, "8 online, cgroup quota 2.00"),
             (Ok(8), q(400_000), Status::Pass, "8 online"),
             (Err("garbled"), None, Status::Skip, "unknown"),
         ];
@@ -76,11 +71,7 @@ mod tests {
                 .map_err(String::from);
             f.cpu_quota = *quota;
             let o = run(&f);
-            assert_eq!(
-                (o.status, o.observed.as_str()),
-                (*want, *observed),
-                "case {count:?} {quota:?}"
-            );
+            assert_eq!((o.status, o.observed.as_str()), (*want, *observed), "case {count:?} {quota:?}");
         }
     }
 }

@@ -315,10 +315,7 @@ pub fn to_text(facts: &Facts, checks: &[Check], colour: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
         if !c.outcome.hint.is_empty() && c.outcome.status != Status::Pass {
-            out.push_str(&format!(
-                "        {:<w_id$}  hint: {}\n",
-                "", c.outcome.hint
-            ));
+            out.push_str(&format!("        {:<w_id$}  hint: {}\n", "", c.outcome.hint));
         }
     }
     let s = Summary::of(checks);
@@ -385,10 +382,7 @@ mod tests {
             skip: vec!["memory".into()],
         };
         assert!(sel.validate().is_ok());
-        let ids: Vec<&str> = run(&test_support::facts(), &sel)
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let ids: Vec<&str> = run(&test_support::facts(), &sel).iter().map(|c| c.id).collect();
         assert_eq!(ids, ["arch", "cpu"]);
     }
 
@@ -398,10 +392,7 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let j = to_json(&f, &checks);
         assert!(j.starts_with("{\"schema\":\"outpost.check/v1\""), "{j}");
-        assert!(
-            j.contains("\"summary\":{\"pass\":3,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"),
-            "{j}"
-        );
+        assert!(j.contains("\"summary\":{\"pass\":3,\"warn\":0,\"fail\":0,\"skip\":0,\"ok\":true}"), "{j}");
     }
 
     #[test]
@@ -410,10 +401,7 @@ mod tests {
         let checks = run(&f, &Selection::default());
         let t = to_text(&f, &checks, false);
         assert!(!t.contains('\x1b'), "{t}");
-        assert!(
-            t.ends_with("3 pass, 0 warn, 0 fail, 0 skip: host is fit\n"),
-            "{t}"
-        );
+        assert!(t.ends_with("3 pass, 0 warn, 0 fail, 0 skip: host is fit\n"), "{t}");
         let t = to_text(&f, &checks, true);
         assert!(t.contains("\x1b[32mPASS\x1b[0m"), "{t}");
     }

@@ -7,10 +7,7 @@ use crate::error::{Code, Result};
 
 pub fn run(args: CheckArgs) -> Result<Code> {
     let host = crate::sys::host();
-    log::debug!(
-        "check: reading host facts under {}",
-        args.root.base().display()
-    );
+    log::debug!("check: reading host facts under {}", args.root.base().display());
     let facts = Facts::gather(&args.root, host.as_ref());
     let results = checks::run(&facts, &args.selection);
     let text = if args.json {
@@ -18,8 +15,7 @@ pub fn run(args: CheckArgs) -> Result<Code> {
         j.push('\n');
         j
     } else {
-        let colour = crate::sys::stdout_is_tty()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let colour = crate::sys::stdout_is_tty() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         checks::to_text(&facts, &results, colour)
     };
     super::print(&text)?;

@@ -234,10 +234,7 @@ mod tests {
             ("a-b", Err("bad cpu list entry \"a-b\"")),
             ("0,,2", Err("bad cpu list entry \"\"")),
             ("-1", Err("bad cpu list entry \"-1\"")),
-            (
-                "0-4294967295",
-                Err("cpu list too large at \"0-4294967295\""),
-            ),
+            ("0-4294967295", Err("cpu list too large at \"0-4294967295\"")),
         ];
         for (input, want) in cases {
             let got = parse_cpu_list(input);
@@ -257,9 +254,7 @@ mod tests {
     #[test]
     fn cpu_max() {
         assert_eq!(parse_cpu_max("max 100000\n"), Ok(None));
-        let q = parse_cpu_max("150000 100000")
-            .expect("quota")
-            .expect("some");
+        let q = parse_cpu_max("150000 100000").expect("quota").expect("some");
         assert!((q.cpus() - 1.5).abs() < 1e-9);
         assert!(parse_cpu_max("").is_err());
         assert!(parse_cpu_max("x 100000").is_err());

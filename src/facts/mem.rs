@@ -80,17 +80,10 @@ mod tests {
                 "MemTotal: 99999999999999999 kB\n",
                 "MemTotal value overflows",
             ),
-            (
-                "MemTotal: 8 kB\nSwapTotal: x kB\n",
-                "bad SwapTotal value \"x kB\"",
-            ),
+            ("MemTotal: 8 kB\nSwapTotal: x kB\n", "bad SwapTotal value \"x kB\""),
         ];
         for (input, want) in bad {
-            assert_eq!(
-                parse_meminfo(input),
-                Err(want.to_string()),
-                "input {input:?}"
-            );
+            assert_eq!(parse_meminfo(input), Err(want.to_string()), "input {input:?}");
         }
         // A truncated file that still has MemTotal is usable.
         let m = parse_meminfo("MemTotal: 2048 kB\nMemFr").expect("truncated");

@@ -111,14 +111,8 @@ mod tests {
     fn quoting() {
         let cases: &[(&str, Option<&str>)] = &[
             ("debian", Some("debian")),
-            (
-                "\"Debian GNU/Linux 12 (bookworm)\"",
-                Some("Debian GNU/Linux 12 (bookworm)"),
-            ),
-            (
-                "'Rocky Linux 8.10 (Green Obsidian)'",
-                Some("Rocky Linux 8.10 (Green Obsidian)"),
-            ),
+            ("\"Debian GNU/Linux 12 (bookworm)\"", Some("Debian GNU/Linux 12 (bookworm)")),
+            ("'Rocky Linux 8.10 (Green Obsidian)'", Some("Rocky Linux 8.10 (Green Obsidian)")),
             ("\"a \\\"quoted\\\" word\"", Some("a \"quoted\" word")),
             ("\"dollar \\$HOME\"", Some("dollar $HOME")),
             ("\"unterminated", None),
@@ -140,8 +134,7 @@ mod tests {
         assert_eq!(os.version_id, "12");
         assert_eq!(os.pretty_name, "Debian GNU/Linux 12 (bookworm)");
 
-        let rocky =
-            "NAME='Rocky Linux'\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID='8.10'\n";
+        let rocky = "NAME='Rocky Linux'\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID='8.10'\n";
         let os = parse_os_release(rocky);
         assert_eq!(os.id, "rocky");
         assert_eq!(os.id_like, ["rhel", "centos", "fedora"]);
@@ -150,10 +143,7 @@ mod tests {
 
         let odd = "garbage line\nID=\"broken\nVERSION_ID=1\n\0\0";
         let os = parse_os_release(odd);
-        assert_eq!(
-            os.id, "linux",
-            "unterminated ID is skipped, default applies"
-        );
+        assert_eq!(os.id, "linux", "unterminated ID is skipped, default applies");
         assert_eq!(os.version_id, "1");
         assert_eq!(os.pretty_name, "Linux");
     }
