@@ -426,10 +426,14 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
     })()
 }
 
-/// Print aligned columns (two spaces apart), sized to their content.
-/// Control characters (device-supplied text could carry terminal escapes)
-/// are shown as `?`.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", table(header, rows));
+}
+
+/// Aligned columns (two spaces apart), sized to their content. Control
+/// characters (device-supplied text could carry terminal escapes) are shown
+/// as `?`.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -448,7 +452,8 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut text = String::new();
+    let mut line = |cells: Vec<&str>| {
         let mut out = String::new();
         for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
             if i + 1 == cells.len() {
@@ -457,12 +462,14 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        text.push_str(out.trim_end());
+        text.push('\n');
     };
     line(header.to_vec());
     for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
+    text
 }
 
 fn fmt_bytes(b: u64) -> String {
@@ -896,6 +903,20 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_duration_s(s), want, "duration {s:?}");
         }
+    }
+
+    #[test]
+    fn tables_align_and_mask_control_characters() {
+        let rows = vec![
+            vec![
+                "edge-1".to_string(),
+                "a\u{1b}[31mred".to_string(),
+                "x".to_string(),
+            ],
+            vec!["e".to_string(), "b".to_string(), "".to_string()],
+        ];
+        let want = "ID      NAME       LAST\nedge-1  a?[31mred  x\ne       b\n";
+        assert_eq!(table(&["ID", "NAME", "LAST"], &rows), want, "table");
     }
 
     #[test]
