@@ -246,8 +246,15 @@ fn probe_register_checkin_and_inventory() {
         && l.contains(r#""bytes_out":"#)
         && l.contains(r#""ms":"#)));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&env.hub.db).expect("db").permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "database holds digests of secrets: 0600");
+    let mode = std::fs::metadata(&env.hub.db)
+        .expect("db")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "database holds digests of secrets: 0600"
+    );
     let all = lines.join("\n");
     assert!(
         !all.contains(&token) && !all.contains(&reg.credential) && !all.contains(SECRET_A),
