@@ -9,6 +9,9 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod identity;
+pub mod proto;
 pub mod sys;
 pub mod version;

@@ -3,6 +3,9 @@
 //! user-mode emulation (a process under qemu cannot exec a foreign binary).
 #![allow(dead_code)]
 
+pub mod hub;
+pub mod tls;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,941 @@
+//! The hub's registry in SQLite: tokens, devices, settings. Every write runs
+//! in one transaction, so a crash or a kill leaves the old or the new state.
+//! Secrets arrive here already hashed (see `secret.rs`).
+//!
+//! Must not do network I/O or know HTTP; it speaks in protocol values.
+
+use crate::error::{Code, Error, Result};
+use crate::hub::secret;
+use crate::proto::{
+    self, CheckinRequest, CheckinResponse, Desired, Inventory, RegisterRequest, UpgradeOffer,
+};
+use miniserde::json;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Check-in interval when the operator set none.
+pub const DEFAULT_INTERVAL_MS: u64 = 300_000;
+/// A device is Unhealthy after this many missed intervals.
+pub const MISSED_INTERVALS: u64 = 3;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    project TEXT,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    uses INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS devices (
+    host_id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    cred_hash TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    inventory TEXT NOT NULL,
+    inventory_hash TEXT NOT NULL,
+    inventory_wanted INTEGER NOT NULL DEFAULT 0,
+    healthy INTEGER NOT NULL DEFAULT 1,
+    failing TEXT NOT NULL DEFAULT '[]',
+    interval_ms INTEGER,
+    state TEXT NOT NULL DEFAULT 'active',
+    peer TEXT NOT NULL DEFAULT '',
+    registered INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    checkins INTEGER NOT NULL DEFAULT 0
+);
+";
+const SCHEMA_VERSION: &str = "1";
+
+/// Why a registration was refused (each maps to one HTTP status).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegisterRefusal {
+    /// 401 `token_invalid`: unknown or revoked.
+    TokenInvalid,
+    /// 401 `token_expired`.
+    TokenExpired,
+    /// 401 `token_project_mismatch`.
+    ProjectMismatch,
+    /// 409 `duplicate_host`: another machine holds this host ID.
+    Duplicate,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CheckinRefusal {
+    /// 401 `unknown_credential` (or a host ID that is not the credential's).
+    Unknown,
+    /// 410 `deregistered`.
+    Deregistered,
+}
+
+/// What `register` decided.
+#[derive(Debug)]
+pub struct Registered {
+    pub rotated: bool,
+    pub interval_ms: u64,
+}
+
+/// Load shedding the operator switched on: every register and check-in is
+/// answered with `status` and `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shed {
+    pub status: u16,
+    pub retry_after_s: u64,
+    /// Send `Retry-After` as an HTTP-date instead of seconds.
+    pub http_date: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub project: Option<String>,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub revoked: bool,
+    pub uses: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub host_id: String,
+    pub project: String,
+    pub hostname: String,
+    pub agent: String,
+    pub tags: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub inventory: Inventory,
+    pub healthy: bool,
+    pub failing: Vec<String>,
+    pub interval_ms: u64,
+    pub state: String,
+    pub peer: String,
+    pub registered: u64,
+    pub last_seen: u64,
+    pub checkins: u64,
+}
+
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn map_to_json(m: &BTreeMap<String, String>) -> String {
+    json::to_string(m)
+}
+
+fn json_map(s: &str) -> BTreeMap<String, String> {
+    json::from_str(s).unwrap_or_default()
+}
+
+impl Db {
+    /// Open (creating with mode 0600 if missing) and migrate the database.
+    pub fn open(path: &Path) -> Result<Db> {
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::io("creating database", path, &e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| db_err(path, "opening", &e))?;
+        let mut db = Db {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err(path, "configuring", &e))?;
+        db.conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| db_err(path, "configuring", &e))?;
+        db.write(|tx| {
+            tx.execute_batch(SCHEMA)?;
+            let v: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
+                .optional()?;
+            match v.as_deref() {
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES('schema', ?1)",
+                        [SCHEMA_VERSION],
+                    )?;
+                    Ok(Ok(()))
+                }
+                Some(SCHEMA_VERSION) => Ok(Ok(())),
+                Some(other) => Ok(Err(other.to_string())),
+            }
+        })?
+        .map_err(|v| {
+            Error::new(
+                Code::Config,
+                format!(
+                    "database {}: schema version {v} is not {SCHEMA_VERSION} (made by another hub version)",
+                    path.display()
+                ),
+            )
+        })?;
+        Ok(db)
+    }
+
+    /// Run `f` in one IMMEDIATE transaction; commit when it returns Ok.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, "writing", &e))?;
+        let v = f(&tx).map_err(|e| db_err(&path, "writing", &e))?;
+        tx.commit().map_err(|e| db_err(&path, "writing", &e))?;
+        Ok(v)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| db_err(&self.path, "reading", &e))
+    }
+
+    fn set_meta(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        self.write(|tx| {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    params![key, v],
+                )?,
+                None => tx.execute("DELETE FROM meta WHERE key=?1", [key])?,
+            };
+            Ok(())
+        })
+    }
+
+    // ------------------------------------------------------------ tokens
+
+    pub fn token_create(
+        &mut self,
+        hash: &str,
+        project: Option<&str>,
+        now: u64,
+        expires: Option<u64>,
+    ) -> Result<String> {
+        let id = secret::token_id(hash);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tokens(hash, id, project, created, expires) VALUES(?1, ?2, ?3, ?4, ?5)",
+                params![hash, id, project, now as i64, expires.map(|e| e as i64)],
+            )
+        })?;
+        Ok(id)
+    }
+
+    pub fn token_list(&self) -> Result<Vec<TokenRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, project, created, expires, revoked, uses FROM tokens ORDER BY created, id")
+            .map_err(|e| db_err(&self.path, "reading", &e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    project: r.get(1)?,
+                    created: r.get::<_, i64>(2)? as u64,
+                    expires: r.get::<_, Option<i64>>(3)?.map(|e| e as u64),
+                    revoked: r.get::<_, i64>(4)? != 0,
+                    uses: r.get::<_, i64>(5)? as u64,
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.path, "reading", &e))?;
+        Ok(rows)
+    }
+
+    /// Revoke a token by ID; false when no such token.
+    pub fn token_revoke(&mut self, id: &str) -> Result<bool> {
+        self.write(|tx| tx.execute("UPDATE tokens SET revoked=1 WHERE id=?1", [id]))
+            .map(|n| n > 0)
+    }
+
+    // ------------------------------------------------------- the protocol
+
+    /// Register or re-register a device. `cred_hash` is the digest of the
+    /// credential the caller will hand out when this returns Ok.
+    pub fn register(
+        &mut self,
+        req: &RegisterRequest,
+        token_hash: &str,
+        cred_hash: &str,
+        now: u64,
+        peer: &str,
+    ) -> Result<std::result::Result<Registered, RegisterRefusal>> {
+        let secret_hash = secret::hash_install_secret(&req.host_id, &req.install_secret);
+        let default_iv = self.default_interval()?;
+        self.write(|tx| {
+            let tok: Option<(String, Option<String>, Option<i64>, i64)> = tx
+                .query_row(
+                    "SELECT id, project, expires, revoked FROM tokens WHERE hash=?1",
+                    [token_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((token_id, tproject, expires, revoked)) = tok else {
+                return Ok(Err(RegisterRefusal::TokenInvalid));
+            };
+            if revoked != 0 {
+                return Ok(Err(RegisterRefusal::TokenInvalid));
+            }
+            if matches!(expires, Some(e) if (e as u64) <= now) {
+                return Ok(Err(RegisterRefusal::TokenExpired));
+            }
+            let project = match (&tproject, &req.project) {
+                (Some(t), Some(r)) if t != r => return Ok(Err(RegisterRefusal::ProjectMismatch)),
+                (Some(t), _) => t.clone(),
+                (None, Some(r)) if !r.is_empty() => r.clone(),
+                (None, _) => "default".to_string(),
+            };
+            let existing: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT secret_hash, state FROM devices WHERE host_id=?1",
+                    [&req.host_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let inventory = json::to_string(&req.inventory);
+            let tags = map_to_json(&req.tags);
+            let rotated = match existing {
+                Some((old_secret, state)) if state != "deregistered" => {
+                    if old_secret != secret_hash {
+                        return Ok(Err(RegisterRefusal::Duplicate));
+                    }
+                    tx.execute(
+                        "UPDATE devices SET cred_hash=?2, project=?3, hostname=?4, token_id=?5,
+                         agent=?6, tags=?7, inventory=?8, inventory_hash=?9, inventory_wanted=0,
+                         peer=?10, last_seen=?11 WHERE host_id=?1",
+                        params![
+                            req.host_id,
+                            cred_hash,
+                            project,
+                            req.hostname,
+                            token_id,
+                            req.agent,
+                            tags,
+                            inventory,
+                            req.inventory_hash,
+                            peer,
+                            now as i64
+                        ],
+                    )?;
+                    true
+                }
+                _ => {
+                    tx.execute("DELETE FROM devices WHERE host_id=?1", [&req.host_id])?;
+                    tx.execute(
+                        "INSERT INTO devices(host_id, project, hostname, cred_hash, secret_hash,
+                         token_id, agent, tags, inventory, inventory_hash, peer, registered, last_seen)
+                         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                        params![
+                            req.host_id,
+                            project,
+                            req.hostname,
+                            cred_hash,
+                            secret_hash,
+                            token_id,
+                            req.agent,
+                            tags,
+                            inventory,
+                            req.inventory_hash,
+                            peer,
+                            now as i64
+                        ],
+                    )?;
+                    false
+                }
+            };
+            tx.execute("UPDATE tokens SET uses=uses+1 WHERE hash=?1", [token_hash])?;
+            let iv: Option<i64> = tx.query_row(
+                "SELECT interval_ms FROM devices WHERE host_id=?1",
+                [&req.host_id],
+                |r| r.get(0),
+            )?;
+            Ok(Ok(Registered {
+                rotated,
+                interval_ms: iv.map(|v| v as u64).unwrap_or(default_iv),
+            }))
+        })
+    }
+
+    /// One check-in: record it and build the answer.
+    pub fn checkin(
+        &mut self,
+        cred_hash: &str,
+        req: &CheckinRequest,
+        now: u64,
+        peer: &str,
+    ) -> Result<std::result::Result<CheckinResponse, CheckinRefusal>> {
+        let default_iv = self.default_interval()?;
+        let global_upgrade = self.meta("upgrade")?;
+        let global_config = self.meta("config")?;
+        self.write(|tx| {
+            type Row = (String, String, String, Option<i64>, String, i64);
+            let row: Option<Row> = tx
+                .query_row(
+                    "SELECT host_id, state, inventory_hash, interval_ms, labels, inventory_wanted FROM devices WHERE cred_hash=?1",
+                    [cred_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                )
+                .optional()?;
+            let Some((host_id, state, stored_hash, iv, labels, wanted)) = row else {
+                return Ok(Err(CheckinRefusal::Unknown));
+            };
+            if host_id != req.host_id {
+                return Ok(Err(CheckinRefusal::Unknown));
+            }
+            if state == "deregistered" {
+                return Ok(Err(CheckinRefusal::Deregistered));
+            }
+            let failing = json::to_string(&req.health.failing);
+            let inventory_wanted = match &req.inventory {
+                Some(inv) => {
+                    tx.execute(
+                        "UPDATE devices SET inventory=?2, inventory_hash=?3 WHERE host_id=?1",
+                        params![host_id, json::to_string(inv), req.inventory_hash],
+                    )?;
+                    false
+                }
+                None => wanted != 0 || req.inventory_hash != stored_hash,
+            };
+            tx.execute(
+                "UPDATE devices SET agent=?2, healthy=?3, failing=?4, peer=?5, last_seen=?6,
+                 checkins=checkins+1, inventory_wanted=?7 WHERE host_id=?1",
+                params![
+                    host_id,
+                    req.agent,
+                    req.health.ok,
+                    failing,
+                    peer,
+                    now as i64,
+                    inventory_wanted
+                ],
+            )?;
+            let deregister = state == "deregistering";
+            if deregister {
+                tx.execute(
+                    "UPDATE devices SET state='deregistered' WHERE host_id=?1",
+                    [&host_id],
+                )?;
+            }
+            let upgrade_text: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key=?1",
+                    [format!("upgrade:{host_id}")],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .or(global_upgrade);
+            let upgrade: Option<UpgradeOffer> =
+                upgrade_text.and_then(|t| json::from_str(&t).ok());
+            let mut config = global_config.as_deref().map(json_map).unwrap_or_default();
+            let dev_config: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key=?1",
+                    [format!("config:{host_id}")],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            config.extend(dev_config.as_deref().map(json_map).unwrap_or_default());
+            let desired = Desired {
+                labels: json_map(&labels),
+                upgrade,
+                config,
+                deregister,
+            };
+            let tag = format!(
+                "d-{}",
+                &secret::digest_hex(&[proto::encode(&desired).as_bytes()])[..16]
+            );
+            let interval_ms = iv.map(|v| v as u64).unwrap_or(default_iv);
+            Ok(Ok(CheckinResponse {
+                v: proto::PROTOCOL_VERSION,
+                interval_ms,
+                phase_ms: secret::phase_ms(&host_id, interval_ms),
+                server_time: now,
+                inventory_wanted,
+                desired: (tag != req.desired_tag).then_some(desired),
+                desired_tag: tag,
+            }))
+        })
+    }
+
+    // ---------------------------------------------------------- operator
+
+    pub fn default_interval(&self) -> Result<u64> {
+        Ok(self
+            .meta("interval_ms")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_INTERVAL_MS))
+    }
+
+    /// Set the interval of one device, or the default for all. Returns the
+    /// number of devices changed (0 for an unknown device).
+    pub fn set_interval(&mut self, device: Option<&str>, ms: u64) -> Result<usize> {
+        match device {
+            Some(d) => self.write(|tx| {
+                tx.execute(
+                    "UPDATE devices SET interval_ms=?2 WHERE host_id=?1",
+                    params![d, ms as i64],
+                )
+            }),
+            None => {
+                self.set_meta("interval_ms", Some(&ms.to_string()))?;
+                self.write(|tx| tx.execute("UPDATE devices SET interval_ms=NULL", []))
+            }
+        }
+    }
+
+    /// Offer (or with `None` withdraw) an upgrade, to one device or all.
+    pub fn set_upgrade(
+        &mut self,
+        device: Option<&str>,
+        offer: Option<&UpgradeOffer>,
+    ) -> Result<()> {
+        let key = match device {
+            Some(d) => format!("upgrade:{d}"),
+            None => "upgrade".to_string(),
+        };
+        let text = offer.map(json::to_string);
+        self.set_meta(&key, text.as_deref())
+    }
+
+    /// Merge config changes (value "" removes a key), for one device or all.
+    pub fn set_config(&mut self, device: Option<&str>, changes: &[(String, String)]) -> Result<()> {
+        let key = match device {
+            Some(d) => format!("config:{d}"),
+            None => "config".to_string(),
+        };
+        let mut m = self
+            .meta(&key)?
+            .as_deref()
+            .map(json_map)
+            .unwrap_or_default();
+        apply_changes(&mut m, changes);
+        self.set_meta(&key, Some(&map_to_json(&m)))
+    }
+
+    /// Merge label changes (value "" removes a label); false for an unknown device.
+    pub fn set_labels(&mut self, device: &str, changes: &[(String, String)]) -> Result<bool> {
+        self.write(|tx| {
+            let cur: Option<String> = tx
+                .query_row(
+                    "SELECT labels FROM devices WHERE host_id=?1",
+                    [device],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(cur) = cur else { return Ok(false) };
+            let mut m = json_map(&cur);
+            apply_changes(&mut m, changes);
+            tx.execute(
+                "UPDATE devices SET labels=?2 WHERE host_id=?1",
+                params![device, map_to_json(&m)],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Mark a device for deregistration: its next check-in gets
+    /// `desired.deregister`, every later one 410. False for an unknown device.
+    pub fn deregister(&mut self, device: &str) -> Result<bool> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET state='deregistering' WHERE host_id=?1 AND state='active'",
+                [device],
+            )
+        })
+        .map(|n| n > 0)
+    }
+
+    /// Delete a device record, so another machine may register its host ID.
+    pub fn delete(&mut self, device: &str) -> Result<bool> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM meta WHERE key IN (?1, ?2)",
+                params![format!("upgrade:{device}"), format!("config:{device}")],
+            )?;
+            tx.execute("DELETE FROM devices WHERE host_id=?1", [device])
+        })
+        .map(|n| n > 0)
+    }
+
+    pub fn shed(&self) -> Result<Option<Shed>> {
+        Ok(self.meta("shed")?.and_then(|v| {
+            let mut it = v.split(' ');
+            let status = it.next()?.parse().ok()?;
+            let retry_after_s = it.next()?.parse().ok()?;
+            let http_date = it.next() == Some("date");
+            Some(Shed {
+                status,
+                retry_after_s,
+                http_date,
+            })
+        }))
+    }
+
+    pub fn set_shed(&mut self, shed: Option<&Shed>) -> Result<()> {
+        let v = shed.map(|s| {
+            format!(
+                "{} {} {}",
+                s.status,
+                s.retry_after_s,
+                if s.http_date { "date" } else { "seconds" }
+            )
+        });
+        self.set_meta("shed", v.as_deref())
+    }
+
+    pub fn devices(&self) -> Result<Vec<DeviceRow>> {
+        let default_iv = self.default_interval()?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT host_id, project, hostname, agent, tags, labels, inventory, healthy, failing,
+                 interval_ms, state, peer, registered, last_seen, checkins FROM devices ORDER BY host_id",
+            )
+            .map_err(|e| db_err(&self.path, "reading", &e))?;
+        let rows = st
+            .query_map([], |r| {
+                let failing: String = r.get(8)?;
+                let inventory: String = r.get(6)?;
+                Ok(DeviceRow {
+                    host_id: r.get(0)?,
+                    project: r.get(1)?,
+                    hostname: r.get(2)?,
+                    agent: r.get(3)?,
+                    tags: json_map(&r.get::<_, String>(4)?),
+                    labels: json_map(&r.get::<_, String>(5)?),
+                    inventory: json::from_str(&inventory).unwrap_or_default(),
+                    healthy: r.get::<_, i64>(7)? != 0,
+                    failing: json::from_str(&failing).unwrap_or_default(),
+                    interval_ms: r
+                        .get::<_, Option<i64>>(9)?
+                        .map(|v| v as u64)
+                        .unwrap_or(default_iv),
+                    state: r.get(10)?,
+                    peer: r.get(11)?,
+                    registered: r.get::<_, i64>(12)? as u64,
+                    last_seen: r.get::<_, i64>(13)? as u64,
+                    checkins: r.get::<_, i64>(14)? as u64,
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.path, "reading", &e))?;
+        Ok(rows)
+    }
+
+    /// `PRAGMA integrity_check` == ok (used by tests).
+    pub fn integrity_ok(&self) -> Result<bool> {
+        let v: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| db_err(&self.path, "checking", &e))?;
+        Ok(v == "ok")
+    }
+}
+
+fn apply_changes(m: &mut BTreeMap<String, String>, changes: &[(String, String)]) {
+    for (k, v) in changes {
+        if v.is_empty() {
+            m.remove(k);
+        } else {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn db_err(path: &Path, op: &str, e: &rusqlite::Error) -> Error {
+    Error::new(
+        Code::LocalIo,
+        format!("{op} database {}: {e}", path.display()),
+    )
+}
+
+impl DeviceRow {
+    /// Ready, In-Use (labelled with a `cluster`), or Unpaired (deregistered).
+    pub fn status(&self) -> &'static str {
+        if self.state != "active" {
+            "Unpaired"
+        } else if self.labels.contains_key("cluster") {
+            "In-Use"
+        } else {
+            "Ready"
+        }
+    }
+
+    /// Healthy when the last check-in said so and no more than
+    /// [`MISSED_INTERVALS`] intervals have passed since (milliseconds).
+    /// `last_seen` has whole seconds, so it counts from the end of that
+    /// second (sub-second test intervals must not flap to Unhealthy).
+    pub fn health(&self, now_ms: u64) -> &'static str {
+        let limit = (self.last_seen + 1).saturating_mul(1000)
+            + MISSED_INTERVALS.saturating_mul(self.interval_ms.max(1));
+        if self.healthy && now_ms <= limit {
+            "Healthy"
+        } else {
+            "Unhealthy"
+        }
+    }
+
+    /// First non-loopback address (without prefix length), else the peer.
+    pub fn ip(&self) -> String {
+        self.inventory
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter())
+            .map(|a| a.split('/').next().unwrap_or(a))
+            .find(|a| !a.starts_with("127.") && *a != "::1")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.peer.clone())
+    }
+
+    pub fn mac(&self) -> String {
+        self.inventory
+            .interfaces
+            .iter()
+            .map(|i| i.mac.as_str())
+            .find(|m| !m.is_empty() && *m != "00:00:00:00:00:00")
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Health;
+
+    fn tmpdb(name: &str) -> (Db, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("outpost-hubdb-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let p = dir.join("hub.db");
+        (Db::open(&p).expect("open db"), dir)
+    }
+
+    fn reg(host: &str, secret: &str) -> RegisterRequest {
+        RegisterRequest {
+            v: 1,
+            token: String::new(),
+            host_id: host.into(),
+            install_secret: secret.into(),
+            project: None,
+            hostname: "edge".into(),
+            tags: BTreeMap::new(),
+            agent: "0.1.0".into(),
+            inventory: Inventory::default(),
+            inventory_hash: "sha256:1".into(),
+        }
+    }
+
+    fn checkin(host: &str, hash: &str, tag: &str) -> CheckinRequest {
+        CheckinRequest {
+            v: 1,
+            host_id: host.into(),
+            agent: "0.1.0".into(),
+            health: Health {
+                ok: true,
+                failing: vec![],
+            },
+            inventory_hash: hash.into(),
+            desired_tag: tag.into(),
+            inventory: None,
+        }
+    }
+
+    #[test]
+    fn registration_decisions() {
+        let (mut db, dir) = tmpdb("reg");
+        db.token_create("tok", None, 100, Some(200)).expect("token");
+        db.token_create("old", None, 100, Some(150)).expect("token");
+        db.token_create("proj", Some("shops"), 100, None)
+            .expect("token");
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            u64,
+            Option<&'a str>,
+            std::result::Result<bool, RegisterRefusal>,
+        );
+        let cases: &[Case] = &[
+            ("first registration", "tok", "h1", 160, None, Ok(false)),
+            ("same machine rotates", "tok", "h1", 161, None, Ok(true)),
+            (
+                "unknown token",
+                "nope",
+                "h2",
+                160,
+                None,
+                Err(RegisterRefusal::TokenInvalid),
+            ),
+            (
+                "expired token",
+                "old",
+                "h2",
+                160,
+                None,
+                Err(RegisterRefusal::TokenExpired),
+            ),
+            (
+                "project mismatch",
+                "proj",
+                "h3",
+                160,
+                Some("farms"),
+                Err(RegisterRefusal::ProjectMismatch),
+            ),
+            ("project match", "proj", "h3", 160, Some("shops"), Ok(false)),
+        ];
+        for (name, tok, host, now, project, want) in cases {
+            let mut r = reg(host, "s1");
+            r.project = project.map(str::to_string);
+            let got = db
+                .register(&r, tok, &format!("c-{name}"), *now, "127.0.0.1")
+                .expect(name)
+                .map(|g| g.rotated);
+            assert_eq!(&got, want, "{name}");
+        }
+        let got = db
+            .register(&reg("h1", "other"), "tok", "c-x", 162, "")
+            .expect("dup");
+        assert_eq!(
+            got.map(|g| g.rotated),
+            Err(RegisterRefusal::Duplicate),
+            "other machine"
+        );
+        assert!(
+            db.token_revoke(&secret::token_id("tok")).expect("revoke"),
+            "revoke"
+        );
+        let got = db
+            .register(&reg("h9", "s"), "tok", "c-y", 163, "")
+            .expect("revoked");
+        assert_eq!(
+            got.map(|g| g.rotated),
+            Err(RegisterRefusal::TokenInvalid),
+            "revoked token"
+        );
+        assert!(db.integrity_ok().expect("integrity"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn checkin_inventory_desired_and_deregistration() {
+        let (mut db, dir) = tmpdb("checkin");
+        db.token_create("tok", None, 0, None).expect("token");
+        db.register(&reg("h1", "s"), "tok", "cred", 10, "")
+            .expect("reg")
+            .expect("ok");
+        let unknown = db
+            .checkin("nope", &checkin("h1", "sha256:1", ""), 11, "")
+            .expect("db");
+        assert_eq!(
+            unknown.err(),
+            Some(CheckinRefusal::Unknown),
+            "unknown credential"
+        );
+        let wrong_host = db
+            .checkin("cred", &checkin("h2", "sha256:1", ""), 11, "")
+            .expect("db");
+        assert_eq!(
+            wrong_host.err(),
+            Some(CheckinRefusal::Unknown),
+            "credential of another host"
+        );
+
+        let a = db
+            .checkin("cred", &checkin("h1", "sha256:1", ""), 11, "")
+            .expect("db")
+            .expect("ok");
+        assert!(!a.inventory_wanted, "same hash: no inventory wanted");
+        assert!(a.desired.is_some(), "first check-in gets the desired state");
+        let b = db
+            .checkin("cred", &checkin("h1", "sha256:1", &a.desired_tag), 12, "")
+            .expect("db")
+            .expect("ok");
+        assert!(b.desired.is_none(), "unchanged desired state is not resent");
+        let c = db
+            .checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 13, "")
+            .expect("db")
+            .expect("ok");
+        assert!(c.inventory_wanted, "changed hash without inventory: wanted");
+        let mut with = checkin("h1", "sha256:2", &a.desired_tag);
+        with.inventory = Some(Inventory::default());
+        let d = db.checkin("cred", &with, 14, "").expect("db").expect("ok");
+        assert!(!d.inventory_wanted, "inventory sent");
+
+        db.set_labels("h1", &[("cluster".into(), "c1".into())])
+            .expect("labels");
+        let e = db
+            .checkin("cred", &checkin("h1", "sha256:2", &a.desired_tag), 15, "")
+            .expect("db")
+            .expect("ok");
+        assert_eq!(
+            e.desired.map(|d| d.labels.len()),
+            Some(1),
+            "new label resent"
+        );
+        assert_eq!(db.devices().expect("list")[0].status(), "In-Use");
+
+        assert!(db.deregister("h1").expect("dereg"), "deregister");
+        let f = db
+            .checkin("cred", &checkin("h1", "sha256:2", &e.desired_tag), 16, "")
+            .expect("db")
+            .expect("ok");
+        assert_eq!(
+            f.desired.map(|d| d.deregister),
+            Some(true),
+            "deregistration delivered"
+        );
+        let g = db
+            .checkin("cred", &checkin("h1", "sha256:2", &f.desired_tag), 17, "")
+            .expect("db");
+        assert_eq!(
+            g.err(),
+            Some(CheckinRefusal::Deregistered),
+            "410 afterwards"
+        );
+        assert_eq!(db.devices().expect("list")[0].status(), "Unpaired");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn health_after_missed_intervals() {
+        let (mut db, dir) = tmpdb("health");
+        db.token_create("tok", None, 0, None).expect("token");
+        db.register(&reg("h1", "s"), "tok", "cred", 1000, "")
+            .expect("reg")
+            .expect("ok");
+        db.set_interval(None, 60_000).expect("interval");
+        let d = &db.devices().expect("list")[0];
+        let cases = [
+            (1_000_000, "Healthy"),
+            (1_181_000, "Healthy"),
+            (1_181_001, "Unhealthy"),
+        ];
+        for (now_ms, want) in cases {
+            assert_eq!(d.health(now_ms), want, "at {now_ms} ms");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,562 @@
+//! `outpost-hub serve`: accept connections on one thread, hand them to a
+//! fixed pool of worker threads through a bounded queue; each worker does
+//! the TLS handshake (rustls, ring), reads one request under a deadline,
+//! answers it from the registry and closes. Every request is appended to the
+//! request log as one JSON line.
+//!
+//! Must not spawn a thread per connection, read without a deadline, or put a
+//! secret (token, credential, install secret) in a log line or an error.
+
+use crate::error::{Code, Error, Result};
+use crate::hub::db::{CheckinRefusal, Db, RegisterRefusal, Shed};
+use crate::hub::http::{self, HttpError, Request, Timed};
+use crate::hub::secret;
+use crate::proto::{self, CheckinRequest, ErrorBody, Probe, RegisterRequest, RegisterResponse};
+use miniserde::Serialize;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub struct Options {
+    pub listen: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub db: PathBuf,
+    pub workers: usize,
+    pub request_log: Option<PathBuf>,
+    /// Whole-request deadline (handshake, head and body).
+    pub deadline: Duration,
+}
+
+struct Shared {
+    db: Mutex<Db>,
+    log: Option<Mutex<File>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    deadline: Duration,
+}
+
+/// Load a PEM certificate chain and private key into a rustls config.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| pem_err("certificate", cert, &e))?;
+    if certs.is_empty() {
+        return Err(Error::new(
+            Code::Config,
+            format!(
+                "reading TLS certificate {}: no PEM certificate found",
+                cert.display()
+            ),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("key", key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| {
+            Error::new(
+                Code::Config,
+                format!("TLS certificate {} and key do not fit: {e}", cert.display()),
+            )
+        })?;
+    Ok(Arc::new(cfg))
+}
+
+fn pem_err(what: &str, path: &Path, e: &rustls::pki_types::pem::Error) -> Error {
+    use rustls::pki_types::pem::Error as P;
+    let why = match e {
+        P::Io(io) => crate::error::io_text(io),
+        P::NoItemsFound => format!("no PEM {what} found"),
+        other => format!("not valid PEM ({other:?})"),
+    };
+    Error::new(
+        Code::Config,
+        format!("reading TLS {what} {}: {why}", path.display()),
+    )
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Bind, print `listening on ADDR` to stdout, and serve until killed.
+pub fn serve(opts: Options) -> Result<()> {
+    let addr: SocketAddr = opts.listen.parse().map_err(|_| {
+        Error::usage(format!(
+            "--listen {}: expected IP:PORT (e.g. 0.0.0.0:8443)",
+            opts.listen
+        ))
+    })?;
+    let tls = match &opts.tls {
+        Some((c, k)) => Some(tls_config(c, k)?),
+        None if addr.ip().is_loopback() => None,
+        None => {
+            return Err(Error::usage(format!(
+                "--insecure-http is allowed only on a loopback address, not {}",
+                addr.ip()
+            )))
+        }
+    };
+    let db = Db::open(&opts.db)?;
+    let log = match &opts.request_log {
+        Some(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(p)
+                .map_err(|e| Error::io("opening request log", p, &e))?;
+            Some(Mutex::new(f))
+        }
+        None => None,
+    };
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        Error::new(
+            Code::Network,
+            format!("binding {addr}: {}", crate::error::io_text(&e)),
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| {
+        Error::new(
+            Code::Network,
+            format!("binding {addr}: {}", crate::error::io_text(&e)),
+        )
+    })?;
+    let shared = Arc::new(Shared {
+        db: Mutex::new(db),
+        log,
+        tls,
+        deadline: opts.deadline,
+    });
+    let workers = opts.workers.clamp(1, 64);
+    let (tx, rx) = sync_channel::<TcpStream>(workers * 16);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..workers {
+        let rx = Arc::clone(&rx);
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("hub-worker-{i}"))
+            .spawn(move || worker(&rx, &shared))
+            .map_err(|e| Error::new(Code::LocalIo, format!("starting worker thread: {e}")))?;
+    }
+    let scheme = if shared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{local}");
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "outpost-hub: serving {scheme}://{local}, database {}, {workers} workers",
+        opts.db.display()
+    );
+    for conn in listener.incoming() {
+        match conn {
+            // Blocks when every worker is busy and the queue is full: new
+            // connections then wait in the kernel's backlog.
+            Ok(s) => {
+                if tx.send(s).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                log::warn!("accept: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn worker(rx: &Mutex<Receiver<TcpStream>>, shared: &Shared) {
+    loop {
+        let next = {
+            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+            guard.recv()
+        };
+        match next {
+            Ok(tcp) => handle(tcp, shared),
+            Err(_) => return,
+        }
+    }
+}
+
+/// One line of the request log.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    t_ms: u64,
+    peer: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes_in: usize,
+    bytes_out: usize,
+    ms: f64,
+    error: &'a str,
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    /// Error code for the log ("" on success).
+    error: String,
+}
+
+impl Answer {
+    fn ok<T: Serialize>(msg: &T) -> Answer {
+        Answer {
+            status: 200,
+            headers: vec![],
+            body: proto::encode(msg),
+            error: String::new(),
+        }
+    }
+
+    fn err(status: u16, code: &str, message: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            headers: vec![],
+            body: proto::encode(&ErrorBody {
+                v: proto::PROTOCOL_VERSION,
+                error: code.to_string(),
+                message: message.into(),
+            }),
+            error: code.to_string(),
+        }
+    }
+}
+
+/// After an early 413, read (and drop) the rest of a body of at most
+/// [`http::MAX_DRAIN`] bytes for at most a second, so closing does not reset
+/// the connection before the client read the answer. True when worth it.
+fn linger(deadline: &mut Instant, unread: usize) -> bool {
+    if unread == 0 || unread > http::MAX_DRAIN {
+        return false;
+    }
+    *deadline = (*deadline).min(Instant::now() + Duration::from_secs(1));
+    true
+}
+
+fn handle(tcp: TcpStream, shared: &Shared) {
+    let t0 = Instant::now();
+    let peer = tcp
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let _ = tcp.set_nodelay(true);
+    let timed = Timed {
+        tcp,
+        deadline: t0 + shared.deadline,
+    };
+    match &shared.tls {
+        Some(cfg) => {
+            let Ok(conn) = rustls::ServerConnection::new(Arc::clone(cfg)) else {
+                return;
+            };
+            let mut s = rustls::StreamOwned::new(conn, timed);
+            let unread = exchange(&mut s, shared, &peer, t0);
+            if linger(&mut s.sock.deadline, unread) {
+                http::drain(&mut s, unread);
+            }
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+        }
+        None => {
+            let mut s = timed;
+            let unread = exchange(&mut s, shared, &peer, t0);
+            if linger(&mut s.deadline, unread) {
+                http::drain(&mut s, unread);
+            }
+        }
+    }
+}
+
+/// Serve one request on `s`; returns the body bytes the client declared but
+/// did not send (after a 413), for [`linger`].
+fn exchange<S: std::io::Read + Write>(
+    s: &mut S,
+    shared: &Shared,
+    peer: &str,
+    t0: Instant,
+) -> usize {
+    let mut unread = 0;
+    let (method, path, bytes_in, answer) = match http::read_request(s, proto::MAX_REQUEST_BODY) {
+        Ok(req) => {
+            let a = route(&req, shared, peer);
+            (req.method, req.path, req.bytes_in, a)
+        }
+        Err(HttpError::Gone) => {
+            log_line(shared, peer, "", "", 0, 0, 0, t0, "closed");
+            return 0;
+        }
+        Err(e) => {
+            if let HttpError::TooLarge(n) = e {
+                unread = n;
+            }
+            let code = match e {
+                HttpError::Timeout => "timeout",
+                HttpError::TooLarge(_) | HttpError::HeadTooLarge => "too_large",
+                _ => "bad_request",
+            };
+            (
+                "".into(),
+                "".into(),
+                0,
+                Answer::err(e.status(), code, e.message()),
+            )
+        }
+    };
+    let headers: Vec<(&str, String)> = answer
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let bytes = http::response(answer.status, &headers, &answer.body);
+    let sent = s.write_all(&bytes).and_then(|_| s.flush());
+    let error = if sent.is_err() && answer.error.is_empty() {
+        "write_failed".to_string()
+    } else {
+        answer.error
+    };
+    log_line(
+        shared,
+        peer,
+        &method,
+        &path,
+        answer.status,
+        bytes_in,
+        if sent.is_ok() { bytes.len() } else { 0 },
+        t0,
+        &error,
+    );
+    unread
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_line(
+    shared: &Shared,
+    peer: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    bytes_in: usize,
+    bytes_out: usize,
+    t0: Instant,
+    error: &str,
+) {
+    let Some(log) = &shared.log else { return };
+    // The path is logged without a query string (none of ours carries one,
+    // but a client could put anything there).
+    let path = path.split('?').next().unwrap_or("");
+    let path: String = path.chars().take(128).collect();
+    let mut line = proto::encode(&LogLine {
+        t_ms: now_ms(),
+        peer,
+        method,
+        path: &path,
+        status,
+        bytes_in,
+        bytes_out,
+        ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        error,
+    });
+    line.push('\n');
+    let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = f.write_all(line.as_bytes()) {
+        log::warn!("writing request log: {e}");
+    }
+}
+
+fn shed_answer(shed: &Shed) -> Answer {
+    let code = if shed.status == 429 {
+        "rate_limited"
+    } else {
+        "unavailable"
+    };
+    let mut a = Answer::err(
+        shed.status,
+        code,
+        format!("hub is shedding load; retry after {} s", shed.retry_after_s),
+    );
+    let value = if shed.http_date {
+        proto::http_date(now_unix() + shed.retry_after_s)
+    } else {
+        shed.retry_after_s.to_string()
+    };
+    a.headers.push(("Retry-After", value));
+    a
+}
+
+fn internal(e: &Error) -> Answer {
+    log::error!("{e}");
+    let mut a = Answer::err(500, "internal", "internal error in the hub; see its log");
+    a.headers.push(("Retry-After", "30".to_string()));
+    a
+}
+
+fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
+    let path = req.path.split('?').next().unwrap_or("");
+    let post = match path {
+        proto::PATH_PROBE => false,
+        proto::PATH_REGISTER | proto::PATH_CHECKIN => true,
+        _ => {
+            return Answer::err(
+                404,
+                "not_found",
+                format!("no such endpoint: {}", truncate(path)),
+            )
+        }
+    };
+    let want = if post { "POST" } else { "GET" };
+    if req.method != want {
+        let mut a = Answer::err(405, "method_not_allowed", format!("{path} takes {want}"));
+        a.headers.push(("Allow", want.to_string()));
+        return a;
+    }
+    if !post {
+        return Answer::ok(&Probe {
+            v: proto::PROTOCOL_VERSION,
+            protocol: proto::PROTOCOL_NAME.to_string(),
+            majors: vec![proto::PROTOCOL_MAJOR],
+            server: format!("outpost-hub {}", crate::version::VERSION),
+            server_time: now_unix(),
+        });
+    }
+    let mut db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    match db.shed() {
+        Ok(Some(shed)) => return shed_answer(&shed),
+        Ok(None) => {}
+        Err(e) => return internal(&e),
+    }
+    let Ok(text) = std::str::from_utf8(&req.body) else {
+        return Answer::err(400, "bad_request", "request body is not UTF-8");
+    };
+    if path == proto::PATH_REGISTER {
+        register(&mut db, text, peer)
+    } else {
+        checkin(&mut db, req, text, peer)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
+    let req: RegisterRequest = match proto::decode(text) {
+        Ok(r) => r,
+        Err(e) => return Answer::err(400, "bad_request", e.0),
+    };
+    if req.host_id.is_empty() {
+        return Answer::err(
+            400,
+            "bad_request",
+            "register request: field `host_id` is empty",
+        );
+    }
+    if req.install_secret.len() < secret::MIN_INSTALL_SECRET {
+        return Answer::err(
+            400,
+            "bad_request",
+            format!(
+                "register request: field `install_secret` is shorter than {} bytes",
+                secret::MIN_INSTALL_SECRET
+            ),
+        );
+    }
+    let credential = match secret::generate(secret::CREDENTIAL_PREFIX) {
+        Ok(c) => c,
+        Err(e) => return internal(&e),
+    };
+    let now = now_unix();
+    let token_hash = secret::hash_secret(&req.token);
+    match db.register(&req, &token_hash, &secret::hash_secret(&credential), now, peer) {
+        Ok(Ok(r)) => Answer::ok(&RegisterResponse {
+            v: proto::PROTOCOL_VERSION,
+            host_id: req.host_id.clone(),
+            credential,
+            rotated: r.rotated,
+            interval_ms: r.interval_ms,
+            phase_ms: secret::phase_ms(&req.host_id, r.interval_ms),
+            server_time: now,
+        }),
+        Ok(Err(RegisterRefusal::TokenInvalid)) => {
+            Answer::err(401, "token_invalid", "registration token unknown or revoked")
+        }
+        Ok(Err(RegisterRefusal::TokenExpired)) => {
+            Answer::err(401, "token_expired", "registration token expired")
+        }
+        Ok(Err(RegisterRefusal::ProjectMismatch)) => Answer::err(
+            401,
+            "token_project_mismatch",
+            "registration token belongs to another project",
+        ),
+        Ok(Err(RegisterRefusal::Duplicate)) => Answer::err(
+            409,
+            "duplicate_host",
+            format!(
+                "host ID {} is registered by another machine; delete the old record first (outpost-hub delete {})",
+                req.host_id, req.host_id
+            ),
+        ),
+        Err(e) => internal(&e),
+    }
+}
+
+fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str) -> Answer {
+    let cred = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if cred.is_empty() {
+        let mut a = Answer::err(
+            401,
+            "unknown_credential",
+            "missing Authorization: Bearer credential",
+        );
+        a.headers.push(("WWW-Authenticate", "Bearer".into()));
+        return a;
+    }
+    let body: CheckinRequest = match proto::decode(text) {
+        Ok(r) => r,
+        Err(e) => return Answer::err(400, "bad_request", e.0),
+    };
+    match db.checkin(&secret::hash_secret(cred), &body, now_unix(), peer) {
+        Ok(Ok(resp)) => Answer::ok(&resp),
+        Ok(Err(CheckinRefusal::Unknown)) => {
+            let mut a = Answer::err(
+                401,
+                "unknown_credential",
+                "credential unknown for this host ID; register again",
+            );
+            a.headers.push(("WWW-Authenticate", "Bearer".into()));
+            a
+        }
+        Ok(Err(CheckinRefusal::Deregistered)) => Answer::err(
+            410,
+            "deregistered",
+            "this device was deregistered by the operator",
+        ),
+        Err(e) => internal(&e),
+    }
+}

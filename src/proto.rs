@@ -1,0 +1,907 @@
+//! The outpost check-in protocol on the wire (docs/protocol.md): message
+//! types shared by the agent and the reference hub, strict decoding with a
+//! one-line error naming the message and the field, `Retry-After` parsing and
+//! the mapping of HTTP status codes to agent exit codes.
+//!
+//! Pure: no I/O, no clock (callers pass `now`), no hashing. A message that
+//! does not fit its schema is rejected here, before any field is used.
+
+use crate::error::Code;
+use miniserde::json::{self, Value};
+use miniserde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The protocol revision carried as `v` in every message. Additive changes
+/// bump it; a breaking change gets a new path prefix (`/outpost/v2/`).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The major version in the URL paths below.
+pub const PROTOCOL_MAJOR: u32 = 1;
+pub const PATH_PROBE: &str = "/outpost/v1/probe";
+pub const PATH_REGISTER: &str = "/outpost/v1/register";
+pub const PATH_CHECKIN: &str = "/outpost/v1/checkin";
+/// The `protocol` field of a probe answer.
+pub const PROTOCOL_NAME: &str = "outpost";
+/// Largest request body a server must accept (a register with inventory).
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+/// Largest response body an agent must accept.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// A steady-state check-in (healthy, no inventory) never exceeds this.
+pub const STEADY_CHECKIN_MAX: usize = 512;
+/// Longest accepted `host_id`.
+pub const MAX_HOST_ID: usize = 128;
+
+/// Answer to `GET /outpost/v1/probe`: "this endpoint speaks outpost".
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub v: u32,
+    /// Always "outpost".
+    pub protocol: String,
+    /// Major versions served, each under `/outpost/v<N>/`.
+    pub majors: Vec<u32>,
+    /// Server software and version, for diagnostics only.
+    pub server: String,
+    /// Server clock, Unix seconds.
+    pub server_time: u64,
+}
+
+/// `POST /outpost/v1/register`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RegisterRequest {
+    pub v: u32,
+    /// The registration token from the operator's user-data.
+    pub token: String,
+    pub host_id: String,
+    /// Random per-install secret kept in the agent's state dir; proves that a
+    /// re-registration comes from the machine that registered first.
+    pub install_secret: String,
+    /// Project to join; the token's own project wins when it has one.
+    pub project: Option<String>,
+    pub hostname: String,
+    pub tags: BTreeMap<String, String>,
+    pub agent: String,
+    pub inventory: Inventory,
+    pub inventory_hash: String,
+}
+
+/// 200 answer to a register request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RegisterResponse {
+    pub v: u32,
+    pub host_id: String,
+    /// The per-device credential: `Authorization: Bearer <credential>`.
+    pub credential: String,
+    /// True when an existing record was re-registered (credential rotated).
+    pub rotated: bool,
+    pub interval_ms: u64,
+    pub phase_ms: u64,
+    pub server_time: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Health {
+    pub ok: bool,
+    /// IDs of failing checks (empty when `ok`).
+    pub failing: Vec<String>,
+}
+
+/// `POST /outpost/v1/checkin` with `Authorization: Bearer <credential>`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CheckinRequest {
+    pub v: u32,
+    pub host_id: String,
+    pub agent: String,
+    pub health: Health,
+    /// The agent's digest of its inventory; the server only compares it.
+    pub inventory_hash: String,
+    /// Tag of the desired state the agent holds ("" when none).
+    pub desired_tag: String,
+    /// Present only when the hash changed or the server asked for it.
+    pub inventory: Option<Inventory>,
+}
+
+/// 200 answer to a check-in.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CheckinResponse {
+    pub v: u32,
+    pub interval_ms: u64,
+    pub phase_ms: u64,
+    pub server_time: u64,
+    /// Send the full inventory on the next check-in.
+    pub inventory_wanted: bool,
+    /// Tag of the server's current desired state for this device.
+    pub desired_tag: String,
+    /// The desired state, present only when `desired_tag` differs from the
+    /// tag the agent sent.
+    pub desired: Option<Desired>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Desired {
+    pub labels: BTreeMap<String, String>,
+    pub upgrade: Option<UpgradeOffer>,
+    /// Configuration changes: keys of the `outpost:` block, string values.
+    pub config: BTreeMap<String, String>,
+    /// The operator deregistered this device: clean up and stop (exit 15).
+    pub deregister: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct UpgradeOffer {
+    pub version: String,
+    /// The lowest agent version a pending cluster upgrade needs ("" if none).
+    pub min_version: String,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Artifact {
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    pub url: String,
+    /// Lowercase hex SHA-256 of the binary.
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Inventory {
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    /// PRETTY_NAME of os-release.
+    pub os: String,
+    pub kernel: String,
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Interface {
+    pub name: String,
+    pub mac: String,
+    /// Addresses in CIDR form (`192.0.2.10/24`).
+    pub addrs: Vec<String>,
+}
+
+/// The body of every non-200 answer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ErrorBody {
+    pub v: u32,
+    /// Stable machine-readable code (docs/protocol.md, "Errors").
+    pub error: String,
+    /// One line for people; never contains a secret.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- schemas
+
+/// The JSON type a field must have.
+#[derive(Clone, Copy, Debug)]
+pub enum Ty {
+    /// A string of at most this many bytes.
+    Str(usize),
+    U32,
+    U64,
+    Bool,
+    Obj(&'static [Field]),
+    /// Array of strings: at most (items, bytes each).
+    ArrStr(usize, usize),
+    /// Array of non-negative integers below 2^32: at most this many items.
+    ArrU32(usize),
+    /// Array of objects: at most this many items.
+    ArrObj(usize, &'static [Field]),
+    /// Object of string values: at most (entries, bytes per key or value).
+    MapStr(usize, usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: Ty,
+    /// Optional fields may be missing or null.
+    pub required: bool,
+}
+
+const fn req(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        ty,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        ty,
+        required: false,
+    }
+}
+
+const S: usize = 256;
+const INTERFACE: &[Field] = &[
+    req("name", Ty::Str(64)),
+    req("mac", Ty::Str(64)),
+    req("addrs", Ty::ArrStr(64, 64)),
+];
+const INVENTORY: &[Field] = &[
+    req("arch", Ty::Str(32)),
+    req("cpus", Ty::U32),
+    req("memory_bytes", Ty::U64),
+    req("os", Ty::Str(S)),
+    req("kernel", Ty::Str(S)),
+    req("interfaces", Ty::ArrObj(64, INTERFACE)),
+];
+const HEALTH: &[Field] = &[req("ok", Ty::Bool), req("failing", Ty::ArrStr(64, 64))];
+const ARTIFACT: &[Field] = &[
+    req("arch", Ty::Str(32)),
+    req("url", Ty::Str(2048)),
+    req("sha256", Ty::Str(64)),
+    req("size", Ty::U64),
+];
+const UPGRADE: &[Field] = &[
+    req("version", Ty::Str(64)),
+    req("min_version", Ty::Str(64)),
+    req("artifacts", Ty::ArrObj(16, ARTIFACT)),
+];
+const DESIRED: &[Field] = &[
+    req("labels", Ty::MapStr(64, S)),
+    opt("upgrade", Ty::Obj(UPGRADE)),
+    req("config", Ty::MapStr(64, 1024)),
+    req("deregister", Ty::Bool),
+];
+
+/// A message type with its schema, for [`decode`].
+pub trait Message: Deserialize + Serialize {
+    /// Name used in error messages ("check-in request").
+    const NAME: &'static str;
+    const FIELDS: &'static [Field];
+}
+
+macro_rules! message {
+    ($t:ty, $name:expr, $fields:expr) => {
+        impl Message for $t {
+            const NAME: &'static str = $name;
+            const FIELDS: &'static [Field] = $fields;
+        }
+    };
+}
+
+message!(
+    Probe,
+    "probe answer",
+    &[
+        req("v", Ty::U32),
+        req("protocol", Ty::Str(32)),
+        req("majors", Ty::ArrU32(16)),
+        req("server", Ty::Str(S)),
+        req("server_time", Ty::U64),
+    ]
+);
+message!(
+    RegisterRequest,
+    "register request",
+    &[
+        req("v", Ty::U32),
+        req("token", Ty::Str(S)),
+        req("host_id", Ty::Str(MAX_HOST_ID)),
+        req("install_secret", Ty::Str(S)),
+        opt("project", Ty::Str(64)),
+        req("hostname", Ty::Str(S)),
+        req("tags", Ty::MapStr(64, S)),
+        req("agent", Ty::Str(64)),
+        req("inventory", Ty::Obj(INVENTORY)),
+        req("inventory_hash", Ty::Str(80)),
+    ]
+);
+message!(
+    RegisterResponse,
+    "register answer",
+    &[
+        req("v", Ty::U32),
+        req("host_id", Ty::Str(MAX_HOST_ID)),
+        req("credential", Ty::Str(S)),
+        req("rotated", Ty::Bool),
+        req("interval_ms", Ty::U64),
+        req("phase_ms", Ty::U64),
+        req("server_time", Ty::U64),
+    ]
+);
+message!(
+    CheckinRequest,
+    "check-in request",
+    &[
+        req("v", Ty::U32),
+        req("host_id", Ty::Str(MAX_HOST_ID)),
+        req("agent", Ty::Str(64)),
+        req("health", Ty::Obj(HEALTH)),
+        req("inventory_hash", Ty::Str(80)),
+        req("desired_tag", Ty::Str(64)),
+        opt("inventory", Ty::Obj(INVENTORY)),
+    ]
+);
+message!(
+    CheckinResponse,
+    "check-in answer",
+    &[
+        req("v", Ty::U32),
+        req("interval_ms", Ty::U64),
+        req("phase_ms", Ty::U64),
+        req("server_time", Ty::U64),
+        req("inventory_wanted", Ty::Bool),
+        req("desired_tag", Ty::Str(64)),
+        opt("desired", Ty::Obj(DESIRED)),
+    ]
+);
+message!(
+    ErrorBody,
+    "error answer",
+    &[
+        req("v", Ty::U32),
+        req("error", Ty::Str(64)),
+        req("message", Ty::Str(1024)),
+    ]
+);
+
+/// Why a message was rejected: one line naming the message and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parse and validate one message. Unknown fields are ignored; a missing
+/// required field, a wrong type, an over-long string or list, or a `v` of 0
+/// is an error naming the field (`health.ok`, `inventory.interfaces[2].mac`).
+pub fn decode<T: Message>(text: &str) -> Result<T, DecodeError> {
+    let value: Value =
+        json::from_str(text).map_err(|_| DecodeError(format!("{}: malformed JSON", T::NAME)))?;
+    let Value::Object(obj) = &value else {
+        return Err(DecodeError(format!(
+            "{}: expected a JSON object, got {}",
+            T::NAME,
+            kind(&value)
+        )));
+    };
+    check_object(obj, T::FIELDS, "").map_err(|e| DecodeError(format!("{}: {e}", T::NAME)))?;
+    if let Some(Value::Number(json::Number::U64(0))) = obj.get("v") {
+        return Err(DecodeError(format!("{}: field `v` must be >= 1", T::NAME)));
+    }
+    json::from_str(text).map_err(|_| DecodeError(format!("{}: does not match its schema", T::NAME)))
+}
+
+/// Serialize a message (compact JSON).
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    json::to_string(msg)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(json::Number::F64(_)) => "a fraction",
+        Value::Number(json::Number::I64(_)) => "a negative number",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn check_object(obj: &json::Object, fields: &[Field], prefix: &str) -> Result<(), String> {
+    for f in fields {
+        let path = format!("{prefix}{}", f.name);
+        match obj.get(f.name) {
+            None | Some(Value::Null) if !f.required => {}
+            None => return Err(format!("missing field `{path}`")),
+            Some(v) => check_value(v, f.ty, &path)?,
+        }
+    }
+    Ok(())
+}
+
+fn check_value(v: &Value, ty: Ty, path: &str) -> Result<(), String> {
+    let wrong = |want: &str| format!("field `{path}` must be {want}, got {}", kind(v));
+    match (ty, v) {
+        (Ty::Str(max), Value::String(s)) => {
+            if s.len() > max {
+                return Err(format!("field `{path}` is longer than {max} bytes"));
+            }
+        }
+        (Ty::Str(_), _) => return Err(wrong("a string")),
+        (Ty::U32, Value::Number(json::Number::U64(n))) => {
+            if *n > u64::from(u32::MAX) {
+                return Err(format!("field `{path}` is out of range"));
+            }
+        }
+        (Ty::U64, Value::Number(json::Number::U64(_))) => {}
+        (Ty::U32 | Ty::U64, _) => return Err(wrong("a non-negative integer")),
+        (Ty::Bool, Value::Bool(_)) => {}
+        (Ty::Bool, _) => return Err(wrong("true or false")),
+        (Ty::Obj(fields), Value::Object(o)) => check_object(o, fields, &format!("{path}."))?,
+        (Ty::Obj(_), _) => return Err(wrong("an object")),
+        (Ty::ArrStr(items, len), Value::Array(a)) => {
+            if a.len() > items {
+                return Err(format!("field `{path}` has more than {items} items"));
+            }
+            for (i, x) in a.iter().enumerate() {
+                check_value(x, Ty::Str(len), &format!("{path}[{i}]"))?;
+            }
+        }
+        (Ty::ArrU32(items), Value::Array(a)) => {
+            if a.len() > items {
+                return Err(format!("field `{path}` has more than {items} items"));
+            }
+            for (i, x) in a.iter().enumerate() {
+                check_value(x, Ty::U32, &format!("{path}[{i}]"))?;
+            }
+        }
+        (Ty::ArrObj(items, fields), Value::Array(a)) => {
+            if a.len() > items {
+                return Err(format!("field `{path}` has more than {items} items"));
+            }
+            for (i, x) in a.iter().enumerate() {
+                check_value(x, Ty::Obj(fields), &format!("{path}[{i}]"))?;
+            }
+        }
+        (Ty::ArrStr(..) | Ty::ArrU32(_) | Ty::ArrObj(..), _) => return Err(wrong("an array")),
+        (Ty::MapStr(items, len), Value::Object(o)) => {
+            if o.len() > items {
+                return Err(format!("field `{path}` has more than {items} entries"));
+            }
+            for (k, x) in o.iter() {
+                if k.len() > len {
+                    return Err(format!("field `{path}` has a key longer than {len} bytes"));
+                }
+                check_value(x, Ty::Str(len), &format!("{path}.{k}"))?;
+            }
+        }
+        (Ty::MapStr(..), _) => return Err(wrong("an object of strings")),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------- status codes
+
+/// Which request an HTTP status answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Probe,
+    Register,
+    Checkin,
+}
+
+/// What the agent does with an HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 200: use the answer.
+    Ok,
+    /// 401 on a check-in: the credential is unknown; drop it and register
+    /// again with the token (a failure there is exit 13).
+    Reregister,
+    /// Stop with this exit code (retryable ones honour `Retry-After`).
+    Exit(Code),
+}
+
+/// The agent's reaction to an HTTP status (docs/protocol.md, "Errors").
+pub fn outcome(endpoint: Endpoint, status: u16) -> Outcome {
+    match status {
+        200 => Outcome::Ok,
+        401 | 403 => match endpoint {
+            Endpoint::Register => Outcome::Exit(Code::RegistrationRefused),
+            Endpoint::Checkin => Outcome::Reregister,
+            Endpoint::Probe => Outcome::Exit(Code::BadAnswer),
+        },
+        409 => Outcome::Exit(Code::DuplicateHost),
+        410 => Outcome::Exit(Code::Deregistered),
+        408 | 429 | 500..=599 => Outcome::Exit(Code::ServerBusy),
+        _ => Outcome::Exit(Code::BadAnswer),
+    }
+}
+
+// ------------------------------------------------------------ HTTP dates
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate) for Unix seconds.
+pub fn http_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `1994-11-06T08:49:37Z` for Unix seconds.
+pub fn rfc3339(unix: u64) -> String {
+    let (y, m, d) = civil_from_days((unix / 86_400) as i64);
+    let secs = unix % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Parse an IMF-fixdate to Unix seconds (the only HTTP-date form servers
+/// may send, RFC 9110 section 5.6.7).
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split(' ').collect();
+    let [wd, day, mon, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    if wd.len() != 4 || !wd.ends_with(',') || !DAYS.contains(&&wd[..3]) {
+        return None;
+    }
+    let num = |t: &str, n: usize| -> Option<u32> {
+        if t.len() == n && t.bytes().all(|b| b.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let d = num(day, 2)?;
+    let m = MONTHS.iter().position(|x| x == mon)? as u32 + 1;
+    let y = num(year, 4)?;
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    let (h, mi, se) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || y < 1970 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), m, d);
+    let (_, m2, d2) = civil_from_days(days);
+    if (m2, d2) != (m, d) {
+        return None; // 31 Feb and friends
+    }
+    u64::try_from(days)
+        .ok()
+        .map(|days| days * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(se))
+}
+
+/// Seconds to wait from a `Retry-After` value: delay-seconds or an
+/// HTTP-date (a date in the past means 0). `None` when unparsable.
+pub fn parse_retry_after(value: &str, now_unix: u64) -> Option<u64> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(v.parse::<u64>().unwrap_or(u64::MAX));
+    }
+    parse_http_date(v).map(|t| t.saturating_sub(now_unix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        Inventory {
+            arch: "x86_64".into(),
+            cpus: 4,
+            memory_bytes: 8_000_000_000,
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            kernel: "6.1.0-40-amd64".into(),
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: "52:54:00:12:34:56".into(),
+                addrs: vec!["192.0.2.10/24".into()],
+            }],
+        }
+    }
+
+    fn checkin() -> CheckinRequest {
+        CheckinRequest {
+            v: 1,
+            host_id: "edge-4c4c4544-0037".into(),
+            agent: "0.1.0".into(),
+            health: Health {
+                ok: true,
+                failing: vec![],
+            },
+            inventory_hash: format!("sha256:{}", "ab".repeat(32)),
+            desired_tag: "d-0123456789abcdef".into(),
+            inventory: None,
+        }
+    }
+
+    fn round_trip<T: Message + PartialEq + fmt::Debug>(name: &str, msg: T) {
+        let text = encode(&msg);
+        let back: T = decode(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+        assert_eq!(back, msg, "{name}: round trip");
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        round_trip(
+            "probe",
+            Probe {
+                v: 1,
+                protocol: "outpost".into(),
+                majors: vec![1],
+                server: "outpost-hub 0.1.0".into(),
+                server_time: 1_764_000_000,
+            },
+        );
+        let mut tags = BTreeMap::new();
+        tags.insert("site".to_string(), "berlin-3".to_string());
+        round_trip(
+            "register request",
+            RegisterRequest {
+                v: 1,
+                token: "opt_x".into(),
+                host_id: "h1".into(),
+                install_secret: "s".into(),
+                project: Some("shops".into()),
+                hostname: "edge-01".into(),
+                tags: tags.clone(),
+                agent: "0.1.0".into(),
+                inventory: inventory(),
+                inventory_hash: "sha256:00".into(),
+            },
+        );
+        round_trip(
+            "register answer",
+            RegisterResponse {
+                v: 1,
+                host_id: "h1".into(),
+                credential: "c".into(),
+                rotated: true,
+                interval_ms: 300_000,
+                phase_ms: 1234,
+                server_time: 5,
+            },
+        );
+        round_trip("check-in request", checkin());
+        let mut with_inv = checkin();
+        with_inv.inventory = Some(inventory());
+        with_inv.health = Health {
+            ok: false,
+            failing: vec!["memory".into(), "cpu.cores".into()],
+        };
+        round_trip("check-in request with inventory", with_inv);
+        round_trip(
+            "check-in answer",
+            CheckinResponse {
+                v: 1,
+                interval_ms: 60_000,
+                phase_ms: 0,
+                server_time: 7,
+                inventory_wanted: true,
+                desired_tag: "d-1".into(),
+                desired: Some(Desired {
+                    labels: tags.clone(),
+                    upgrade: Some(UpgradeOffer {
+                        version: "0.2.0".into(),
+                        min_version: "0.1.5".into(),
+                        artifacts: vec![Artifact {
+                            arch: "aarch64".into(),
+                            url: "https://hub.example/a".into(),
+                            sha256: "cd".repeat(32),
+                            size: 812_345,
+                        }],
+                    }),
+                    config: tags,
+                    deregister: false,
+                }),
+            },
+        );
+        round_trip(
+            "error",
+            ErrorBody {
+                v: 1,
+                error: "duplicate_host".into(),
+                message: "m".into(),
+            },
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let text = r#"{"v":2,"host_id":"h","agent":"9.0.0","future":{"x":[1,2]},
+            "health":{"ok":true,"failing":[],"score":0.5},"inventory_hash":"",
+            "desired_tag":"","inventory":null,"extra":"yes"}"#;
+        let got: CheckinRequest = decode(text).expect("newer agent's check-in");
+        assert_eq!(got.v, 2, "newer revision accepted");
+        assert!(got.health.ok);
+        assert_eq!(got.inventory, None);
+    }
+
+    #[test]
+    fn bad_messages_are_rejected_with_the_field_named() {
+        let good = encode(&checkin());
+        let cases: &[(&str, String, &str)] = &[
+            (
+                "not JSON",
+                "{\"v\":1,".into(),
+                "check-in request: malformed JSON",
+            ),
+            ("empty", String::new(), "check-in request: malformed JSON"),
+            (
+                "array",
+                "[1]".into(),
+                "check-in request: expected a JSON object, got an array",
+            ),
+            (
+                "missing health",
+                good.replace(r#""health":{"ok":true,"failing":[]},"#, ""),
+                "check-in request: missing field `health`",
+            ),
+            (
+                "missing health.ok",
+                good.replace(r#""ok":true,"#, ""),
+                "check-in request: missing field `health.ok`",
+            ),
+            (
+                "v as string",
+                good.replace(r#""v":1"#, r#""v":"1""#),
+                "check-in request: field `v` must be a non-negative integer, got a string",
+            ),
+            (
+                "v zero",
+                good.replace(r#""v":1"#, r#""v":0"#),
+                "check-in request: field `v` must be >= 1",
+            ),
+            (
+                "negative v",
+                good.replace(r#""v":1"#, r#""v":-1"#),
+                "check-in request: field `v` must be a non-negative integer, got a negative number",
+            ),
+            (
+                "ok as string",
+                good.replace(r#""ok":true"#, r#""ok":"yes""#),
+                "check-in request: field `health.ok` must be true or false, got a string",
+            ),
+            (
+                "failing item number",
+                good.replace(r#""failing":[]"#, r#""failing":[3]"#),
+                "check-in request: field `health.failing[0]` must be a string, got a number",
+            ),
+            (
+                "host_id null",
+                good.replace(r#""host_id":"edge-4c4c4544-0037""#, r#""host_id":null"#),
+                "check-in request: field `host_id` must be a string, got null",
+            ),
+            (
+                "host_id too long",
+                good.replace("edge-4c4c4544-0037", &"h".repeat(129)),
+                "check-in request: field `host_id` is longer than 128 bytes",
+            ),
+            (
+                "inventory wrong type",
+                good.replace(r#""inventory":null"#, r#""inventory":"x""#),
+                "check-in request: field `inventory` must be an object, got a string",
+            ),
+            (
+                "inventory missing nested",
+                good.replace(r#""inventory":null"#, r#""inventory":{"arch":"x"}"#),
+                "check-in request: missing field `inventory.cpus`",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let got = decode::<CheckinRequest>(text).expect_err(name);
+            assert_eq!(got.to_string(), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn nested_array_errors_name_the_index() {
+        let mut r = checkin();
+        let mut inv = inventory();
+        inv.interfaces.push(inv.interfaces[0].clone());
+        r.inventory = Some(inv);
+        let text = encode(&r).replacen(r#""mac":"52:54:00:12:34:56","#, "", 2);
+        let text = text.replacen(r#""name":"eth0","#, r#""name":"eth0","mac":"m","#, 1);
+        let got = decode::<CheckinRequest>(&text).expect_err("second interface lacks mac");
+        assert_eq!(
+            got.to_string(),
+            "check-in request: missing field `inventory.interfaces[1].mac`"
+        );
+    }
+
+    #[test]
+    fn steady_state_checkin_fits_512_bytes_at_maximum_field_sizes() {
+        let mut r = checkin();
+        r.host_id = "h".repeat(MAX_HOST_ID);
+        r.agent = "9".repeat(32);
+        r.inventory_hash = format!("sha256:{}", "f".repeat(64));
+        r.desired_tag = "d".repeat(64);
+        let n = encode(&r).len();
+        assert!(n <= STEADY_CHECKIN_MAX, "steady check-in is {n} bytes");
+    }
+
+    #[test]
+    fn status_codes_map_to_exit_codes() {
+        use Endpoint::*;
+        let cases = [
+            (Register, 200, Outcome::Ok),
+            (Register, 401, Outcome::Exit(Code::RegistrationRefused)),
+            (Checkin, 401, Outcome::Reregister),
+            (Register, 409, Outcome::Exit(Code::DuplicateHost)),
+            (Checkin, 410, Outcome::Exit(Code::Deregistered)),
+            (Checkin, 429, Outcome::Exit(Code::ServerBusy)),
+            (Checkin, 503, Outcome::Exit(Code::ServerBusy)),
+            (Checkin, 500, Outcome::Exit(Code::ServerBusy)),
+            (Checkin, 408, Outcome::Exit(Code::ServerBusy)),
+            (Checkin, 400, Outcome::Exit(Code::BadAnswer)),
+            (Probe, 404, Outcome::Exit(Code::BadAnswer)),
+            (Checkin, 302, Outcome::Exit(Code::BadAnswer)),
+        ];
+        for (ep, status, want) in cases {
+            assert_eq!(outcome(ep, status), want, "{ep:?} {status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").expect("reference date");
+        assert_eq!(now, 1_445_412_480, "reference date");
+        let cases: &[(&str, Option<u64>)] = &[
+            ("120", Some(120)),
+            (" 7 ", Some(7)),
+            ("0", Some(0)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("Wed, 21 Oct 2015 07:28:30 GMT", Some(30)),
+            ("Wed, 21 Oct 2015 07:00:00 GMT", Some(0)),
+            ("Wed, 21 Oct 2015 07:28:30 UTC", None),
+            ("Wednesday, 21-Oct-15 07:28:30 GMT", None),
+            ("Wed, 31 Feb 2015 07:28:30 GMT", None),
+            ("Wed, 21 Oct 2015 24:00:00 GMT", None),
+            ("-5", None),
+            ("1.5", None),
+            ("", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse_retry_after(v, now), *want, "Retry-After {v:?}");
+        }
+    }
+
+    #[test]
+    fn dates_format_and_parse_back() {
+        for t in [0u64, 784_111_777, 951_782_400, 1_445_412_480, 4_102_444_799] {
+            let d = http_date(t);
+            assert_eq!(parse_http_date(&d), Some(t), "{t} -> {d}");
+        }
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(rfc3339(784_111_777), "1994-11-06T08:49:37Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}
