@@ -7,5 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod facts;
+pub mod http;
+pub mod noproxy;
+pub mod schedule;
 pub mod sys;
 pub mod version;
