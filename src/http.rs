@@ -752,9 +752,9 @@ impl Ctx<'_> {
                         Some(p) => format!("cannot connect to proxy {p}: connection refused"),
                         None => "connection refused".to_string(),
                     },
-                    std::io::ErrorKind::ConnectionReset => "connection reset by server".to_string(),
-                    std::io::ErrorKind::UnexpectedEof => {
-                        "connection closed before the answer was complete".to_string()
+                    // ureq reports a reset while reading as UnexpectedEof too.
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+                        "connection closed or reset before the answer was complete".to_string()
                     }
                     std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!(
                         "no complete answer within {} (timeout)",
