@@ -729,8 +729,16 @@ impl Ctx<'_> {
             },
             E::ConnectProxyFailed(msg) => {
                 let p = proxy.map(|p| p.to_string()).unwrap_or_default();
-                let msg: String = msg.chars().filter(|c| !c.is_control()).take(80).collect();
-                self.fail(Code::Network, format!("proxy {p} refused CONNECT: {msg}"))
+                let status = msg
+                    .strip_prefix("proxy server responded ")
+                    .and_then(|r| r.split('/').next())
+                    .and_then(|n| n.parse::<u16>().ok());
+                let cause = match status {
+                    Some(n @ (401 | 407)) => format!("HTTP {n} (proxy authentication failed)"),
+                    Some(n) => format!("HTTP {n}"),
+                    None => msg.chars().filter(|c| !c.is_control()).take(80).collect(),
+                };
+                self.fail(Code::Network, format!("proxy {p} refused CONNECT: {cause}"))
             }
             E::BodyExceedsLimit(_) => self.fail(
                 Code::BadAnswer,

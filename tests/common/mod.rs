@@ -53,3 +53,4 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 pub mod fault;
 pub mod tls;
+pub mod proxy;
