@@ -50,6 +50,8 @@ pub const SYSTEM_CA_PATHS: [&str; 5] = [
 /// Everything the transport needs, filled by the config loader (or a test).
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
+    /// Bounds the DNS lookup and, separately, the TCP connect (to the server
+    /// or the proxy).
     pub connect_timeout: Duration,
     /// Global timeout of one request (DNS, connect, TLS, send, whole answer).
     pub timeout: Duration,
@@ -180,7 +182,11 @@ impl fmt::Display for ProxyUrl {
 
 impl fmt::Debug for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let creds = if self.userinfo.is_some() { " (with credentials)" } else { "" };
+        let creds = if self.userinfo.is_some() {
+            " (with credentials)"
+        } else {
+            ""
+        };
         write!(f, "ProxyUrl({self}{creds})")
     }
 }
@@ -443,13 +449,11 @@ impl Client {
     ) -> std::result::Result<Reply, HttpError> {
         let target = Target::parse(url).map_err(|e| Error::config(format!("{method} {e}")))?;
         let what = format!("{method} {}", target.safe);
-        if !target.https {
-            if !(self.settings.allow_plain_loopback && target.is_loopback()) {
-                return Err(Error::config(format!(
-                    "{what}: plain http:// is refused; use https://"
-                ))
-                .into());
-            }
+        let plain_ok = self.settings.allow_plain_loopback && target.is_loopback();
+        if !target.https && !plain_ok {
+            return Err(
+                Error::config(format!("{what}: plain http:// is refused; use https://")).into(),
+            );
         }
         let route = route(&self.settings, target.https, &target.host, target.port)?;
         log::debug!(
@@ -491,7 +495,12 @@ impl Client {
             resp.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().chars().take(MAX_RETRY_AFTER_LEN).collect::<String>())
+                .map(|v| {
+                    v.trim()
+                        .chars()
+                        .take(MAX_RETRY_AFTER_LEN)
+                        .collect::<String>()
+                })
         };
         let retry_after = header("retry-after");
         let location = header("location");
@@ -503,7 +512,9 @@ impl Client {
                 .unwrap_or_default();
             return Err(Error::new(
                 Code::BadAnswer,
-                format!("{what}: unexpected redirect (HTTP {status}{to}); redirects are not followed"),
+                format!(
+                    "{what}: unexpected redirect (HTTP {status}{to}); redirects are not followed"
+                ),
             )
             .into());
         }
@@ -518,7 +529,10 @@ impl Client {
                 "server busy"
             };
             return Err(HttpError {
-                error: Error::new(Code::ServerBusy, format!("{what}: {kind}: HTTP {status}{ra}")),
+                error: Error::new(
+                    Code::ServerBusy,
+                    format!("{what}: {kind}: HTTP {status}{ra}"),
+                ),
                 retry_after,
             });
         }
@@ -529,7 +543,10 @@ impl Client {
             .read_to_vec()
             .map_err(|e| ctx.classify(&e))?;
         let body = String::from_utf8(bytes).map_err(|_| {
-            Error::new(Code::BadAnswer, format!("{what}: response body is not valid UTF-8"))
+            Error::new(
+                Code::BadAnswer,
+                format!("{what}: response body is not valid UTF-8"),
+            )
         })?;
         Ok(Reply {
             status,
@@ -549,9 +566,10 @@ impl Client {
         };
         let proxy = match route {
             Route::Direct => None,
-            Route::Proxy(p) => Some(ureq::Proxy::new(&p.secret_url()).map_err(|_| {
-                Error::config(format!("proxy {p}: not a usable proxy URL"))
-            })?),
+            Route::Proxy(p) => Some(
+                ureq::Proxy::new(&p.secret_url())
+                    .map_err(|_| Error::config(format!("proxy {p}: not a usable proxy URL")))?,
+            ),
         };
         let s = &self.settings;
         let config = ureq::Agent::config_builder()
@@ -561,6 +579,8 @@ impl Client {
             .max_redirects(0)
             .proxy(proxy)
             .timeout_global(Some(s.timeout))
+            // The connect timeout bounds the DNS lookup as well.
+            .timeout_resolve(Some(s.connect_timeout.min(s.timeout)))
             .timeout_connect(Some(s.connect_timeout))
             .user_agent(s.user_agent.as_str())
             .input_buffer_size(IO_BUFFER)
@@ -632,7 +652,9 @@ impl Target {
         if !url.contains("://") {
             return Err("URL must start with https://".to_string());
         }
-        let uri: Uri = url.parse().map_err(|_| "URL cannot be parsed".to_string())?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| "URL cannot be parsed".to_string())?;
         let https = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => true,
             Some(s) if s.eq_ignore_ascii_case("http") => false,
@@ -645,7 +667,10 @@ impl Target {
             .to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let scheme = if https { "https" } else { "http" };
-        let port_text = uri.port().map(|p| format!(":{}", p.as_str())).unwrap_or_default();
+        let port_text = uri
+            .port()
+            .map(|p| format!(":{}", p.as_str()))
+            .unwrap_or_default();
         let path = match uri.path() {
             "" => "/",
             p => p,
@@ -706,8 +731,9 @@ impl Ctx<'_> {
                         ),
                     },
                     ureq::Timeout::Resolve => format!(
-                        "DNS lookup of {} timed out",
-                        self.target.host
+                        "cannot resolve host {} (DNS lookup timed out after {})",
+                        self.target.host,
+                        Self::secs(self.settings.connect_timeout.min(self.settings.timeout))
                     ),
                     _ => format!(
                         "no complete answer within {} (timeout)",
@@ -807,13 +833,21 @@ fn is_dns_failure(e: &std::io::Error) -> bool {
 /// wrong (exit 10, retryable), not the certificate.
 pub fn tls_cause(e: &rustls::Error, now: SystemTime, build_epoch: u64) -> (Code, String) {
     use rustls::CertificateError as C;
-    let untrusted = |s: &str| (Code::Untrusted, format!("server certificate not trusted: {s}"));
+    let untrusted = |s: &str| {
+        (
+            Code::Untrusted,
+            format!("server certificate not trusted: {s}"),
+        )
+    };
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer => untrusted("unknown issuer (not signed by a trusted CA)"),
             C::Expired | C::ExpiredContext { .. } => untrusted("certificate expired"),
             C::NotValidYet | C::NotValidYetContext { .. } => {
-                let now_s = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let now_s = now
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 if now_s < build_epoch {
                     (
                         Code::Network,
@@ -883,17 +917,38 @@ mod tests {
             ("HTTP://Proxy.Corp:3128/", Ok("http://proxy.corp:3128")),
             ("proxy.corp:8080", Ok("http://proxy.corp:8080")),
             ("proxy.corp", Ok("http://proxy.corp:80")),
-            ("http://user:s3cret@proxy.corp:3128", Ok("http://proxy.corp:3128")),
-            ("http://us%40er:p%3Ass@10.0.0.1:3128", Ok("http://10.0.0.1:3128")),
+            (
+                "http://user:s3cret@proxy.corp:3128",
+                Ok("http://proxy.corp:3128"),
+            ),
+            (
+                "http://us%40er:p%3Ass@10.0.0.1:3128",
+                Ok("http://10.0.0.1:3128"),
+            ),
             ("http://[fd00::1]:3128", Ok("http://[fd00::1]:3128")),
             ("http://[fd00::1]", Ok("http://[fd00::1]:80")),
-            ("socks5://user:s3cret@h:1080", Err("proxy URL scheme \"socks5\" is not supported (only http://)")),
-            ("https://h:443", Err("proxy URL scheme \"https\" is not supported (only http://)")),
-            ("http://user:s3cret@h:99999", Err("proxy URL port is not a number 1-65535")),
-            ("http://user:s3cret@h:0", Err("proxy URL port is not a number 1-65535")),
+            (
+                "socks5://user:s3cret@h:1080",
+                Err("proxy URL scheme \"socks5\" is not supported (only http://)"),
+            ),
+            (
+                "https://h:443",
+                Err("proxy URL scheme \"https\" is not supported (only http://)"),
+            ),
+            (
+                "http://user:s3cret@h:99999",
+                Err("proxy URL port is not a number 1-65535"),
+            ),
+            (
+                "http://user:s3cret@h:0",
+                Err("proxy URL port is not a number 1-65535"),
+            ),
             ("http://h:3128/path", Err("proxy URL must not have a path")),
             ("http://user:s3cret@", Err("proxy URL has no valid host")),
-            ("http://[fd00::1:3128", Err("proxy URL has no ] after the IPv6 address")),
+            (
+                "http://[fd00::1:3128",
+                Err("proxy URL has no ] after the IPv6 address"),
+            ),
         ];
         for (input, want) in cases {
             let got = ProxyUrl::parse(input).map(|p| p.to_string());
@@ -901,12 +956,19 @@ mod tests {
             assert_eq!(got, *want, "proxy {input:?}");
             if let Ok(p) = ProxyUrl::parse(input) {
                 let dbg = format!("{p:?}");
-                assert!(!dbg.contains("s3cret") && !dbg.contains("user"), "{input}: {dbg}");
+                assert!(
+                    !dbg.contains("s3cret") && !dbg.contains("user"),
+                    "{input}: {dbg}"
+                );
             }
         }
         let p = ProxyUrl::parse("http://u:p%3Ass@h:1").expect("parse");
         assert!(p.has_credentials());
-        assert_eq!(p.secret_url(), "http://u:p%3Ass@h:1", "credentials kept for ureq");
+        assert_eq!(
+            p.secret_url(),
+            "http://u:p%3Ass@h:1",
+            "credentials kept for ureq"
+        );
     }
 
     fn env(https: Option<&str>, all: Option<&str>, no: Option<&str>) -> ProxyEnv {
@@ -925,17 +987,77 @@ mod tests {
         // (settings proxy, settings noProxy, env, host, want)
         let cases: Vec<(Option<ProxyUrl>, &str, ProxyEnv, &str, Route)> = vec![
             (None, "", ProxyEnv::default(), "hub.example", Route::Direct),
-            (None, "", env(Some("http://envp:1"), None, None), "hub.example", p("http://envp:1")),
-            (None, "", env(None, Some("http://allp:2"), None), "hub.example", p("http://allp:2")),
-            (None, "", env(Some("http://envp:1"), Some("http://allp:2"), None), "hub.example", p("http://envp:1")),
-            (None, "", env(Some("http://envp:1"), None, Some("10.0.0.0/8")), "10.2.3.4", Route::Direct),
-            (None, "hub.example", env(Some("http://envp:1"), None, Some("x.example")), "hub.example", Route::Direct),
-            (None, "", env(Some("http://envp:1"), None, Some("x.example")), "hub.example", p("http://envp:1")),
+            (
+                None,
+                "",
+                env(Some("http://envp:1"), None, None),
+                "hub.example",
+                p("http://envp:1"),
+            ),
+            (
+                None,
+                "",
+                env(None, Some("http://allp:2"), None),
+                "hub.example",
+                p("http://allp:2"),
+            ),
+            (
+                None,
+                "",
+                env(Some("http://envp:1"), Some("http://allp:2"), None),
+                "hub.example",
+                p("http://envp:1"),
+            ),
+            (
+                None,
+                "",
+                env(Some("http://envp:1"), None, Some("10.0.0.0/8")),
+                "10.2.3.4",
+                Route::Direct,
+            ),
+            (
+                None,
+                "hub.example",
+                env(Some("http://envp:1"), None, Some("x.example")),
+                "hub.example",
+                Route::Direct,
+            ),
+            (
+                None,
+                "",
+                env(Some("http://envp:1"), None, Some("x.example")),
+                "hub.example",
+                p("http://envp:1"),
+            ),
             // The settings proxy wins, and only the settings noProxy counts then.
-            (settings_proxy.clone(), "", env(Some("http://envp:1"), None, None), "hub.example", p("http://cfg:3128")),
-            (settings_proxy.clone(), "", env(Some("http://envp:1"), None, Some("*")), "hub.example", p("http://cfg:3128")),
-            (settings_proxy.clone(), "127.0.0.0/8", ProxyEnv::default(), "127.0.0.1", Route::Direct),
-            (settings_proxy.clone(), ".example", ProxyEnv::default(), "hub.example", Route::Direct),
+            (
+                settings_proxy.clone(),
+                "",
+                env(Some("http://envp:1"), None, None),
+                "hub.example",
+                p("http://cfg:3128"),
+            ),
+            (
+                settings_proxy.clone(),
+                "",
+                env(Some("http://envp:1"), None, Some("*")),
+                "hub.example",
+                p("http://cfg:3128"),
+            ),
+            (
+                settings_proxy.clone(),
+                "127.0.0.0/8",
+                ProxyEnv::default(),
+                "127.0.0.1",
+                Route::Direct,
+            ),
+            (
+                settings_proxy.clone(),
+                ".example",
+                ProxyEnv::default(),
+                "hub.example",
+                Route::Direct,
+            ),
         ];
         for (i, (proxy, no, env, host, want)) in cases.into_iter().enumerate() {
             let s = HttpSettings {
@@ -944,7 +1066,11 @@ mod tests {
                 proxy_env: env,
                 ..HttpSettings::default()
             };
-            assert_eq!(route(&s, true, host, 443).expect("route"), want, "case {i} host {host}");
+            assert_eq!(
+                route(&s, true, host, 443).expect("route"),
+                want,
+                "case {i} host {host}"
+            );
         }
         let bad = HttpSettings {
             proxy_env: env(Some("socks5://u:pw@h:1"), None, None),
@@ -966,7 +1092,11 @@ mod tests {
             ("NO_PROXY", "a.example"),
             ("all_proxy", " "),
         ];
-        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
         let e = ProxyEnv::from_lookup(&get);
         assert_eq!(e.https_proxy.as_deref(), Some("http://lower:1"));
         assert_eq!(e.no_proxy.as_deref(), Some("a.example"));
@@ -978,8 +1108,14 @@ mod tests {
     fn targets_are_named_without_secrets() {
         // (url, safe form or error)
         let cases: &[(&str, std::result::Result<&str, &str>)] = &[
-            ("https://hub.example/v1/checkin", Ok("https://hub.example/v1/checkin")),
-            ("https://user:pw@hub.example:8443/x?token=abc", Ok("https://hub.example:8443/x")),
+            (
+                "https://hub.example/v1/checkin",
+                Ok("https://hub.example/v1/checkin"),
+            ),
+            (
+                "https://user:pw@hub.example:8443/x?token=abc",
+                Ok("https://hub.example:8443/x"),
+            ),
             ("https://HUB.example", Ok("https://hub.example/")),
             ("https://[::1]:9/p", Ok("https://[::1]:9/p")),
             ("http://127.0.0.1:80/p", Ok("http://127.0.0.1:80/p")),
@@ -1068,16 +1204,32 @@ mod tests {
             assert_eq!(got, (code, msg.to_string()), "{label}");
         }
         let other = tls_cause(&rustls::Error::HandshakeNotComplete, later, build);
-        assert_eq!(other.0, Code::Network, "handshake failure is a network error");
+        assert_eq!(
+            other.0,
+            Code::Network,
+            "handshake failure is a network error"
+        );
     }
 
     #[test]
     fn extra_ca_errors_name_the_entry() {
         let cases: &[(&[u8], &str)] = &[
-            (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "caCerts entry 1: no CERTIFICATE block in the PEM data"),
-            (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "caCerts entry 1: PEM data cannot be decoded"),
-            (b"\x30\x03\x02\x01\x00", "caCerts entry 1: not a usable X.509 CA certificate"),
-            (b"hello", "caCerts entry 1: not a usable X.509 CA certificate"),
+            (
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "caCerts entry 1: no CERTIFICATE block in the PEM data",
+            ),
+            (
+                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                "caCerts entry 1: PEM data cannot be decoded",
+            ),
+            (
+                b"\x30\x03\x02\x01\x00",
+                "caCerts entry 1: not a usable X.509 CA certificate",
+            ),
+            (
+                b"hello",
+                "caCerts entry 1: not a usable X.509 CA certificate",
+            ),
         ];
         for (data, want) in cases {
             let s = HttpSettings {
@@ -1109,7 +1261,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("outpost-http-ca-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let root = Root::new(&dir);
-        assert!(read_system_ca(&root).expect("empty root").is_none(), "empty root");
+        assert!(
+            read_system_ca(&root).expect("empty root").is_none(),
+            "empty root"
+        );
         // Later paths are found; earlier ones win.
         for (i, p) in SYSTEM_CA_PATHS.iter().enumerate().rev() {
             let path = root.path(p);

@@ -147,7 +147,9 @@ fn parse_entry(raw: &str) -> Result<Entry, &'static str> {
             .parse()
             .map_err(|_| "CIDR network is not an IP address")?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits: u8 = bits.parse().map_err(|_| "CIDR prefix length is not a number")?;
+        let bits: u8 = bits
+            .parse()
+            .map_err(|_| "CIDR prefix length is not a number")?;
         if bits > max {
             return Err("CIDR prefix length too long");
         }
@@ -205,11 +207,19 @@ fn split_port(raw: &str) -> Result<(&str, Option<u16>), &'static str> {
 fn in_net(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             (u32::from(n) & mask) == (u32::from(a) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             (u128::from(n) & mask) == (u128::from(a) & mask)
         }
         _ => false,
@@ -283,18 +293,51 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         let cases: &[(&str, &str)] = &[
-            ("10.0.0.0/33", "noProxy entry \"10.0.0.0/33\": CIDR prefix length too long"),
-            ("fd00::/129", "noProxy entry \"fd00::/129\": CIDR prefix length too long"),
-            ("10.0.0.0/x", "noProxy entry \"10.0.0.0/x\": CIDR prefix length is not a number"),
-            ("ten/8", "noProxy entry \"ten/8\": CIDR network is not an IP address"),
-            ("host:http", "noProxy entry \"host:http\": port is not a number 0-65535"),
-            ("host:70000", "noProxy entry \"host:70000\": port is not a number 0-65535"),
-            ("[::1", "noProxy entry \"[::1\": missing ] after IPv6 address"),
-            ("[::1]x", "noProxy entry \"[::1]x\": unexpected text after ]"),
-            ("ex ample.com", "noProxy entry \"ex ample.com\": not a host name, IP address or CIDR"),
-            ("a..b", "noProxy entry \"a..b\": not a host name, IP address or CIDR"),
+            (
+                "10.0.0.0/33",
+                "noProxy entry \"10.0.0.0/33\": CIDR prefix length too long",
+            ),
+            (
+                "fd00::/129",
+                "noProxy entry \"fd00::/129\": CIDR prefix length too long",
+            ),
+            (
+                "10.0.0.0/x",
+                "noProxy entry \"10.0.0.0/x\": CIDR prefix length is not a number",
+            ),
+            (
+                "ten/8",
+                "noProxy entry \"ten/8\": CIDR network is not an IP address",
+            ),
+            (
+                "host:http",
+                "noProxy entry \"host:http\": port is not a number 0-65535",
+            ),
+            (
+                "host:70000",
+                "noProxy entry \"host:70000\": port is not a number 0-65535",
+            ),
+            (
+                "[::1",
+                "noProxy entry \"[::1\": missing ] after IPv6 address",
+            ),
+            (
+                "[::1]x",
+                "noProxy entry \"[::1]x\": unexpected text after ]",
+            ),
+            (
+                "ex ample.com",
+                "noProxy entry \"ex ample.com\": not a host name, IP address or CIDR",
+            ),
+            (
+                "a..b",
+                "noProxy entry \"a..b\": not a host name, IP address or CIDR",
+            ),
             (":443", "noProxy entry \":443\": empty host"),
-            ("ok.example,*/x", "noProxy entry \"*/x\": CIDR network is not an IP address"),
+            (
+                "ok.example,*/x",
+                "noProxy entry \"*/x\": CIDR network is not an IP address",
+            ),
         ];
         for (list, want) in cases {
             let err = NoProxy::parse(list).expect_err(list);
@@ -308,7 +351,10 @@ mod tests {
         assert_eq!(bad.len(), 1, "one bad entry");
         assert_eq!(bad[0].entry, "10.0.0.0/99");
         assert!(np.matches("x.good.example", 443), "domain kept");
-        assert!(np.matches("192.168.3.3", 443), "CIDR after the bad one kept");
+        assert!(
+            np.matches("192.168.3.3", 443),
+            "CIDR after the bad one kept"
+        );
         assert!(!np.matches("10.0.0.1", 443), "bad entry dropped");
     }
 

@@ -37,7 +37,10 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))
     } else {
         let at = parse_imf_fixdate(v)?;
-        let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         Duration::from_secs(at.saturating_sub(now))
     };
     Some(d.min(RETRY_AFTER_CAP))

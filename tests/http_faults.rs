@@ -45,18 +45,39 @@ fn echo_post_and_get_succeed_with_user_agent() {
     let f = tls_fixture();
     let c = Client::new(settings(&f.ca), None).expect("client");
     let reply = c
-        .post_json(&f.server.url("/ok"), br#"{"hello":"hub"}"#, &[("Authorization", "Bearer t0ken")])
+        .post_json(
+            &f.server.url("/ok"),
+            br#"{"hello":"hub"}"#,
+            &[("Authorization", "Bearer t0ken")],
+        )
         .expect("POST /ok");
     assert_eq!(reply.status, 200);
     let want_ua = format!("\"user_agent\": \"outpost/{}\"", env!("CARGO_PKG_VERSION"));
-    assert!(reply.body.contains(&want_ua), "user agent echoed: {}", reply.body);
-    assert!(reply.body.contains(r#""content_type": "application/json""#), "{}", reply.body);
-    assert!(reply.body.contains(r#""body": "{\"hello\":\"hub\"}""#), "{}", reply.body);
+    assert!(
+        reply.body.contains(&want_ua),
+        "user agent echoed: {}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(r#""content_type": "application/json""#),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(r#""body": "{\"hello\":\"hub\"}""#),
+        "{}",
+        reply.body
+    );
     let reply = c.get(&f.server.url("/probe"), &[]).expect("GET /probe");
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains(r#""method": "GET""#), "{}", reply.body);
-    let reply = c.get(&f.server.url("/status/404"), &[]).expect("404 is the protocol's business");
-    assert_eq!((reply.status, reply.body.as_str()), (404, r#"{"error":"injected"}"#));
+    let reply = c
+        .get(&f.server.url("/status/404"), &[])
+        .expect("404 is the protocol's business");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (404, r#"{"error":"injected"}"#)
+    );
 }
 
 #[test]
@@ -90,7 +111,11 @@ fn every_fault_has_its_code_and_message() {
         assert!(t0.elapsed() < HANG_GUARD, "{path}: hang guard");
         let shown = path.split('?').next().unwrap_or(path);
         let want = format!("POST https://127.0.0.1:{p}{shown}: {msg}");
-        assert_eq!((err.error.code, err.error.message.as_str()), (*code, want.as_str()), "fault {path}");
+        assert_eq!(
+            (err.error.code, err.error.message.as_str()),
+            (*code, want.as_str()),
+            "fault {path}"
+        );
     }
 }
 
@@ -98,21 +123,31 @@ fn every_fault_has_its_code_and_message() {
 fn retry_after_in_both_forms_reaches_the_caller() {
     let f = tls_fixture();
     let c = Client::new(settings(&f.ca), None).expect("client");
-    let err = c.post_json(&f.server.url("/429-delta"), b"{}", &[]).expect_err("429");
+    let err = c
+        .post_json(&f.server.url("/429-delta"), b"{}", &[])
+        .expect_err("429");
     assert_eq!(err.retry_after.as_deref(), Some("7"));
     let now = std::time::SystemTime::now();
     let d = outpost::schedule::parse_retry_after("7", now).expect("delta form");
     assert_eq!(d.as_secs(), 7);
 
-    let err = c.post_json(&f.server.url("/503-date"), b"{}", &[]).expect_err("503");
+    let err = c
+        .post_json(&f.server.url("/503-date"), b"{}", &[])
+        .expect_err("503");
     assert_eq!(err.error.code, Code::ServerBusy);
     let ra = err.retry_after.clone().expect("503 carries Retry-After");
     assert!(ra.ends_with(" GMT"), "HTTP-date form: {ra}");
-    let want = format!("POST {}: server busy: HTTP 503 (Retry-After: {ra})", f.server.url("/503-date"));
+    let want = format!(
+        "POST {}: server busy: HTTP 503 (Retry-After: {ra})",
+        f.server.url("/503-date")
+    );
     assert_eq!(err.error.message, want);
     // The server said now + 120 s; allow for slow machines (hang-guard scale).
     let d = outpost::schedule::parse_retry_after(&ra, now).expect("date form parses");
-    assert!((60..=121).contains(&d.as_secs()), "date form gives ~120 s: {d:?}");
+    assert!(
+        (60..=121).contains(&d.as_secs()),
+        "date form gives ~120 s: {d:?}"
+    );
 }
 
 #[derive(miniserde::Deserialize, Debug)]
@@ -129,14 +164,24 @@ fn json_bodies_are_checked_for_syntax_and_shape() {
     let p = f.server.port;
     let cases: &[(&str, &str)] = &[
         ("/invalid-json", "response body is not valid JSON"),
-        ("/wrong-types", "response JSON is not a valid check-in answer (wrong type or missing field)"),
-        ("/missing-fields", "response JSON is not a valid check-in answer (wrong type or missing field)"),
+        (
+            "/wrong-types",
+            "response JSON is not a valid check-in answer (wrong type or missing field)",
+        ),
+        (
+            "/missing-fields",
+            "response JSON is not a valid check-in answer (wrong type or missing field)",
+        ),
     ];
     for (path, msg) in cases {
         let reply = c.post_json(&f.server.url(path), b"{}", &[]).expect(path);
         let err = reply.json::<Answer>("check-in answer").expect_err(path);
         assert_eq!(err.code, Code::BadAnswer, "{path}");
-        assert_eq!(err.message, format!("POST https://127.0.0.1:{p}{path}: {msg}"), "{path}");
+        assert_eq!(
+            err.message,
+            format!("POST https://127.0.0.1:{p}{path}: {msg}"),
+            "{path}"
+        );
     }
 }
 
@@ -159,25 +204,59 @@ fn plain_http_only_to_loopback_with_the_switch() {
     let server = FaultServer::plain();
     let url = server.url("/ok");
     let c = Client::new(settings(&ca), None).expect("client");
-    let err = c.post_json(&url, b"{}", &[]).expect_err("plain http without switch");
+    let err = c
+        .post_json(&url, b"{}", &[])
+        .expect_err("plain http without switch");
     assert_eq!(err.error.code, Code::Config);
-    assert_eq!(err.error.message, format!("POST {url}: plain http:// is refused; use https://"));
-    assert!(server.requests().is_empty(), "nothing was sent: {:?}", server.requests());
+    assert_eq!(
+        err.error.message,
+        format!("POST {url}: plain http:// is refused; use https://")
+    );
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent: {:?}",
+        server.requests()
+    );
 
-    let c = Client::new(HttpSettings { allow_plain_loopback: true, ..settings(&ca) }, None).expect("client");
-    let reply = c.post_json(&url, b"{}", &[]).expect("plain loopback with switch");
+    let c = Client::new(
+        HttpSettings {
+            allow_plain_loopback: true,
+            ..settings(&ca)
+        },
+        None,
+    )
+    .expect("client");
+    let reply = c
+        .post_json(&url, b"{}", &[])
+        .expect("plain loopback with switch");
     assert_eq!(reply.status, 200);
     // The same faults without TLS in between.
     let cases: &[(&str, Code, &str)] = &[
-        ("/oversized", Code::BadAnswer, "response body larger than 65536 bytes"),
-        ("/reset", Code::Network, "connection closed or reset before the answer was complete"),
-        ("/stall", Code::Network, "no complete answer within 3 s (timeout)"),
+        (
+            "/oversized",
+            Code::BadAnswer,
+            "response body larger than 65536 bytes",
+        ),
+        (
+            "/reset",
+            Code::Network,
+            "connection closed or reset before the answer was complete",
+        ),
+        (
+            "/stall",
+            Code::Network,
+            "no complete answer within 3 s (timeout)",
+        ),
         ("/status/502", Code::ServerBusy, "server error: HTTP 502"),
     ];
     for (path, code, msg) in cases {
         let err = c.post_json(&server.url(path), b"{}", &[]).expect_err(path);
         let want = format!("POST {}: {msg}", server.url(path));
-        assert_eq!((err.error.code, err.error.message.as_str()), (*code, want.as_str()), "plain {path}");
+        assert_eq!(
+            (err.error.code, err.error.message.as_str()),
+            (*code, want.as_str()),
+            "plain {path}"
+        );
     }
 }
 
@@ -185,12 +264,21 @@ fn plain_http_only_to_loopback_with_the_switch() {
 fn credentials_never_appear_in_messages() {
     let f = tls_fixture();
     let c = Client::new(settings(&f.ca), None).expect("client");
-    let url = format!("https://admin:hunter2@127.0.0.1:{}/status/500?token=s3cr3t", f.server.port);
+    let url = format!(
+        "https://admin:hunter2@127.0.0.1:{}/status/500?token=s3cr3t",
+        f.server.port
+    );
     let err = c
         .post_json(&url, b"{}", &[("Authorization", "Bearer sup3rs3cret")])
         .expect_err("500");
     let m = &err.error.message;
-    assert_eq!(m, &format!("POST https://127.0.0.1:{}/status/500: server error: HTTP 500", f.server.port));
+    assert_eq!(
+        m,
+        &format!(
+            "POST https://127.0.0.1:{}/status/500: server error: HTTP 500",
+            f.server.port
+        )
+    );
     for secret in ["admin", "hunter2", "s3cr3t", "sup3rs3cret"] {
         assert!(!m.contains(secret), "{secret} leaked: {m}");
     }

@@ -23,7 +23,11 @@ fn fixture() -> Fixture {
     let scratch = Scratch::new("proxy");
     let ca = Ca::new(&scratch, "main");
     let server = FaultServer::tls(&ca.good());
-    Fixture { _scratch: scratch, ca, server }
+    Fixture {
+        _scratch: scratch,
+        ca,
+        server,
+    }
 }
 
 fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> HttpSettings {
@@ -53,15 +57,36 @@ fn https_goes_through_tinyproxy_with_connect() {
     let url = f.server.url("/ok");
     // From the settings, and from HTTPS_PROXY when the settings have none.
     let cases = [
-        ("settings proxy", settings(&f.ca, Some(&tp.url()), "", ProxyEnv::default())),
-        ("HTTPS_PROXY", settings(&f.ca, None, "", env_https(&tp.url(), None))),
-        ("ALL_PROXY", settings(&f.ca, None, "", ProxyEnv { all_proxy: Some(tp.url()), ..ProxyEnv::default() })),
+        (
+            "settings proxy",
+            settings(&f.ca, Some(&tp.url()), "", ProxyEnv::default()),
+        ),
+        (
+            "HTTPS_PROXY",
+            settings(&f.ca, None, "", env_https(&tp.url(), None)),
+        ),
+        (
+            "ALL_PROXY",
+            settings(
+                &f.ca,
+                None,
+                "",
+                ProxyEnv {
+                    all_proxy: Some(tp.url()),
+                    ..ProxyEnv::default()
+                },
+            ),
+        ),
     ];
     for (n, (label, s)) in cases.into_iter().enumerate() {
         let c = Client::new(s, None).expect("client");
         let r = c.post_json(&url, b"{}", &[]).expect(label);
         assert_eq!(r.status, 200, "{label}");
-        assert_eq!(tp.connects_to(f.server.port), n + 1, "{label}: one more CONNECT in tinyproxy's log");
+        assert_eq!(
+            tp.connects_to(f.server.port),
+            n + 1,
+            "{label}: one more CONNECT in tinyproxy's log"
+        );
     }
 }
 
@@ -75,10 +100,19 @@ fn settings_proxy_wins_over_the_variables() {
     let s = settings(&f.ca, Some(&dead), "", env_https(&tp.url(), Some("*")));
     let c = Client::new(s, None).expect("client");
     let url = f.server.url("/ok");
-    let err = c.post_json(&url, b"{}", &[]).expect_err("dead settings proxy");
+    let err = c
+        .post_json(&url, b"{}", &[])
+        .expect_err("dead settings proxy");
     assert_eq!(err.error.code, Code::Network);
-    assert_eq!(err.error.message, format!("POST {url}: cannot connect to proxy {dead}: connection refused"));
-    assert_eq!(tp.connects_to(f.server.port), 0, "the env proxy was not used");
+    assert_eq!(
+        err.error.message,
+        format!("POST {url}: cannot connect to proxy {dead}: connection refused")
+    );
+    assert_eq!(
+        tp.connects_to(f.server.port),
+        0,
+        "the env proxy was not used"
+    );
 }
 
 #[test]
@@ -90,23 +124,68 @@ fn no_proxy_bypasses_by_cidr_host_and_variable() {
     // Each case would fail through the dead proxy, or leave a CONNECT in
     // tinyproxy's log, had the request not gone direct.
     let cases = [
-        ("CIDR via dead proxy", settings(&f.ca, Some(&dead), "10.0.0.0/8, 127.0.0.0/8", ProxyEnv::default())),
-        ("exact IP via dead proxy", settings(&f.ca, Some(&dead), "127.0.0.1", ProxyEnv::default())),
-        ("CIDR with port via dead proxy", settings(&f.ca, Some(&dead), &format!("127.0.0.0/8:{}", f.server.port), ProxyEnv::default())),
-        ("CIDR via tinyproxy", settings(&f.ca, Some(&tp.url()), "127.0.0.0/8", ProxyEnv::default())),
-        ("NO_PROXY CIDR via HTTPS_PROXY", settings(&f.ca, None, "", env_https(&tp.url(), Some("192.168.0.0/16,127.0.0.0/8")))),
-        ("NO_PROXY via dead HTTPS_PROXY", settings(&f.ca, None, "", env_https(&dead, Some("127.0.0.0/8")))),
-        ("settings noProxy with HTTPS_PROXY", settings(&f.ca, None, "127.0.0.0/8", env_https(&dead, None))),
+        (
+            "CIDR via dead proxy",
+            settings(
+                &f.ca,
+                Some(&dead),
+                "10.0.0.0/8, 127.0.0.0/8",
+                ProxyEnv::default(),
+            ),
+        ),
+        (
+            "exact IP via dead proxy",
+            settings(&f.ca, Some(&dead), "127.0.0.1", ProxyEnv::default()),
+        ),
+        (
+            "CIDR with port via dead proxy",
+            settings(
+                &f.ca,
+                Some(&dead),
+                &format!("127.0.0.0/8:{}", f.server.port),
+                ProxyEnv::default(),
+            ),
+        ),
+        (
+            "CIDR via tinyproxy",
+            settings(&f.ca, Some(&tp.url()), "127.0.0.0/8", ProxyEnv::default()),
+        ),
+        (
+            "NO_PROXY CIDR via HTTPS_PROXY",
+            settings(
+                &f.ca,
+                None,
+                "",
+                env_https(&tp.url(), Some("192.168.0.0/16,127.0.0.0/8")),
+            ),
+        ),
+        (
+            "NO_PROXY via dead HTTPS_PROXY",
+            settings(&f.ca, None, "", env_https(&dead, Some("127.0.0.0/8"))),
+        ),
+        (
+            "settings noProxy with HTTPS_PROXY",
+            settings(&f.ca, None, "127.0.0.0/8", env_https(&dead, None)),
+        ),
     ];
     for (label, s) in cases {
         let c = Client::new(s, None).expect("client");
-        let r = c.post_json(&url, b"{}", &[]).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let r = c
+            .post_json(&url, b"{}", &[])
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(r.status, 200, "{label}");
-        assert_eq!(tp.connects_to(f.server.port), 0, "{label}: tinyproxy saw no CONNECT");
+        assert_eq!(
+            tp.connects_to(f.server.port),
+            0,
+            "{label}: tinyproxy saw no CONNECT"
+        );
     }
     // A port-specific entry for another port does not bypass.
     let s = settings(&f.ca, Some(&dead), "127.0.0.0/8:1", ProxyEnv::default());
-    let err = Client::new(s, None).expect("client").post_json(&url, b"{}", &[]).expect_err("other port");
+    let err = Client::new(s, None)
+        .expect("client")
+        .post_json(&url, b"{}", &[])
+        .expect_err("other port");
     assert_eq!(err.error.code, Code::Network);
 }
 
@@ -114,11 +193,15 @@ fn no_proxy_bypasses_by_cidr_host_and_variable() {
 fn dead_proxy_is_a_network_error() {
     let f = fixture();
     let dead = format!("http://127.0.0.1:{}", refused_port());
-    let c = Client::new(settings(&f.ca, Some(&dead), "", ProxyEnv::default()), None).expect("client");
+    let c =
+        Client::new(settings(&f.ca, Some(&dead), "", ProxyEnv::default()), None).expect("client");
     let url = f.server.url("/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("dead proxy");
     assert_eq!(err.error.code, Code::Network);
-    assert_eq!(err.error.message, format!("POST {url}: cannot connect to proxy {dead}: connection refused"));
+    assert_eq!(
+        err.error.message,
+        format!("POST {url}: cannot connect to proxy {dead}: connection refused")
+    );
 }
 
 #[test]
@@ -127,17 +210,28 @@ fn proxy_credentials_are_used_but_never_shown() {
     let tp = Tinyproxy::start(f.server.port, Some(("outpost", "pr0xyS3cret")));
     let url = f.server.url("/ok");
     let good = format!("http://outpost:pr0xyS3cret@127.0.0.1:{}", tp.port);
-    let c = Client::new(settings(&f.ca, Some(&good), "", ProxyEnv::default()), None).expect("client");
-    let r = c.post_json(&url, b"{}", &[]).expect("authenticated CONNECT");
+    let c =
+        Client::new(settings(&f.ca, Some(&good), "", ProxyEnv::default()), None).expect("client");
+    let r = c
+        .post_json(&url, b"{}", &[])
+        .expect("authenticated CONNECT");
     assert_eq!(r.status, 200);
 
     let wrong = format!("http://outpost:wr0ngS3cret@127.0.0.1:{}", tp.port);
     for (label, s) in [
-        ("settings", settings(&f.ca, Some(&wrong), "", ProxyEnv::default())),
-        ("HTTPS_PROXY", settings(&f.ca, None, "", env_https(&wrong, None))),
+        (
+            "settings",
+            settings(&f.ca, Some(&wrong), "", ProxyEnv::default()),
+        ),
+        (
+            "HTTPS_PROXY",
+            settings(&f.ca, None, "", env_https(&wrong, None)),
+        ),
     ] {
         let c = Client::new(s, None).expect("client");
-        let err = c.post_json(&url, b"{}", &[]).expect_err("wrong proxy password");
+        let err = c
+            .post_json(&url, b"{}", &[])
+            .expect_err("wrong proxy password");
         assert_eq!(err.error.code, Code::Network, "{label}");
         let m = &err.error.message;
         assert_eq!(
@@ -148,7 +242,13 @@ fn proxy_credentials_are_used_but_never_shown() {
             ),
             "{label}"
         );
-        assert!(!m.contains("wr0ngS3cret") && !m.contains("outpost:"), "{label}: credentials leaked: {m}");
-        assert!(!format!("{:?}", c.settings()).contains("wr0ngS3cret"), "{label}: Debug leaks");
+        assert!(
+            !m.contains("wr0ngS3cret") && !m.contains("outpost:"),
+            "{label}: credentials leaked: {m}"
+        );
+        assert!(
+            !format!("{:?}", c.settings()).contains("wr0ngS3cret"),
+            "{label}: Debug leaks"
+        );
     }
 }

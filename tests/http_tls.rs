@@ -5,7 +5,7 @@
 
 mod common;
 use common::fault::{FaultServer, Scratch};
-use common::tls::{Ca, LOOPBACK_SAN, FUTURE, PAST};
+use common::tls::{Ca, FUTURE, LOOPBACK_SAN, PAST};
 use outpost::error::Code;
 use outpost::http::{read_system_ca, Client, HttpSettings, ProxyEnv};
 use outpost::sys::Root;
@@ -29,21 +29,45 @@ fn bad_certificates_are_untrusted_with_the_cause() {
     // (leaf, exit code, cause)
     let cases = [
         (ca.good(), Code::Ok, ""),
-        (other.good(), Code::Untrusted, "server certificate not trusted: unknown issuer (not signed by a trusted CA)"),
-        (ca.leaf("expired", LOOPBACK_SAN, PAST, "20210101000000Z"), Code::Untrusted, "server certificate not trusted: certificate expired"),
-        (ca.leaf("future", LOOPBACK_SAN, "20980101000000Z", FUTURE), Code::Untrusted, "server certificate not trusted: certificate not yet valid"),
-        (ca.leaf("othername", "DNS:hub.example.com", PAST, FUTURE), Code::Untrusted, "server certificate not trusted: name mismatch (certificate not valid for this host)"),
+        (
+            other.good(),
+            Code::Untrusted,
+            "server certificate not trusted: unknown issuer (not signed by a trusted CA)",
+        ),
+        (
+            ca.leaf("expired", LOOPBACK_SAN, PAST, "20210101000000Z"),
+            Code::Untrusted,
+            "server certificate not trusted: certificate expired",
+        ),
+        (
+            ca.leaf("future", LOOPBACK_SAN, "20980101000000Z", FUTURE),
+            Code::Untrusted,
+            "server certificate not trusted: certificate not yet valid",
+        ),
+        (
+            ca.leaf("othername", "DNS:hub.example.com", PAST, FUTURE),
+            Code::Untrusted,
+            "server certificate not trusted: name mismatch (certificate not valid for this host)",
+        ),
     ];
     let c = Client::new(settings(vec![ca.pem()]), None).expect("client");
     for (leaf, code, cause) in cases {
-        let label = leaf.cert.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = leaf
+            .cert
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let server = FaultServer::tls(&leaf);
         let url = server.url("/v1/checkin");
         match c.post_json(&url, b"{}", &[]) {
             Ok(r) => assert_eq!((code, r.status), (Code::Ok, 200), "{label}"),
             Err(e) => {
                 let want = format!("POST {url}: {cause}");
-                assert_eq!((e.error.code, e.error.message.as_str()), (code, want.as_str()), "{label}");
+                assert_eq!(
+                    (e.error.code, e.error.message.as_str()),
+                    (code, want.as_str()),
+                    "{label}"
+                );
             }
         }
     }
@@ -91,12 +115,18 @@ fn trust_is_system_bundle_plus_extra_cas() {
 
     let both = Client::new(settings(vec![extra_ca.pem()]), Some(&found)).expect("client");
     for server in [&sys_server, &extra_server] {
-        let r = both.post_json(&server.url("/ok"), b"{}", &[]).expect("trusted by system+extra");
+        let r = both
+            .post_json(&server.url("/ok"), b"{}", &[])
+            .expect("trusted by system+extra");
         assert_eq!(r.status, 200);
     }
     let sys_only = Client::new(settings(vec![]), Some(&found)).expect("client");
-    sys_only.post_json(&sys_server.url("/ok"), b"{}", &[]).expect("system bundle CA trusted");
-    let err = sys_only.post_json(&extra_server.url("/ok"), b"{}", &[]).expect_err("extra CA not configured");
+    sys_only
+        .post_json(&sys_server.url("/ok"), b"{}", &[])
+        .expect("system bundle CA trusted");
+    let err = sys_only
+        .post_json(&extra_server.url("/ok"), b"{}", &[])
+        .expect_err("extra CA not configured");
     assert_eq!(err.error.code, Code::Untrusted);
 
     // DER form of an extra CA works too.
@@ -107,7 +137,8 @@ fn trust_is_system_bundle_plus_extra_cas() {
         .expect("openssl x509 -outform DER");
     assert!(der.status.success(), "openssl DER conversion");
     let c = Client::new(settings(vec![der.stdout]), None).expect("client with DER CA");
-    c.post_json(&extra_server.url("/ok"), b"{}", &[]).expect("DER extra CA trusted");
+    c.post_json(&extra_server.url("/ok"), b"{}", &[])
+        .expect("DER extra CA trusted");
 }
 
 #[test]
@@ -115,8 +146,18 @@ fn insecure_switch_skips_verification() {
     let scratch = Scratch::new("insecure");
     let ca = Ca::new(&scratch, "main");
     let other = Ca::new(&scratch, "other");
-    let server = FaultServer::tls(&other.leaf("expired", "DNS:wrong.example", PAST, "20210101000000Z"));
-    let c = Client::new(HttpSettings { insecure_skip_verify: true, ..settings(vec![ca.pem()]) }, None).expect("client");
-    let r = c.post_json(&server.url("/ok"), b"{}", &[]).expect("insecure accepts anything");
+    let server =
+        FaultServer::tls(&other.leaf("expired", "DNS:wrong.example", PAST, "20210101000000Z"));
+    let c = Client::new(
+        HttpSettings {
+            insecure_skip_verify: true,
+            ..settings(vec![ca.pem()])
+        },
+        None,
+    )
+    .expect("client");
+    let r = c
+        .post_json(&server.url("/ok"), b"{}", &[])
+        .expect("insecure accepts anything");
     assert_eq!(r.status, 200);
 }

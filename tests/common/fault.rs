@@ -19,7 +19,8 @@ impl Scratch {
     pub fn new(name: &str) -> Scratch {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("outpost-test-{}-{n}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("outpost-test-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating scratch dir");
         Scratch(dir)
@@ -60,9 +61,16 @@ impl FaultServer {
         let scratch = Scratch::new("fault");
         let log = scratch.path().join("requests.log");
         let mut cmd = Command::new("python3");
-        cmd.arg(FAULTSERVER).arg("--log").arg(&log).arg("--max-seconds").arg("120");
+        cmd.arg(FAULTSERVER)
+            .arg("--log")
+            .arg(&log)
+            .arg("--max-seconds")
+            .arg("120");
         if let Some(l) = leaf {
-            cmd.arg("--tls-cert").arg(&l.cert).arg("--tls-key").arg(&l.key);
+            cmd.arg("--tls-cert")
+                .arg(&l.cert)
+                .arg("--tls-key")
+                .arg(&l.key);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -105,7 +113,9 @@ impl Drop for FaultServer {
 fn read_port(child: &mut Child) -> u16 {
     let out = child.stdout.take().expect("fault server stdout");
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("reading fault server port");
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("reading fault server port");
     line.trim()
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())

@@ -52,5 +52,5 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 pub mod fault;
-pub mod tls;
 pub mod proxy;
+pub mod tls;

@@ -50,7 +50,10 @@ impl Tinyproxy {
             .expect("spawning tinyproxy (Debian package tinyproxy; scripts/test installs it)");
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "tinyproxy did not listen on {port}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "tinyproxy did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Tinyproxy {
