@@ -3,6 +3,7 @@
 //! Nothing here parses argv (that is `cli.rs`) or exits the process.
 
 pub mod check;
+pub mod probe;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -18,6 +19,7 @@ pub fn run(cmd: Command) -> Result<Code> {
             crate::version::text()
         }),
         Command::Check(args) => check::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 
