@@ -1144,34 +1144,24 @@ mod tests {
 
     #[test]
     fn plain_http_is_refused_unless_loopback_switch() {
-        let bundle = CaBundle {
-            path: PathBuf::from("/x"),
-            pem: Vec::new(),
-        };
-        let _ = bundle;
         let s = HttpSettings {
             insecure_skip_verify: true,
             ..HttpSettings::default()
         };
-        let c = Client::new(s.clone(), None).expect("client");
+        // (url, test switch on?) -- refused before any connection is made.
         let cases = [
             ("http://127.0.0.1:9/x", false),
+            ("http://localhost:9/x", false),
             ("http://10.0.0.1:9/x", false),
             ("http://10.0.0.1:9/x", true),
+            ("http://hub.example:9/x", true),
         ];
         for (url, switch) in cases {
-            let c = if switch {
-                Client::new(
-                    HttpSettings {
-                        allow_plain_loopback: true,
-                        ..s.clone()
-                    },
-                    None,
-                )
-                .expect("client")
-            } else {
-                Client::new(s.clone(), None).expect("client")
+            let settings = HttpSettings {
+                allow_plain_loopback: switch,
+                ..s.clone()
             };
+            let c = Client::new(settings, None).expect("client");
             let err = c.get(url, &[]).expect_err(url);
             assert_eq!(err.error.code, Code::Config, "{url} switch {switch}");
             assert_eq!(
@@ -1180,7 +1170,6 @@ mod tests {
                 "{url} switch {switch}"
             );
         }
-        drop(c);
     }
 
     #[test]
