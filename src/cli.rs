@@ -455,7 +455,12 @@ mod tests {
 
     #[test]
     fn help_fits_80_columns() {
-        for text in [HELP.to_string(), CHECK_HELP.to_string(), PROBE_HELP.to_string(), exit_codes_help()] {
+        for text in [
+            HELP.to_string(),
+            CHECK_HELP.to_string(),
+            PROBE_HELP.to_string(),
+            exit_codes_help(),
+        ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line:?}");
             }

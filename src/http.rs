@@ -803,7 +803,11 @@ impl Ctx<'_> {
             E::LargeResponseHeader(_, _) => {
                 self.fail(Code::BadAnswer, "response headers too large")
             }
-            E::BadUri(_) | E::Http(_) => self.fail(Code::Config, "URL cannot be used"),
+            E::BadUri(_) => self.fail(Code::Config, "URL cannot be used"),
+            E::Http(_) => self.fail(
+                Code::Config,
+                "request cannot be built (invalid URL or header value)",
+            ),
             E::InvalidProxyUrl => self.fail(Code::Config, "proxy URL cannot be used"),
             E::Tls(msg) => self.fail(Code::Untrusted, format!("TLS: {msg}")),
             E::TooManyRedirects | E::RedirectFailed => self.fail(

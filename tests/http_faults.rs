@@ -279,6 +279,27 @@ fn credentials_never_appear_in_messages() {
             f.server.port
         )
     );
+    // A header value that would split the request is refused, not sent.
+    let url_ok = f.server.url("/ok");
+    let err = c
+        .post_json(
+            &url_ok,
+            b"{}",
+            &[("Authorization", "Bearer x\r\nX-Injected: 1")],
+        )
+        .expect_err("header injection");
+    assert_eq!(
+        (err.error.code, err.error.message.as_str()),
+        (
+            Code::Config,
+            format!("POST {url_ok}: request cannot be built (invalid URL or header value)")
+                .as_str()
+        )
+    );
+    assert!(
+        f.server.requests().len() == 1,
+        "only the 500 request reached the server"
+    );
     for secret in ["admin", "hunter2", "s3cr3t", "sup3rs3cret"] {
         assert!(!m.contains(secret), "{secret} leaked: {m}");
     }
