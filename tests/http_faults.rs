@@ -4,7 +4,7 @@
 //! aarch64 rustls/ring code does the work; the server is native Python.
 
 mod common;
-use common::fault::{refused_port, FaultServer, Scratch};
+use common::fault::{refused_port, Blackhole, FaultServer, Scratch};
 use common::tls::Ca;
 use outpost::error::Code;
 use outpost::http::{Client, HttpSettings, ProxyEnv};
@@ -195,6 +195,29 @@ fn refused_port_is_a_network_error() {
     let err = c.post_json(&url, b"{}", &[]).expect_err("refused");
     assert_eq!(err.error.code, Code::Network);
     assert_eq!(err.error.message, format!("POST {url}: connection refused"));
+}
+
+#[test]
+fn hanging_connect_hits_the_connect_timeout() {
+    let scratch = Scratch::new("blackhole");
+    let ca = Ca::new(&scratch, "main");
+    let hole = Blackhole::start();
+    let s = HttpSettings {
+        connect_timeout: Duration::from_secs(1),
+        ..settings(&ca)
+    };
+    let c = Client::new(s, None).expect("client");
+    let url = format!("https://127.0.0.1:{}/v1/checkin", hole.port);
+    let t0 = Instant::now();
+    let err = c.post_json(&url, b"{}", &[]).expect_err("connect hangs");
+    assert!(t0.elapsed() < HANG_GUARD, "hang guard");
+    assert_eq!(
+        (err.error.code, err.error.message.as_str()),
+        (
+            Code::Network,
+            format!("POST {url}: connect timed out after 1 s").as_str()
+        )
+    );
 }
 
 #[test]

@@ -122,6 +122,33 @@ fn read_port(child: &mut Child) -> u16 {
         .unwrap_or_else(|| panic!("fault server did not print its port: {line:?}"))
 }
 
+/// A loopback port whose TCP connect hangs (the server's blackhole mode:
+/// a full backlog that is never accepted). Killed when dropped.
+pub struct Blackhole {
+    pub port: u16,
+    child: Child,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let mut child = Command::new("python3")
+            .arg(FAULTSERVER)
+            .args(["--blackhole", "--max-seconds", "60"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning python3 faultserver --blackhole");
+        let port = read_port(&mut child);
+        Blackhole { port, child }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port on which nothing listens (the server's refuse mode).
 pub fn refused_port() -> u16 {
     let mut child = Command::new("python3")

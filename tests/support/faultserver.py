@@ -22,7 +22,9 @@ The request path picks the behaviour:
   /redirect/N           status N (default 302), Location: /ok on this server
 
 With --refuse it binds a port, prints it, closes it and exits: connecting to
-that port is then refused (nothing listens).
+that port is then refused (nothing listens). With --blackhole it listens with
+a backlog of 0, fills that backlog with one connection of its own and never
+accepts: a client's TCP connect then hangs until the client's timeout.
 
 With --tls-cert/--tls-key it speaks TLS (the handshake runs in the
 connection's thread, so a client that rejects the certificate does no harm).
@@ -191,6 +193,7 @@ def main():
     p.add_argument("--log")
     p.add_argument("--max-seconds", type=float, default=300)
     p.add_argument("--refuse", action="store_true")
+    p.add_argument("--blackhole", action="store_true")
     args = p.parse_args()
     ctx = None
     if args.tls_cert:
@@ -202,6 +205,13 @@ def main():
     if args.refuse:
         print(f"PORT {srv.getsockname()[1]}", flush=True)
         srv.close()
+        return
+    if args.blackhole:
+        srv.listen(0)
+        filler = socket.create_connection(srv.getsockname(), timeout=5)
+        print(f"PORT {srv.getsockname()[1]}", flush=True)
+        time.sleep(args.max_seconds)
+        filler.close()
         return
     srv.listen(64)
     args.bound_port = srv.getsockname()[1]
