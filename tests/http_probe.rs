@@ -73,3 +73,33 @@ fn probe_without_any_trust_root_says_so() {
         "nothing sent without trust roots"
     );
 }
+
+#[test]
+fn trace_logging_never_dumps_request_bytes() {
+    let scratch = Scratch::new("probe-trace");
+    let ca = Ca::new(&scratch, "main");
+    let server = FaultServer::tls(&ca.good());
+    let body = scratch.path().join("body.json");
+    std::fs::write(&body, r#"{"token":"tok-s3cret"}"#).expect("body");
+    let (code, _, err) = run(outpost()
+        .args(["-vvv", "probe", &server.url("/ok"), "--cacert"])
+        .arg(&ca.cert)
+        .arg("--data")
+        .arg(&body));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("DEBUG [outpost::http] POST "),
+        "debug log present: {err}"
+    );
+    // ureq-proto's trace hex dump would show the request line and headers
+    // (an Authorization header among them) 16 bytes a row.
+    assert!(
+        !err.contains("[ureq_proto::util]"),
+        "request bytes dumped: {err}"
+    );
+    assert!(
+        !err.contains("POST./ok.HTTP"),
+        "request bytes dumped: {err}"
+    );
+    assert!(!err.contains("s3cret"), "body logged: {err}");
+}
