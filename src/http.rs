@@ -387,20 +387,16 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut certs: Vec<Certificate<'static>> = Vec::new();
         if let Some(bundle) = system {
-            let before = certs.len();
-            for item in ureq::tls::parse_pem(&bundle.pem) {
-                if let Ok(PemItem::Certificate(c)) = item {
-                    certs.push(c);
-                }
-            }
+            let (ders, bad) = pem_certificates(&bundle.pem);
             log::debug!(
-                "{} CA certificates from {}",
-                certs.len() - before,
+                "{} CA certificates from {} ({bad} unreadable blocks skipped)",
+                ders.len(),
                 bundle.path.display()
             );
-            if certs.len() == before {
+            if ders.is_empty() {
                 log::warn!("no certificates in CA bundle {}", bundle.path.display());
             }
+            certs.extend(ders.iter().map(|d| Certificate::from_der(d).to_owned()));
         }
         for (i, data) in settings.extra_ca_pem.iter().enumerate() {
             for c in parse_extra_ca(i, data)? {
@@ -607,6 +603,90 @@ fn no_roots() -> Result<Roots> {
 fn no_roots() -> Result<Roots> {
     log::info!("no system CA bundle and no caCerts: using the bundled Mozilla root set");
     Ok(Roots::Bundled)
+}
+
+/// The DER of every `CERTIFICATE` block in PEM text, and how many blocks did
+/// not decode (skipped). A system CA bundle is public data, so a plain
+/// table-driven base64 decoder is used: the constant-time one behind
+/// `ureq::tls::parse_pem` cost about 8 M instructions for Debian's 144
+/// certificates, two thirds of a whole check-in (scripts/bench.d/50-http).
+fn pem_certificates(pem: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut bad = 0;
+    let mut block: Option<Base64> = None;
+    for line in pem.split(|&b| b == b'\n') {
+        let line = line.trim_ascii();
+        if line == BEGIN {
+            if block.is_some() {
+                bad += 1;
+            }
+            block = Some(Base64::default());
+        } else if line == END {
+            if let Some(b) = block.take() {
+                match b.finish() {
+                    Some(der) => out.push(der),
+                    None => bad += 1,
+                }
+            }
+        } else if let Some(b) = block.as_mut() {
+            b.feed(line);
+        }
+    }
+    if block.is_some() {
+        bad += 1;
+    }
+    (out, bad)
+}
+
+/// Incremental standard-alphabet base64 decoding (padding optional).
+#[derive(Default)]
+struct Base64 {
+    out: Vec<u8>,
+    acc: u32,
+    bits: u32,
+    ended: bool,
+    invalid: bool,
+}
+
+impl Base64 {
+    /// Feed one line; a character outside base64 spoils the block.
+    fn feed(&mut self, line: &[u8]) {
+        for &c in line {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' => {
+                    self.ended = true;
+                    continue;
+                }
+                _ => {
+                    self.invalid = true;
+                    return;
+                }
+            };
+            if self.ended {
+                self.invalid = true;
+                return;
+            }
+            self.acc = (self.acc << 6) | u32::from(v);
+            self.bits += 6;
+            if self.bits >= 8 {
+                self.bits -= 8;
+                self.out.push((self.acc >> self.bits) as u8);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Vec<u8>> {
+        // Leftover bits must be padding zeros (fewer than a byte).
+        let clean = !self.invalid && self.acc & ((1 << self.bits) - 1) == 0;
+        (clean && !self.out.is_empty()).then_some(self.out)
+    }
 }
 
 /// One `caCerts` entry: PEM text (every certificate in it) or one DER certificate.
@@ -1268,6 +1348,63 @@ mod tests {
             assert_eq!(got.pem, format!("bundle {i}").as_bytes(), "{p}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pem_bundle_decoding() {
+        // (PEM text, DER blocks, skipped blocks)
+        let b = |s: &str| s.as_bytes().to_vec();
+        let cases: Vec<(&str, Vec<Vec<u8>>, usize)> = vec![
+            ("", vec![], 0),
+            ("junk\nmore junk\n", vec![], 0),
+            (
+                "-----BEGIN CERTIFICATE-----\nTWFu\n-----END CERTIFICATE-----\n",
+                vec![b("Man")],
+                0,
+            ),
+            (
+                "# comment\r\n-----BEGIN CERTIFICATE-----\r\nTW\r\nFuTW\r\nE=\r\n-----END CERTIFICATE-----\r\n",
+                vec![b("ManMa")],
+                0,
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nTQ==\n-----END CERTIFICATE-----\n\
+                 -----BEGIN PRIVATE KEY-----\nTWFu\n-----END PRIVATE KEY-----\n\
+                 -----BEGIN CERTIFICATE-----\nTWE\n-----END CERTIFICATE-----",
+                vec![b("M"), b("Ma")],
+                0,
+            ),
+            ("-----BEGIN CERTIFICATE-----\nTW!u\n-----END CERTIFICATE-----\n", vec![], 1),
+            ("-----BEGIN CERTIFICATE-----\nTQ==TQ\n-----END CERTIFICATE-----\n", vec![], 1),
+            ("-----BEGIN CERTIFICATE-----\nTR\n-----END CERTIFICATE-----\n", vec![], 1),
+            ("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", vec![], 1),
+            ("-----BEGIN CERTIFICATE-----\nTWFu\n", vec![], 1),
+        ];
+        for (pem, want, want_bad) in cases {
+            let got = pem_certificates(pem.as_bytes());
+            assert_eq!(got, (want, want_bad), "PEM {pem:?}");
+        }
+    }
+
+    #[test]
+    fn pem_decoding_agrees_with_ureq_on_the_system_bundle() {
+        // The reference decoder on real data, when this machine has a bundle.
+        let Some(bundle) = read_system_ca(&Root::system()).expect("reading bundle") else {
+            return;
+        };
+        let reference: Vec<Vec<u8>> = ureq::tls::parse_pem(&bundle.pem)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c.der().to_vec()),
+                _ => None,
+            })
+            .collect();
+        let (ours, bad) = pem_certificates(&bundle.pem);
+        assert_eq!(bad, 0, "{}", bundle.path.display());
+        assert!(
+            ours == reference,
+            "{}: decoders disagree",
+            bundle.path.display()
+        );
     }
 
     #[test]
