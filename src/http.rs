@@ -622,7 +622,11 @@ fn pem_certificates(pem: &[u8]) -> (Vec<Vec<u8>>, usize) {
             if block.is_some() {
                 bad += 1;
             }
-            block = Some(Base64::default());
+            // A CA certificate is typically 0.8-1.5 KB of DER.
+            block = Some(Base64 {
+                out: Vec::with_capacity(2048),
+                ..Base64::default()
+            });
         } else if line == END {
             if let Some(b) = block.take() {
                 match b.finish() {
@@ -640,6 +644,21 @@ fn pem_certificates(pem: &[u8]) -> (Vec<Vec<u8>>, usize) {
     (out, bad)
 }
 
+const B64_BAD: u8 = 0xFF;
+const B64_PAD: u8 = 0xFE;
+/// Standard base64 alphabet: value of each byte, or `B64_BAD` / `B64_PAD`.
+static B64: [u8; 256] = {
+    let mut t = [B64_BAD; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    t[b'=' as usize] = B64_PAD;
+    t
+};
+
 /// Incremental standard-alphabet base64 decoding (padding optional).
 #[derive(Default)]
 struct Base64 {
@@ -653,23 +672,43 @@ struct Base64 {
 impl Base64 {
     /// Feed one line; a character outside base64 spoils the block.
     fn feed(&mut self, line: &[u8]) {
-        for &c in line {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
-                b'=' => {
-                    self.ended = true;
-                    continue;
+        if self.invalid {
+            return;
+        }
+        let mut i = 0;
+        // Fast path: whole groups of four plain characters, 3 bytes each,
+        // written in place (a call per group would cost more than decoding).
+        if self.bits == 0 && !self.ended {
+            let start = self.out.len();
+            self.out.resize(start + line.len() / 4 * 3, 0);
+            let mut o = start;
+            while i + 4 <= line.len() {
+                let g = &line[i..i + 4];
+                let (a, b, c, d) = (
+                    B64[usize::from(g[0])],
+                    B64[usize::from(g[1])],
+                    B64[usize::from(g[2])],
+                    B64[usize::from(g[3])],
+                );
+                if (a | b | c | d) & 0xC0 != 0 {
+                    break;
                 }
-                _ => {
-                    self.invalid = true;
-                    return;
-                }
-            };
-            if self.ended {
+                let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+                self.out[o] = (n >> 16) as u8;
+                self.out[o + 1] = (n >> 8) as u8;
+                self.out[o + 2] = n as u8;
+                o += 3;
+                i += 4;
+            }
+            self.out.truncate(o);
+        }
+        for &c in &line[i..] {
+            let v = B64[usize::from(c)];
+            if v == B64_PAD {
+                self.ended = true;
+                continue;
+            }
+            if v == B64_BAD || self.ended {
                 self.invalid = true;
                 return;
             }
