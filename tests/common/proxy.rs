@@ -1,7 +1,7 @@
 //! Test support: Debian's `tinyproxy` started on 127.0.0.1 with a generated
 //! config (CONNECT allowed to the test server's port only, optional basic
-//! auth), bounded by `timeout`, killed on drop; its log tells which CONNECTs
-//! went through it.
+//! auth), bounded by `timeout 120`, terminated on drop; its log tells which
+//! CONNECTs went through it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -81,7 +81,16 @@ impl Tinyproxy {
 
 impl Drop for Tinyproxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM to `timeout`, which passes it on to tinyproxy; a SIGKILL
+        // would leave tinyproxy running without its time bound.
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !termed {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
