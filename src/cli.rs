@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     Config(ConfigArgs),
     Id(IdArgs),
+    /// Hidden developer command: one GET or POST through `http.rs`.
+    Probe(ProbeArgs),
 }
 
 /// Where a command reads its configuration: `--root`, `--config`, `--set`.
@@ -55,6 +57,19 @@ pub struct ConfigArgs {
 #[derive(Debug, PartialEq)]
 pub struct IdArgs {
     pub src: ConfigSource,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ProbeArgs {
+    pub root: Root,
+    pub url: String,
+    /// Extra trusted CA files (PEM or DER), besides the system bundle.
+    pub ca_certs: Vec<PathBuf>,
+    pub proxy: Option<String>,
+    pub no_proxy: Option<String>,
+    /// POST this file's content (`-` = standard input) instead of a GET.
+    pub data: Option<PathBuf>,
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -274,6 +289,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "check" => parse_check(&mut p, &mut verbosity)?,
         "config" => parse_config(&mut p, &mut verbosity)?,
         "id" => parse_id(&mut p, &mut verbosity)?,
+        "probe" => parse_probe(&mut p, &mut verbosity)?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -297,6 +313,7 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("check") => CHECK_HELP.to_string(),
         Some("config") => CONFIG_HELP.to_string(),
         Some("id") => ID_HELP.to_string(),
+        Some("probe") => PROBE_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -515,6 +532,79 @@ fn parse_id(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     }))
 }
 
+pub const PROBE_HELP: &str = "\
+outpost probe: one HTTPS request through the agent's transport (developer)
+
+Usage: outpost probe URL [--data FILE] [--cacert FILE]... [--proxy URL]
+                         [--no-proxy LIST] [--timeout SECS] [--root DIR]
+
+GET (or POST with --data) to URL exactly as a check-in would connect: the
+system CA bundle under --root plus --cacert files, the proxy from --proxy
+or HTTPS_PROXY/ALL_PROXY, NO_PROXY/--no-proxy, the body cap and timeouts.
+Prints the HTTP status and the body. Not listed in 'outpost --help'.
+
+Options:
+  --data FILE      POST this file as JSON ('-' reads standard input)
+  --cacert FILE    Also trust this CA certificate (PEM or DER; repeatable)
+  --proxy URL      http://[user:pass@]host:port (wins over HTTPS_PROXY)
+  --no-proxy LIST  Hosts, .domains, IPs, CIDRs that bypass the proxy
+  --timeout SECS   Whole-request timeout (default 30; connect: 10)
+  --root DIR       Find the system CA bundle under DIR instead of /
+
+Exit status: 0 on HTTP 2xx, 12 other status or unusable answer, 10 network,
+11 server busy, 16 certificate not trusted, 2 usage, 3 bad URL or proxy.
+";
+
+fn parse_probe(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "probe";
+    let mut root = None;
+    let mut url = None;
+    let mut ca_certs = Vec::new();
+    let (mut proxy, mut no_proxy, mut data, mut timeout_secs) = (None, None, None, None);
+    while let Some(tok) = next(p, CMD)? {
+        let flag = match &tok {
+            Tok::Value(v) if url.is_none() => {
+                url = Some(v.to_string_lossy().into_owned());
+                continue;
+            }
+            Tok::Value(_) => return Err(unknown_tok(tok, CMD)),
+            Tok::Flag(f) => f.clone(),
+        };
+        if common(&flag, p, CMD, verbosity, &mut root)? {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(PROBE_HELP.to_string())),
+            "--cacert" => ca_certs.push(PathBuf::from(value(p, CMD, "--cacert")?)),
+            "--proxy" => proxy = Some(value(p, CMD, "--proxy")?),
+            "--no-proxy" => no_proxy = Some(value(p, CMD, "--no-proxy")?),
+            "--data" => data = Some(PathBuf::from(value(p, CMD, "--data")?)),
+            "--timeout" => {
+                let v = value(p, CMD, "--timeout")?;
+                match v.parse::<u64>() {
+                    Ok(n) if (1..=3600).contains(&n) => timeout_secs = Some(n),
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "{CMD}: --timeout needs whole seconds 1-3600, not {v:?}"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    let url = url.ok_or_else(|| Error::usage(format!("{CMD}: needs a URL")))?;
+    Ok(Command::Probe(ProbeArgs {
+        root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+        url,
+        ca_certs,
+        proxy,
+        no_proxy,
+        data,
+        timeout_secs,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,6 +683,10 @@ mod tests {
             (&["check", "--distro"], "check: --distro needs a value"),
             (&["check", "--json=yes"], "check: unexpected argument for option '--json': \"yes\""),
             (&["help", "nope"], "help: no help topic \"nope\"; see 'outpost --help'"),
+            (&["probe"], "probe: needs a URL"),
+            (&["probe", "https://a/", "https://b/"], "probe: unexpected argument \"https://b/\"; see 'outpost probe --help'"),
+            (&["probe", "https://a/", "--timeout", "0"], "probe: --timeout needs whole seconds 1-3600, not \"0\""),
+            (&["probe", "https://a/", "--proxy"], "probe: --proxy needs a value"),
             (&["--version", "--frob"], "outpost: unknown flag --frob; see 'outpost --help'"),
         ];
         for (args, want) in cases {
@@ -716,6 +810,7 @@ mod tests {
             CHECK_HELP.to_string(),
             CONFIG_HELP.to_string(),
             ID_HELP.to_string(),
+            PROBE_HELP.to_string(),
             exit_codes_help(),
         ] {
             for line in text.lines() {

@@ -9,9 +9,12 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
+pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod identity;
+pub mod noproxy;
 pub mod proto;
+pub mod schedule;
 pub mod sys;
 pub mod version;

@@ -33,6 +33,12 @@ fn init_logging(verbosity: i8) {
         _ => log::LevelFilter::Trace,
     };
     // A logger already set is harmless; nothing else to do about it.
-    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    // ureq-proto hex-dumps whole requests (Authorization included) at trace
+    // level: never let it below debug, whatever -v asks for.
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_module_level("ureq_proto", level.min(log::LevelFilter::Debug))
+        .with_module_level("ureq", level.min(log::LevelFilter::Debug))
+        .init();
     let _ = Code::Ok;
 }

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod id;
+pub mod probe;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -22,6 +23,7 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Check(args) => check::run(args),
         Command::Config(args) => config::run(args),
         Command::Id(args) => id::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 

@@ -182,6 +182,9 @@ impl Drop for Hub {
 /// errors returned as responses, a generous global timeout (hang guard).
 pub fn client(ca: Option<&Path>) -> ureq::Agent {
     use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    // ureq is built without a bundled provider (as in the agent): install
+    // ring, the only one compiled in; a second call finds it set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut tls = TlsConfig::builder().provider(TlsProvider::Rustls);
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).expect("reading test CA");

@@ -1,39 +1,169 @@
-//! Test certificates made at test time with the `openssl` CLI (a native
-//! tool, so this works under qemu too): a CA and a server certificate for
-//! 127.0.0.1 and localhost signed by it, plus a second, unrelated CA for
-//! "wrong CA" tests. Also a small temporary directory that removes itself.
-#![allow(dead_code)]
+//! Test support: a throw-away PKI made with the `openssl` CLI at test time
+//! (a native process, also under qemu): a CA, and leaf certificates that are
+//! good, signed by another CA, expired, not yet valid, or for another name.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub use super::fault::Scratch;
+/// The hub tests' name for a self-removing scratch directory.
+#[allow(unused_imports)] // used by the hub tests only
+pub use super::fault::Scratch as TempDir;
 
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p =
-            std::env::temp_dir().join(format!("outpost-test-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("creating temp dir");
-        TempDir(p)
+/// A certificate and its key, as PEM files.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A CA that signs leaves with any validity window.
+pub struct Ca {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (is it installed?)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Ca {
+    /// A new CA in `dir/name/`.
+    pub fn new(scratch: &Scratch, name: &str) -> Ca {
+        Ca::new_in(scratch.path(), name)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.0
+    /// A new CA in `parent/name/`.
+    pub fn new_in(parent: &Path, name: &str) -> Ca {
+        let dir = parent.join(name);
+        std::fs::create_dir_all(dir.join("newcerts")).expect("ca dir");
+        std::fs::write(dir.join("index.txt"), "").expect("index");
+        std::fs::write(dir.join("serial"), "1000\n").expect("serial");
+        let cnf = format!(
+            "[ca]\ndefault_ca = d\n[d]\ndir = {}\ndatabase = $dir/index.txt\n\
+             new_certs_dir = $dir/newcerts\nserial = $dir/serial\ndefault_md = sha256\n\
+             policy = p\nunique_subject = no\ncopy_extensions = none\n[p]\ncommonName = supplied\n",
+            dir.display()
+        );
+        std::fs::write(dir.join("ca.cnf"), cnf).expect("ca.cnf");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "3650",
+                "-subj",
+                &format!("/CN=outpost test CA {name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Ca {
+            cert: dir.join("ca.pem"),
+            key: dir.join("ca.key"),
+            dir,
+        }
+    }
+
+    pub fn pem(&self) -> Vec<u8> {
+        std::fs::read(&self.cert).expect("reading CA pem")
+    }
+
+    /// A server certificate for `san` (e.g. "IP:127.0.0.1,DNS:localhost")
+    /// valid from `start` to `end` (openssl `YYYYMMDDHHMMSSZ`).
+    pub fn leaf(&self, name: &str, san: &str, start: &str, end: &str) -> Leaf {
+        let d = &self.dir;
+        std::fs::write(
+            d.join(format!("{name}.ext")),
+            format!(
+                "subjectAltName = {san}\nbasicConstraints = CA:FALSE\n\
+                 keyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n"
+            ),
+        )
+        .expect("ext file");
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "ca",
+                "-batch",
+                "-notext",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-in",
+                &format!("{name}.csr"),
+                "-out",
+                &format!("{name}.pem"),
+                "-startdate",
+                start,
+                "-enddate",
+                end,
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+        let _ = &self.key;
+        Leaf {
+            cert: d.join(format!("{name}.pem")),
+            key: d.join(format!("{name}.key")),
+        }
+    }
+
+    /// Valid now for 127.0.0.1, ::1 and localhost.
+    pub fn good(&self) -> Leaf {
+        self.leaf("good", LOOPBACK_SAN, PAST, FUTURE)
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub const LOOPBACK_SAN: &str = "IP:127.0.0.1,IP:::1,DNS:localhost";
+/// A start date safely in the past and an end date safely in the future.
+pub const PAST: &str = "20200101000000Z";
+pub const FUTURE: &str = "20991231235959Z";
 
-/// PEM files of one test PKI.
+/// PEM files of one test PKI, as the hub tests use them.
 pub struct TestPki {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
@@ -42,98 +172,16 @@ pub struct TestPki {
     pub other_ca_cert: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running openssl (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=outpost test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
-
-/// Make a CA, a server certificate for 127.0.0.1/localhost/::1 and an
-/// unrelated CA in `dir`.
+/// A CA, a server certificate for 127.0.0.1, ::1 and localhost signed by it,
+/// and an unrelated CA, all in `dir`.
 pub fn make_pki(dir: &Path) -> TestPki {
-    make_ca(dir, "ca");
-    make_ca(dir, "other-ca");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n",
-    )
-    .expect("writing server.ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    );
+    let ca = Ca::new_in(dir, "ca");
+    let other = Ca::new_in(dir, "other-ca");
+    let leaf = ca.good();
     TestPki {
-        ca_cert: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        other_ca_cert: dir.join("other-ca.pem"),
+        ca_cert: ca.cert,
+        server_cert: leaf.cert,
+        server_key: leaf.key,
+        other_ca_cert: other.cert,
     }
 }

@@ -1,0 +1,242 @@
+//! When to try again: `Retry-After` parsing, exponential backoff with full
+//! jitter, and the `--splay` start delay of cron fleets.
+//!
+//! Pure: the current time and the random numbers are arguments, so every
+//! number here is tested without sleeping. It must not read the clock, sleep
+//! or draw random numbers itself (that is the `Host` trait in `sys.rs`).
+//!
+//! The numbers:
+//! - Backoff after the n-th consecutive failure (n = 0 for the first):
+//!   `ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2^n)` = 10 s, 20 s, 40 s, ...,
+//!   capped at 15 min from the 7th failure on; the delay is drawn uniformly
+//!   from `0..=ceiling` ("full jitter"), so a fleet that failed together
+//!   spreads out instead of retrying in lock step.
+//! - A server's `Retry-After` (delta seconds or an IMF-fixdate HTTP date) is a
+//!   floor: the delay is `retry_after + uniform(0..=max(1 s, retry_after/4))`,
+//!   capped at `RETRY_AFTER_CAP` (6 h) so a wrong date cannot park a device
+//!   for a year. A date in the past means "now" (0 s, plus the jitter).
+//! - `--splay S`: a uniform delay in `0..=S` seconds, millisecond resolution.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Ceiling of the first retry delay.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
+/// Largest ceiling of the backoff.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
+/// Longest wait a `Retry-After` can impose.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 3600);
+
+/// Parse a `Retry-After` header value relative to `now`: delta seconds
+/// (`120`) or an IMF-fixdate (`Wed, 21 Oct 2026 07:28:00 GMT`). `None` when
+/// it is neither. Dates in the past give zero; values above
+/// `RETRY_AFTER_CAP` are capped.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than u64 holds is still "a very long time".
+        Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let at = parse_imf_fixdate(v)?;
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Duration::from_secs(at.saturating_sub(now))
+    };
+    Some(d.min(RETRY_AFTER_CAP))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` -> Unix seconds. Only the IMF-fixdate form
+/// of RFC 9110 (what servers send); the obsolete RFC 850 and asctime forms
+/// give `None`.
+pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    if !DAYS.contains(&&s[0..3]) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let t = &s[r];
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as u64 + 1;
+    let year = num(12..16)?;
+    let (h, mi, se) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year as i64, month as i64, day as i64);
+    let days = u64::try_from(days).ok()?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The backoff ceiling after `failures` consecutive failures (0 = first).
+pub fn backoff_ceiling(failures: u32) -> Duration {
+    let factor = 1u64.checked_shl(failures.min(63)).unwrap_or(u64::MAX);
+    let secs = BACKOFF_BASE.as_secs().saturating_mul(factor);
+    Duration::from_secs(secs).min(BACKOFF_CAP)
+}
+
+/// A uniform draw from `0..=max` at millisecond resolution.
+pub fn uniform(max: Duration, random: u64) -> Duration {
+    let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    match ms.checked_add(1) {
+        Some(n) => Duration::from_millis(random % n),
+        None => Duration::from_millis(random),
+    }
+}
+
+/// The delay before the next attempt after `failures` consecutive failures
+/// (0 = the first), honouring a server's `Retry-After` when it gave one.
+/// `random` is a fresh random number from the caller.
+pub fn retry_delay(failures: u32, retry_after: Option<Duration>, random: u64) -> Duration {
+    match retry_after {
+        Some(ra) => {
+            let ra = ra.min(RETRY_AFTER_CAP);
+            let spread = (ra / 4).max(Duration::from_secs(1));
+            (ra + uniform(spread, random)).min(RETRY_AFTER_CAP)
+        }
+        None => uniform(backoff_ceiling(failures), random),
+    }
+}
+
+/// The `--splay SECONDS` start delay: uniform in `0..=SECONDS`.
+pub fn splay_delay(max_secs: u64, random: u64) -> Duration {
+    uniform(Duration::from_secs(max_secs), random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        // 2026-10-21T07:28:00Z = 1792567680
+        let now = at(1_792_567_680);
+        let cases: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("120", Some(120)),
+            (" 7 ", Some(7)),
+            ("21600", Some(21_600)),
+            ("21601", Some(21_600)),
+            ("99999999999999999999999", Some(21_600)),
+            ("Wed, 21 Oct 2026 07:28:00 GMT", Some(0)),
+            ("Wed, 21 Oct 2026 07:30:00 GMT", Some(120)),
+            ("Wed, 21 Oct 2026 06:00:00 GMT", Some(0)),
+            ("Thu, 22 Oct 2026 07:28:00 GMT", Some(21_600)),
+            ("-5", None),
+            ("1.5", None),
+            ("", None),
+            ("soon", None),
+            ("Wednesday, 21-Oct-26 07:28:00 GMT", None),
+            ("Wed Oct 21 07:28:00 2026", None),
+            ("Wed, 21 Oct 2026 07:28:00 UTC", None),
+            ("Wed, 32 Oct 2026 07:28:00 GMT", None),
+            ("Wed, 21 Foo 2026 07:28:00 GMT", None),
+            ("Xyz, 21 Oct 2026 07:28:00 GMT", None),
+            ("Wed, 21 Oct 2026 24:28:00 GMT", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_retry_after(input, now).map(|d| d.as_secs());
+            assert_eq!(got, *want, "Retry-After {input:?}");
+        }
+    }
+
+    #[test]
+    fn imf_fixdate_known_values() {
+        let cases: &[(&str, u64)] = &[
+            ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777),
+            ("Tue, 29 Feb 2000 12:00:00 GMT", 951_825_600),
+            ("Wed, 21 Oct 2026 07:28:00 GMT", 1_792_567_680),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_imf_fixdate(input), Some(*want), "{input}");
+        }
+    }
+
+    #[test]
+    fn backoff_ceilings_double_then_cap() {
+        let want = [10, 20, 40, 80, 160, 320, 640, 900, 900];
+        for (n, w) in want.iter().enumerate() {
+            assert_eq!(backoff_ceiling(n as u32).as_secs(), *w, "failure {n}");
+        }
+        assert_eq!(backoff_ceiling(u32::MAX), BACKOFF_CAP, "huge failure count");
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_ceiling() {
+        // (failures, retry_after, random, expected ms)
+        let cases: &[(u32, Option<u64>, u64, u64)] = &[
+            (0, None, 0, 0),
+            (0, None, 10_000, 10_000),
+            (0, None, 10_001, 0),
+            (0, None, 2_500, 2_500),
+            (3, None, 79_999, 79_999),
+            (20, None, 900_000, 900_000),
+            (20, None, u64::MAX, u64::MAX % 900_001),
+            // Retry-After is a floor, spread over the next quarter (>= 1 s).
+            (0, Some(120), 0, 120_000),
+            (0, Some(120), 30_000, 150_000),
+            (0, Some(120), 30_001, 120_000),
+            (0, Some(0), 1_000, 1_000),
+            (0, Some(2), 1_000, 3_000),
+            (9, Some(999_999), 12_345, 21_600_000),
+        ];
+        for (n, ra, r, want) in cases {
+            let got = retry_delay(*n, ra.map(Duration::from_secs), *r);
+            assert_eq!(
+                got.as_millis() as u64,
+                *want,
+                "failures {n}, retry-after {ra:?}, random {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn splay_is_uniform_in_range() {
+        let cases: &[(u64, u64, u64)] = &[
+            (0, 12345, 0),
+            (60, 0, 0),
+            (60, 60_000, 60_000),
+            (60, 60_001, 0),
+            (300, 123_456, 123_456),
+        ];
+        for (max, r, want) in cases {
+            assert_eq!(
+                splay_delay(*max, *r).as_millis() as u64,
+                *want,
+                "splay {max}s random {r}"
+            );
+        }
+    }
+}

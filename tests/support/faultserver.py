@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP(S) server for outpost's tests (Python 3 stdlib only).
+
+It always runs as a native process, also when the agent's tests run under
+qemu. It listens on 127.0.0.1 (port 0 unless --port), prints "PORT <n>" as
+its first line on stdout, and serves until killed or --max-seconds passed.
+The request path picks the behaviour:
+
+  /ok, anything else    200, JSON echo {"method","path","user_agent","body"}
+  /reset                headers (Content-Length 100), then a TCP reset
+  /stall                headers + 10 of 100 body bytes, then silence
+  /trickle              100-byte body, one byte per second
+  /oversized?n=N        200 with an N-byte body (default 1 MiB, Content-Length)
+  /oversized-chunked    200, 1 MiB in chunked encoding (no Content-Length)
+  /invalid-utf8         200, body with bytes that are not UTF-8
+  /invalid-json         200, a truncated JSON document
+  /wrong-types          200, JSON whose fields have the wrong types
+  /missing-fields       200, JSON object without the expected fields
+  /status/N             status N with a short JSON body (500, 502, 404, ...)
+  /429-delta            429 with Retry-After: 7
+  /503-date             503 with Retry-After: an IMF-fixdate 120 s ahead
+  /redirect/N           status N (default 302), Location: /ok on this server
+
+With --refuse it binds a port, prints it, closes it and exits: connecting to
+that port is then refused (nothing listens). With --blackhole it listens with
+a backlog of 0, fills that backlog with one connection of its own and never
+accepts: a client's TCP connect then hangs until the client's timeout.
+
+With --tls-cert/--tls-key it speaks TLS (the handshake runs in the
+connection's thread, so a client that rejects the certificate does no harm).
+With --log FILE every request line is appended to FILE ("METHOD PATH UA").
+Never sends anything to any address but the client that connected.
+"""
+import argparse
+import email.utils
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+STALL_SECONDS = 30  # bounded: a client without a timeout still ends
+TRICKLE_BYTES = 100
+
+
+def read_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+        if len(data) > 65536:
+            return None
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) < 2:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0") or "0")
+    body = rest
+    while len(body) < length:
+        chunk = conn.recv(min(65536, length - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return parts[0], parts[1], headers, body[:length]
+
+
+def head(status, reason, length=None, extra=(), ctype="application/json"):
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {ctype}", "Connection: close"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines.extend(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def respond(conn, status, reason, body, extra=()):
+    conn.sendall(head(status, reason, len(body), extra) + body)
+
+
+REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+           307: "Temporary Redirect", 308: "Permanent Redirect", 404: "Not Found",
+           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable"}
+
+
+def serve(conn, args):
+    req = read_request(conn)
+    if req is None:
+        return
+    method, target, headers, body = req
+    path, _, query = target.partition("?")
+    if args.log:
+        with open(args.log, "a") as f:
+            f.write(f"{method} {target} {headers.get('user-agent', '-')}\n")
+    if path == "/reset":
+        conn.sendall(head(200, "OK", 100))
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return "reset"
+    if path == "/stall":
+        conn.sendall(head(200, "OK", 100) + b'{"interval":')
+        time.sleep(STALL_SECONDS)
+        return
+    if path == "/trickle":
+        conn.sendall(head(200, "OK", TRICKLE_BYTES))
+        for _ in range(TRICKLE_BYTES):
+            conn.sendall(b" ")
+            time.sleep(1)
+        return
+    if path == "/oversized":
+        n = 1 << 20
+        for kv in query.split("&"):
+            if kv.startswith("n="):
+                n = int(kv[2:])
+        conn.sendall(head(200, "OK", n))
+        block = b"x" * 65536
+        sent = 0
+        while sent < n:
+            part = block[: min(len(block), n - sent)]
+            conn.sendall(part)
+            sent += len(part)
+        return
+    if path == "/oversized-chunked":
+        conn.sendall(head(200, "OK", None, ["Transfer-Encoding: chunked"]))
+        block = b"y" * 65536
+        for _ in range(16):
+            conn.sendall(b"%x\r\n" % len(block) + block + b"\r\n")
+        conn.sendall(b"0\r\n\r\n")
+        return
+    if path == "/invalid-utf8":
+        return respond(conn, 200, "OK", b'{"phase":"\xff\xfe\xfd"}')
+    if path == "/invalid-json":
+        return respond(conn, 200, "OK", b'{"interval": 300, "phase": ')
+    if path == "/wrong-types":
+        return respond(conn, 200, "OK", b'{"interval": "soon", "phase": 7}')
+    if path == "/missing-fields":
+        return respond(conn, 200, "OK", b'{"unrelated": true}')
+    if path.startswith("/status/"):
+        code = int(path[len("/status/"):])
+        return respond(conn, code, REASONS.get(code, "Status"), b'{"error":"injected"}')
+    if path == "/429-delta":
+        return respond(conn, 429, REASONS[429], b"{}", ["Retry-After: 7"])
+    if path == "/503-date":
+        when = email.utils.formatdate(time.time() + 120, usegmt=True)
+        return respond(conn, 503, REASONS[503], b"{}", [f"Retry-After: {when}"])
+    if path.startswith("/redirect"):
+        code = int(path[len("/redirect/"):] or 302) if path.startswith("/redirect/") else 302
+        scheme = "https" if args.tls_cert else "http"
+        loc = f"{scheme}://127.0.0.1:{args.bound_port}/ok"
+        return respond(conn, code, REASONS.get(code, "Redirect"), b"", [f"Location: {loc}"])
+    echo = {
+        "method": method,
+        "path": path,
+        "user_agent": headers.get("user-agent", ""),
+        "content_type": headers.get("content-type", ""),
+        "body": body.decode("utf-8", "replace"),
+    }
+    respond(conn, 200, "OK", json.dumps(echo).encode())
+
+
+def handle(raw, ctx, args):
+    conn = raw
+    try:
+        raw.settimeout(STALL_SECONDS + 5)
+        if ctx is not None:
+            conn = ctx.wrap_socket(raw, server_side=True)
+        if serve(conn, args) == "reset":
+            raw.close()
+            return
+    except (OSError, ssl.SSLError, ValueError):
+        pass
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--log")
+    p.add_argument("--max-seconds", type=float, default=300)
+    p.add_argument("--refuse", action="store_true")
+    p.add_argument("--blackhole", action="store_true")
+    args = p.parse_args()
+    ctx = None
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", args.port))
+    if args.refuse:
+        print(f"PORT {srv.getsockname()[1]}", flush=True)
+        srv.close()
+        return
+    if args.blackhole:
+        srv.listen(0)
+        filler = socket.create_connection(srv.getsockname(), timeout=5)
+        print(f"PORT {srv.getsockname()[1]}", flush=True)
+        time.sleep(args.max_seconds)
+        filler.close()
+        return
+    srv.listen(64)
+    args.bound_port = srv.getsockname()[1]
+    print(f"PORT {args.bound_port}", flush=True)
+    deadline = time.monotonic() + args.max_seconds
+    srv.settimeout(1.0)
+    while time.monotonic() < deadline:
+        try:
+            raw, _ = srv.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=handle, args=(raw, ctx, args), daemon=True).start()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)
