@@ -251,7 +251,7 @@ outpost check: kiosk-7 (x86_64, Debian GNU/Linux 12 (bookworm))
 
   FAIL  cpu     2 online  (need >= 4 CPUs)
                 hint: give the host (or VM) at least 4 CPU cores
-  FAIL  memory  1.8 GiB   (need 4 GB (MemTotal >= 3.5 GiB))
+  FAIL  memory  1.8 GiB   (need 4 GB: MemTotal >= 3.5 GiB)
                 hint: the host needs at least 4 GB of memory
 
 0 pass, 0 warn, 2 fail, 0 skip: host is NOT fit

@@ -11,7 +11,7 @@ pub const DEF: Def = Def {
 
 pub const PASS_BYTES: u64 = 7 << 29; // 3.5 GiB
 pub const WARN_BYTES: u64 = 3 << 30; // 3.0 GiB
-const REQUIRED: &str = "4 GB (MemTotal >= 3.5 GiB)";
+const REQUIRED: &str = "4 GB: MemTotal >= 3.5 GiB";
 
 fn run(f: &Facts) -> Outcome {
     let total = match &f.mem {
