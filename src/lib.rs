@@ -12,6 +12,7 @@ pub mod fsutil;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod identity;
+pub mod install;
 pub mod proto;
 pub mod sys;
 pub mod version;

@@ -5,6 +5,8 @@
 pub mod check;
 pub mod config;
 pub mod id;
+pub mod install;
+pub mod uninstall;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -22,6 +24,8 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Check(args) => check::run(args),
         Command::Config(args) => config::run(args),
         Command::Id(args) => id::run(args),
+        Command::Install(args) => install::run(args),
+        Command::Uninstall(args) => uninstall::run(args),
     }
 }
 
