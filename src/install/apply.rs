@@ -8,7 +8,7 @@
 //! Also `look()`: what is at a path, by `lstat` under the root (never
 //! following a link out of it). Must not decide anything: the plan did.
 
-use super::manifest::{DirEntry, Entry, Manifest};
+use super::manifest::{octal, DirEntry, Entry, Manifest};
 use super::plan::{Action, Seen};
 use super::sha256_hex;
 use crate::error::{Error, Result};
@@ -144,7 +144,7 @@ impl<'a> Applier<'a> {
                     self.manifest.record_dir(DirEntry {
                         path: path.clone(),
                         created: false,
-                        mode_before: Some(*from),
+                        mode_before: Some(octal(*from)),
                     });
                     self.save()?;
                 } else {
@@ -172,7 +172,7 @@ impl<'a> Applier<'a> {
                     path: path.clone(),
                     kind: "file".into(),
                     sha256: sha256.clone(),
-                    mode: *mode,
+                    mode: octal(*mode),
                     target: None,
                     backup: None,
                     backup_mode: None,
@@ -187,7 +187,7 @@ impl<'a> Applier<'a> {
                     path: path.clone(),
                     kind: "link".into(),
                     sha256: sha256_hex(target.as_bytes()),
-                    mode: 0o777,
+                    mode: octal(0o777),
                     target: Some(target.clone()),
                     backup: None,
                     backup_mode: None,
@@ -280,7 +280,7 @@ impl<'a> Applier<'a> {
         if let Some((p, b, m)) = self.pending_backup.take() {
             if p == e.path {
                 e.backup = Some(b);
-                e.backup_mode = Some(m);
+                e.backup_mode = Some(octal(m));
             } else {
                 self.pending_backup = Some((p, b, m));
             }

@@ -30,13 +30,14 @@ pub struct Entry {
     pub kind: String,
     /// SHA-256 of the content written (files) or of the link target (links).
     pub sha256: String,
-    pub mode: u32,
+    /// Octal text, as `ls -l` readers expect ("0644").
+    pub mode: String,
     /// Link target (links only).
     pub target: Option<String>,
     /// Host path of the copy of the foreign file this replaced (`--force`).
     pub backup: Option<String>,
-    /// Mode of the replaced file, restored with it.
-    pub backup_mode: Option<u32>,
+    /// Mode of the replaced file (octal text), restored with it.
+    pub backup_mode: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -44,8 +45,30 @@ pub struct DirEntry {
     pub path: String,
     /// Created by install (else it existed and only its mode changed).
     pub created: bool,
-    /// The mode before install changed it (existing directories only).
-    pub mode_before: Option<u32>,
+    /// The mode before install changed it (octal text; existing
+    /// directories only).
+    pub mode_before: Option<String>,
+}
+
+/// A mode as manifest text: "0644".
+pub fn octal(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+/// Manifest text back to a mode; `None` for anything but 1-4 octal digits.
+pub fn parse_octal(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok()
+}
+
+impl Entry {
+    /// The backup and its mode, when both are recorded and readable.
+    pub fn restore(&self) -> Option<(String, u32)> {
+        let mode = parse_octal(self.backup_mode.as_deref()?)?;
+        Some((self.backup.clone()?, mode))
+    }
 }
 
 impl Manifest {
@@ -89,7 +112,7 @@ impl Manifest {
         if let Some(old) = self.files.iter_mut().find(|x| x.path == e.path) {
             if e.backup.is_none() {
                 e.backup = old.backup.take();
-                e.backup_mode = old.backup_mode;
+                e.backup_mode = old.backup_mode.take();
             }
             *old = e;
         } else {
@@ -119,10 +142,10 @@ mod tests {
             path: "/etc/cron.d/outpost".into(),
             kind: "file".into(),
             sha256: "ab".into(),
-            mode: 0o644,
+            mode: octal(0o644),
             target: None,
             backup: Some("/var/lib/outpost/backup/x".into()),
-            backup_mode: Some(0o600),
+            backup_mode: Some(octal(0o600)),
         });
         m.record_dir(DirEntry {
             path: "/var/lib/outpost".into(),
@@ -134,7 +157,7 @@ mod tests {
             path: "/etc/cron.d/outpost".into(),
             kind: "file".into(),
             sha256: "cd".into(),
-            mode: 0o644,
+            mode: octal(0o644),
             target: None,
             backup: None,
             backup_mode: None,

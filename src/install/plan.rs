@@ -7,7 +7,7 @@
 //! so every decision (foreign file, --force backup, repair after a crash,
 //! stale entries, commands to run) is unit-tested here.
 
-use super::manifest::{Entry, Manifest};
+use super::manifest::{octal, parse_octal, Entry, Manifest};
 use super::{sha256_hex, Want};
 use crate::error::{Code, Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,6 +89,9 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::MkDir { path, mode } => format!("create dir  {path} ({mode:04o})"),
+            Action::ChmodDir { path, from: 0, to } => {
+                format!("chmod dir   {path} (back to {to:04o})")
+            }
             Action::ChmodDir { path, from, to } => {
                 format!("chmod dir   {path} ({from:04o} -> {to:04o})")
             }
@@ -241,7 +244,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
                     path: path.clone(),
                     kind: "file".into(),
                     sha256: sha.clone(),
-                    mode: *mode,
+                    mode: octal(*mode),
                     target: None,
                     backup: None,
                     backup_mode: None,
@@ -300,7 +303,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
                                     path: path.clone(),
                                     kind: "link".into(),
                                     sha256: sha,
-                                    mode: 0o777,
+                                    mode: octal(0o777),
                                     target: Some(target.clone()),
                                     backup: None,
                                     backup_mode: None,
@@ -345,7 +348,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
             && e.path.contains("/outpost-");
         acts.push(Action::Remove {
             path: e.path.clone(),
-            restore: e.backup.clone().zip(e.backup_mode),
+            restore: e.restore(),
         });
     }
 
@@ -419,7 +422,7 @@ pub fn plan_uninstall(
     for e in m.files.iter().rev() {
         acts.push(Action::Remove {
             path: e.path.clone(),
-            restore: e.backup.clone().zip(e.backup_mode),
+            restore: e.restore(),
         });
     }
     if live {
@@ -430,36 +433,57 @@ pub fn plan_uninstall(
             acts.push(run(&["systemctl", "daemon-reload"]));
         }
     }
-    let state_made = m.dir(state_dir).is_some_and(|d| d.created);
+    // Directories outside the state directory's chain first, newest first,
+    // while the manifest (in the state directory) can still record progress.
+    let chain: BTreeSet<String> = ancestors(state_dir)
+        .into_iter()
+        .chain(std::iter::once(state_dir.to_string()))
+        .collect();
+    let undo = |d: &super::manifest::DirEntry| -> Option<Action> {
+        if d.created {
+            Some(Action::RmDir {
+                path: d.path.clone(),
+            })
+        } else {
+            d.mode_before
+                .as_deref()
+                .and_then(parse_octal)
+                .map(|before| Action::ChmodDir {
+                    path: d.path.clone(),
+                    from: 0,
+                    to: before,
+                })
+        }
+    };
+    acts.extend(
+        m.dirs
+            .iter()
+            .rev()
+            .filter(|d| !chain.contains(&d.path))
+            .filter_map(undo),
+    );
     if purge {
+        // Last: the state (and with it the manifest), then the directories
+        // above it that install made. Only a crash inside these final steps
+        // can leave an empty directory behind (documented).
+        let state_made = m.dir(state_dir).is_some_and(|d| d.created);
+        acts.extend(
+            m.dirs
+                .iter()
+                .filter(|d| d.path == state_dir && !d.created)
+                .filter_map(undo),
+        );
         acts.push(Action::PurgeState {
             path: state_dir.into(),
             whole: state_made,
         });
-    }
-    // The state directory and its ancestors stay unless purging.
-    let keep: BTreeSet<String> = if purge {
-        BTreeSet::new()
-    } else {
-        let mut k: BTreeSet<String> = ancestors(state_dir).into_iter().collect();
-        k.insert(state_dir.to_string());
-        k
-    };
-    for d in m.dirs.iter().rev() {
-        if keep.contains(&d.path) {
-            continue;
-        }
-        if d.created {
-            acts.push(Action::RmDir {
-                path: d.path.clone(),
-            });
-        } else if let Some(before) = d.mode_before {
-            acts.push(Action::ChmodDir {
-                path: d.path.clone(),
-                from: 0,
-                to: before,
-            });
-        }
+        acts.extend(
+            m.dirs
+                .iter()
+                .rev()
+                .filter(|d| chain.contains(&d.path) && d.path != state_dir)
+                .filter_map(undo),
+        );
     }
     acts
 }
@@ -489,7 +513,7 @@ mod tests {
             path: path.into(),
             kind: "file".into(),
             sha256: sha256_hex(data.as_bytes()),
-            mode: 0o644,
+            mode: octal(0o644),
             target: None,
             backup: None,
             backup_mode: None,
@@ -639,7 +663,7 @@ mod tests {
                     let mut m = ours();
                     let mut e = entry("/etc/systemd/system/outpost.service", "unit");
                     e.backup = Some("/var/lib/outpost/backup/u".into());
-                    e.backup_mode = Some(0o600);
+                    e.backup_mode = Some(octal(0o600));
                     m.push(e);
                     m
                 },
@@ -772,7 +796,7 @@ mod tests {
         m.files = vec![entry("/etc/systemd/system/outpost.service", "u"), {
             let mut e = entry("/etc/cron.d/outpost", "c");
             e.backup = Some("/var/lib/outpost/backup/c".into());
-            e.backup_mode = Some(0o600);
+            e.backup_mode = Some(octal(0o600));
             e
         }];
         m.dirs = vec![
@@ -789,7 +813,7 @@ mod tests {
             super::super::manifest::DirEntry {
                 path: "/etc/cron.d".into(),
                 created: false,
-                mode_before: Some(0o775),
+                mode_before: Some(octal(0o775)),
             },
         ];
         m.trust_update = Some(vec!["/usr/sbin/update-ca-certificates".into()]);
@@ -799,7 +823,7 @@ mod tests {
             vec![
                 "restore     /etc/cron.d/outpost <- /var/lib/outpost/backup/c",
                 "remove      /etc/systemd/system/outpost.service",
-                "chmod dir   /etc/cron.d (0000 -> 0775)",
+                "chmod dir   /etc/cron.d (back to 0775)",
                 "remove dir  /etc/outpost (if empty)",
             ],
             "image, keep state"
@@ -812,10 +836,9 @@ mod tests {
                 "remove      /etc/systemd/system/outpost.service",
                 "run         /usr/sbin/update-ca-certificates",
                 "run         systemctl daemon-reload",
-                "purge       /var/lib/outpost (all)",
-                "chmod dir   /etc/cron.d (0000 -> 0775)",
+                "chmod dir   /etc/cron.d (back to 0775)",
                 "remove dir  /etc/outpost (if empty)",
-                "remove dir  /var/lib/outpost (if empty)",
+                "purge       /var/lib/outpost (all)",
             ],
             "live, purge"
         );
