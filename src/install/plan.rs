@@ -343,9 +343,9 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
             continue;
         }
         stale_units |= e.path.starts_with(super::UNIT_DIR);
-        stale_trust |= !e.path.starts_with(super::UNIT_DIR)
-            && i.manifest.trust_update.is_some()
-            && e.path.contains("/outpost-");
+        stale_trust |= super::TRUST_STORES
+            .iter()
+            .any(|t| e.path.starts_with(&format!("{}/", t.dir)));
         acts.push(Action::Remove {
             path: e.path.clone(),
             restore: e.restore(),
