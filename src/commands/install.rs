@@ -69,8 +69,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
 
     // Checks: all of them on the running system; on an image only those
     // about the tree itself.
-    let mut facts = Facts::gather(root, host.as_ref());
-    facts.distro = None;
+    let facts = Facts::gather(root, host.as_ref());
     let sel = if live {
         Selection::default()
     } else {
