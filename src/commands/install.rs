@@ -144,7 +144,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
     let spec = Spec {
         image: !live,
         scheduler,
-        binary,
+        binary: binary.into(),
         config: given.map(|(_, b)| b),
         state_dir: state_dir.clone(),
         ca_certs,

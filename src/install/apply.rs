@@ -180,7 +180,7 @@ impl<'a> Applier<'a> {
                 self.take_backup(&mut e);
                 self.manifest.record(e);
                 self.save()?;
-                fsutil::write_atomic(&root.path(path), data, *mode)?;
+                fsutil::write_atomic(&root.path(path), &data[..], *mode)?;
             }
             Action::Link { path, target, .. } => {
                 let mut e = Entry {

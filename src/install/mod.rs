@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod plan;
 
 use crate::facts::os::OsRelease;
+use std::rc::Rc;
 
 /// The unit for `outpost run`, the first-boot unit and the cron line, as
 /// they are in the repository's `dist/` folder.
@@ -185,7 +186,8 @@ pub const ARCH_PROBES: &[&str] = &[
 pub enum Want {
     File {
         path: String,
-        data: Vec<u8>,
+        /// Shared, so the binary is held once however often it is planned.
+        data: Rc<[u8]>,
         mode: u32,
         /// A trust-store entry (its change reruns the update command).
         trust: bool,
@@ -216,7 +218,7 @@ pub struct Spec {
     /// unit is added and nothing is started.
     pub image: bool,
     pub scheduler: Scheduler,
-    pub binary: Vec<u8>,
+    pub binary: Rc<[u8]>,
     /// The operator's user-data to place (None: leave what is there).
     pub config: Option<Vec<u8>>,
     /// Host path of the state directory.
@@ -244,7 +246,7 @@ pub fn wants(s: &Spec) -> Vec<Want> {
         },
         Want::File {
             path: BIN_PATH.into(),
-            data: s.binary.clone(),
+            data: Rc::clone(&s.binary),
             mode: 0o755,
             trust: false,
         },
@@ -256,7 +258,7 @@ pub fn wants(s: &Spec) -> Vec<Want> {
         for (i, der) in s.ca_certs.iter().enumerate() {
             w.push(Want::File {
                 path: format!("{}/outpost-{}.{}", ts.dir, i + 1, ts.ext),
-                data: pem(der).into_bytes(),
+                data: pem(der).into_bytes().into(),
                 mode: 0o644,
                 trust: true,
             });
@@ -326,7 +328,7 @@ pub fn wants(s: &Spec) -> Vec<Want> {
 fn file(path: &str, data: Vec<u8>, mode: u32) -> Want {
     Want::File {
         path: path.into(),
-        data,
+        data: data.into(),
         mode,
         trust: false,
     }
@@ -556,7 +558,7 @@ mod tests {
         Spec {
             image,
             scheduler,
-            binary: b"bin".to_vec(),
+            binary: Rc::from(&b"bin"[..]),
             config: Some(b"#cloud-config\n".to_vec()),
             state_dir: DEFAULT_STATE_DIR.into(),
             ca_certs: vec![vec![1, 2, 3]],

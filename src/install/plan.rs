@@ -50,7 +50,7 @@ pub enum Action {
     },
     Write {
         path: String,
-        data: Vec<u8>,
+        data: std::rc::Rc<[u8]>,
         mode: u32,
         sha256: String,
         replace: bool,
@@ -251,7 +251,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
                 };
                 let write = |replace| Action::Write {
                     path: path.clone(),
-                    data: data.clone(),
+                    data: std::rc::Rc::clone(data),
                     mode: *mode,
                     sha256: sha.clone(),
                     replace,
@@ -495,7 +495,7 @@ mod tests {
     fn file(path: &str, data: &str) -> Want {
         Want::File {
             path: path.into(),
-            data: data.as_bytes().to_vec(),
+            data: data.as_bytes().into(),
             mode: 0o644,
             trust: false,
         }
@@ -712,7 +712,7 @@ mod tests {
         let wants = vec![
             Want::File {
                 path: "/usr/local/share/ca-certificates/outpost-1.crt".into(),
-                data: b"pem".to_vec(),
+                data: b"pem"[..].into(),
                 mode: 0o644,
                 trust: true,
             },
