@@ -140,6 +140,14 @@ pub fn run(a: InstallArgs) -> Result<Code> {
             root.base().display()
         );
     }
+    if !live && scheduler != Scheduler::Systemd && !ca_certs.is_empty() {
+        if let Some(t) = trust {
+            eprintln!(
+                "warning: caCerts: without systemd nothing runs {} when the image boots; run it in the image build",
+                t.update.join(" ")
+            );
+        }
+    }
     let state_dir = cfg.state_dir.value.trim_end_matches('/').to_string();
     let spec = Spec {
         image: !live,

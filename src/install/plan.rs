@@ -224,7 +224,13 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
                 }
                 made.insert(path.to_string());
             }
-            Seen::Link { .. } => blocked.push(format!("{path} is a symbolic link (outpost does not follow links in the tree it installs into)")),
+            // On the running system a linked parent (e.g. /usr/local ->
+            // /var/usrlocal) is simply followed; in an image a link could
+            // point out of the tree, so it is refused.
+            Seen::Link { .. } if i.live && !exact => {
+                made.insert(path.to_string());
+            }
+            Seen::Link { .. } => blocked.push(format!("{path} is a symbolic link (outpost does not follow links in an image it installs into)")),
             Seen::File { .. } | Seen::Other => blocked.push(format!("{path} is not a directory")),
         }
     };
@@ -842,6 +848,45 @@ mod tests {
             ],
             "live, purge"
         );
+    }
+
+    #[test]
+    fn linked_parent_followed_only_on_the_running_system() {
+        let wants = vec![file("/usr/local/bin/outpost", "bin")];
+        let seen: BTreeMap<String, Seen> = [
+            ("/usr", Seen::Dir { mode: 0o755 }),
+            (
+                "/usr/local",
+                Seen::Link {
+                    target: "../var/usrlocal".into(),
+                },
+            ),
+            ("/usr/local/bin", Seen::Dir { mode: 0o755 }),
+        ]
+        .into_iter()
+        .map(|(p, s)| (p.to_string(), s))
+        .collect();
+        let empty = BTreeSet::new();
+        let m = Manifest::new();
+        for (live, want) in [
+            (true, Ok(vec!["write       /usr/local/bin/outpost (0644, 3 bytes)".to_string()])),
+            (false, Err("/usr/local is a symbolic link (outpost does not follow links in an image it installs into)".to_string())),
+        ] {
+            let got = plan(&Inputs {
+                wants: &wants,
+                seen: &seen,
+                manifest: &m,
+                force: false,
+                state_dir: "/var/lib/outpost",
+                live,
+                systemd_running: false,
+                trust_update: None,
+                trust_paths: &empty,
+            })
+            .map(|a| a.iter().map(Action::describe).collect::<Vec<_>>())
+            .map_err(|e| e.message);
+            assert_eq!(got, want, "live {live}");
+        }
     }
 
     #[test]
