@@ -30,6 +30,26 @@ pub enum Command {
     Id(IdArgs),
     /// Hidden developer command: one GET or POST through `http.rs`.
     Probe(ProbeArgs),
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct InstallArgs {
+    pub root: Root,
+    /// `--config FILE|https-URL`, as given.
+    pub config: Option<String>,
+    pub binary: Option<PathBuf>,
+    pub scheduler: Option<crate::install::Scheduler>,
+    pub dry_run: bool,
+    pub force: bool,
+    pub ignore_checks: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct UninstallArgs {
+    pub root: Root,
+    pub purge: bool,
 }
 
 /// Where a command reads its configuration: `--root`, `--config`, `--set`.
@@ -90,6 +110,8 @@ Commands:
   check      Is this host fit to become a managed edge node? (no server needed)
   config     Validate or show the configuration (config validate|show)
   id         Print this host's ID (derived and stored on first use)
+  install    Put the agent on this host or into an image (--root)
+  uninstall  Remove what install put there
   help       Show help for a command
 
 Options:
@@ -183,6 +205,59 @@ Options:
 
 Exit status: 0 printed, 3 configuration invalid, 4 not permitted,
 20 the state directory is not writable.
+";
+
+pub const INSTALL_HELP: &str = "\
+outpost install: put the agent on this host or into an OS image
+
+Usage: outpost install [--config FILE|https-URL] [--root DIR]
+                       [--binary FILE] [--scheduler systemd|cron|none]
+                       [--dry-run] [--force] [--ignore-checks]
+
+Runs the checks (on an image root only those that make sense for a tree
+that is not running), then places the binary, the user-data (0600), the
+state directory (0700), the unit or cron file, the site's CA certificates
+and proxy settings, and records every file in <stateDir>/manifest.json.
+Into an image root nothing is started: outpost-firstboot.service does the
+first check-in when the image boots. A second run changes nothing.
+
+Options:
+  --config FILE     The operator's user-data (#cloud-config) to install
+  --root DIR        Install into the tree under DIR (an OS image) instead
+                    of / (the running system, which needs root)
+  --binary FILE     Install this build instead of the running one; its
+                    ELF machine must match the image's
+  --scheduler S     systemd (default when the tree has systemd), cron,
+                    or none
+  --dry-run         Print the plan and change nothing
+  --force           Replace files outpost did not create, keeping a backup
+                    in <stateDir>/backup
+  --ignore-checks   Install even when a check fails
+  -h, --help        Show this help
+
+Exit status: 0 installed or nothing to do, 1 a check failed, 2 usage,
+3 configuration invalid, 4 not permitted (needs root, a foreign file in
+the way), 20 local I/O.
+";
+
+pub const UNINSTALL_HELP: &str = "\
+outpost uninstall: remove what outpost install put on the host or image
+
+Usage: outpost uninstall [--root DIR] [--purge]
+
+Stops and disables the agent (running system), removes exactly the files
+listed in <stateDir>/manifest.json, restores the files install replaced,
+removes the CA certificates it added and reruns the trust-store update.
+Keeps the state directory (host ID, credential) unless --purge.
+
+Options:
+  --root DIR    Uninstall from the tree under DIR instead of /
+  --purge       Also remove the state and every directory install made:
+                the tree is as it was before install
+  -h, --help    Show this help
+
+Exit status: 0 removed or nothing to do, 2 usage, 4 not permitted
+(needs root), 20 local I/O.
 ";
 
 /// The exit-code table, generated from `error::Code` so it cannot drift.
@@ -290,6 +365,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "config" => parse_config(&mut p, &mut verbosity)?,
         "id" => parse_id(&mut p, &mut verbosity)?,
         "probe" => parse_probe(&mut p, &mut verbosity)?,
+        "install" => parse_install(&mut p, &mut verbosity)?,
+        "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -314,6 +391,8 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("config") => CONFIG_HELP.to_string(),
         Some("id") => ID_HELP.to_string(),
         Some("probe") => PROBE_HELP.to_string(),
+        Some("install") => INSTALL_HELP.to_string(),
+        Some("uninstall") => UNINSTALL_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -605,6 +684,84 @@ fn parse_probe(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     }))
 }
 
+fn parse_install(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "install";
+    let mut root = None;
+    let mut a = InstallArgs {
+        root: Root::system(),
+        config: None,
+        binary: None,
+        scheduler: None,
+        dry_run: false,
+        force: false,
+        ignore_checks: false,
+    };
+    while let Some(tok) = next(p, CMD)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, CMD));
+        };
+        if common(flag, p, CMD, verbosity, &mut root)? {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(INSTALL_HELP.to_string())),
+            "--config" => {
+                let v = value(p, CMD, "--config")?;
+                if v.is_empty() {
+                    return Err(Error::usage(format!(
+                        "{CMD}: --config needs a file or an https URL"
+                    )));
+                }
+                a.config = Some(v);
+            }
+            "--binary" => {
+                let v = value(p, CMD, "--binary")?;
+                if v.is_empty() {
+                    return Err(Error::usage(format!("{CMD}: --binary needs a file")));
+                }
+                a.binary = Some(PathBuf::from(v));
+            }
+            "--scheduler" => {
+                let v = value(p, CMD, "--scheduler")?;
+                a.scheduler = Some(crate::install::Scheduler::parse(&v).ok_or_else(|| {
+                    Error::usage(format!(
+                        "{CMD}: --scheduler {v:?} is not one of systemd, cron, none"
+                    ))
+                })?);
+            }
+            "--dry-run" => a.dry_run = true,
+            "--force" => a.force = true,
+            "--ignore-checks" => a.ignore_checks = true,
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    a.root = Root::new(root.unwrap_or_else(|| PathBuf::from("/")));
+    Ok(Command::Install(a))
+}
+
+fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "uninstall";
+    let mut root = None;
+    let mut purge = false;
+    while let Some(tok) = next(p, CMD)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, CMD));
+        };
+        if common(flag, p, CMD, verbosity, &mut root)? {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(UNINSTALL_HELP.to_string())),
+            "--purge" => purge = true,
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    Ok(Command::Uninstall(UninstallArgs {
+        root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+        purge,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,11 +968,74 @@ mod tests {
             CONFIG_HELP.to_string(),
             ID_HELP.to_string(),
             PROBE_HELP.to_string(),
+            INSTALL_HELP.to_string(),
+            UNINSTALL_HELP.to_string(),
             exit_codes_help(),
         ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line:?}");
             }
+        }
+    }
+
+    #[test]
+    fn parses_install_and_uninstall() {
+        let i = p(&[
+            "install",
+            "--root",
+            "/img",
+            "--config",
+            "ud",
+            "--binary",
+            "b",
+            "--scheduler",
+            "cron",
+            "--dry-run",
+            "--force",
+            "--ignore-checks",
+        ])
+        .expect("parse");
+        assert_eq!(
+            i.command,
+            Command::Install(InstallArgs {
+                root: Root::new("/img"),
+                config: Some("ud".into()),
+                binary: Some(PathBuf::from("b")),
+                scheduler: Some(crate::install::Scheduler::Cron),
+                dry_run: true,
+                force: true,
+                ignore_checks: true,
+            }),
+            "install with every flag"
+        );
+        assert_eq!(
+            p(&["uninstall", "--purge"]).expect("parse").command,
+            Command::Uninstall(UninstallArgs {
+                root: Root::system(),
+                purge: true
+            }),
+            "uninstall --purge"
+        );
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["install", "--scheduler", "upstart"],
+                "install: --scheduler \"upstart\" is not one of systemd, cron, none",
+            ),
+            (
+                &["install", "--config="],
+                "install: --config needs a file or an https URL",
+            ),
+            (
+                &["install", "x"],
+                "install: unexpected argument \"x\"; see 'outpost install --help'",
+            ),
+            (
+                &["uninstall", "--force"],
+                "uninstall: unknown flag --force; see 'outpost uninstall --help'",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(err(args), *want, "args {args:?}");
         }
     }
 }

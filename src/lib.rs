@@ -13,6 +13,7 @@ pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod identity;
+pub mod install;
 pub mod noproxy;
 pub mod proto;
 pub mod schedule;

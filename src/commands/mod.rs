@@ -5,7 +5,9 @@
 pub mod check;
 pub mod config;
 pub mod id;
+pub mod install;
 pub mod probe;
+pub mod uninstall;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -24,6 +26,8 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Config(args) => config::run(args),
         Command::Id(args) => id::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Install(args) => install::run(args),
+        Command::Uninstall(args) => uninstall::run(args),
     }
 }
 

@@ -1,0 +1,69 @@
+//! `outpost uninstall`: read the manifest, ask `install::plan_uninstall`
+//! for the steps and perform them. Removes only what the manifest lists;
+//! keeps the state directory (host ID, credential) unless `--purge`.
+
+use crate::cli::UninstallArgs;
+use crate::config::{self, Options};
+use crate::error::{Code, Error, Result};
+use crate::install::apply::{self, Applier};
+use crate::install::{self as inst, plan};
+
+pub fn run(a: UninstallArgs) -> Result<Code> {
+    let root = &a.root;
+    let live = root.is_live();
+    if live && crate::sys::host().euid() != 0 {
+        return Err(Error::new(
+            Code::NotPermitted,
+            "uninstall: removing outpost from the running system (/) needs root",
+        ));
+    }
+    // The state directory from the installed config; the default when the
+    // config is gone or unreadable (uninstall must still work then).
+    let state_dir = config::load(&Options::new(root, None, Vec::new()))
+        .map(|l| l.config.state_dir.value)
+        .unwrap_or_else(|_| inst::DEFAULT_STATE_DIR.to_string());
+    let state_dir = state_dir.trim_end_matches('/').to_string();
+    let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
+    let Some(manifest) = apply::read_manifest(root, &manifest_path)? else {
+        super::print(&format!(
+            "nothing to do: no {} (outpost is not installed there)\n",
+            root.path(&manifest_path).display()
+        ))?;
+        return Ok(Code::Ok);
+    };
+    if manifest.files.is_empty() && !a.purge {
+        super::print("nothing to do: outpost's files are already removed (the state stays; --purge removes it)\n")?;
+        return Ok(Code::Ok);
+    }
+    let acts = plan::plan_uninstall(
+        &manifest,
+        &state_dir,
+        a.purge,
+        live,
+        live && root.exists("/run/systemd/system"),
+    );
+    super::print(&format!(
+        "uninstalling from {}:\n",
+        if live {
+            "the running system".to_string()
+        } else {
+            format!("the image under {}", root.base().display())
+        }
+    ))?;
+    let mut ap = Applier::new(root, manifest, &state_dir);
+    ap.run(&acts, &mut |act| {
+        let _ = super::print(&format!("  {}\n", act.describe()));
+    })?;
+    for w in &ap.warnings {
+        eprintln!("warning: {w}");
+    }
+    super::print(&if a.purge {
+        "removed outpost and its state\n".to_string()
+    } else {
+        format!(
+            "removed outpost; kept the state in {} (--purge removes it)\n",
+            root.path(&state_dir).display()
+        )
+    })?;
+    Ok(Code::Ok)
+}
