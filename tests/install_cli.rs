@@ -596,21 +596,45 @@ fn usage_and_permission_errors() {
     let not_elf = r.join("not-elf");
     fs::write(&not_elf, "#!/bin/sh\necho hi there, not an ELF file\n").expect("script");
     let before_with = snapshot(&r);
+    // An https config URL goes through the agent's HTTP client: a loopback
+    // server whose CA this machine does not trust is refused (exit 16), and
+    // the URL's password is never echoed.
+    let scratch = common::fault::Scratch::new("install-https");
+    let ca = common::tls::Ca::new(&scratch, "untrusted");
+    let server = common::fault::FaultServer::tls(&ca.good());
+    let https_url = format!("https://user:pw@127.0.0.1:{}/ud", server.port);
     let cases: Vec<(Vec<String>, i32, String)> = vec![
         (
-            vec!["--config".into(), "https://user:pw@example.invalid/ud".into()],
-            3,
-            "install: --config https://****@example.invalid/ud: fetching config over https is not available in this build".into(),
+            vec!["--config".into(), https_url],
+            16,
+            format!(
+                "GET https://127.0.0.1:{}/ud: server certificate not trusted: unknown issuer",
+                server.port
+            ),
         ),
-        (vec!["--config".into(), "ftp://x/y".into()], 2, "install: --config ftp://x/y: only a file or an https:// URL".into()),
-        (vec!["--config".into(), r.join("missing").display().to_string()], 3, format!("reading {}: No such file or directory", r.join("missing").display())),
+        (
+            vec!["--config".into(), "ftp://x/y".into()],
+            2,
+            "install: --config ftp://x/y: only a file or an https:// URL".into(),
+        ),
+        (
+            vec!["--config".into(), r.join("missing").display().to_string()],
+            3,
+            format!(
+                "reading {}: No such file or directory",
+                r.join("missing").display()
+            ),
+        ),
         (
             vec!["--binary".into(), not_elf.display().to_string()],
             2,
             format!("install: {} is not an ELF executable", not_elf.display()),
         ),
         (
-            vec!["--config".into(), fixture("config/bad/bad-ca.yaml").display().to_string()],
+            vec![
+                "--config".into(),
+                fixture("config/bad/bad-ca.yaml").display().to_string(),
+            ],
             3,
             "install: the configuration has".into(),
         ),

@@ -330,14 +330,34 @@ fn config_read_error(path: &Path, e: &std::io::Error) -> Error {
     )
 }
 
-/// Fetch user-data over https. The agent's HTTP client (one module, with
-/// its timeouts, CA roots and proxy handling) is not in this build yet; the
-/// caller gets a clear exit-3 error instead of a second, ad-hoc client.
+/// Fetch user-data over https with the agent's one HTTP client: the system
+/// CA bundle of the machine running install (not of an image root), the
+/// standard proxy variables, the usual timeouts, a body cap of the config
+/// size limit. Transport failures keep their exit codes (10, 16, ...); a
+/// server that is busy is 11; any other non-200 answer is a config error.
 pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
-    Err(Error::config(format!(
-        "install: --config {}: fetching config over https is not available in this build; download it and give the file",
-        crate::config::values_api::redact_url(url)
-    )))
+    use crate::http::{self, HttpSettings, ProxyEnv};
+    let host = crate::sys::host();
+    let settings = HttpSettings {
+        body_limit: config::MAX_FILE_BYTES,
+        proxy_env: ProxyEnv::from_process(),
+        now: host.now(),
+        ..HttpSettings::default()
+    };
+    let system = http::read_system_ca(&Root::system())?;
+    let client = http::Client::new(settings, system.as_ref())?;
+    let reply = client.get(url, &[]).map_err(|e| e.error)?;
+    match reply.status {
+        200 => Ok(reply.body.into_bytes()),
+        429 | 500..=599 => Err(Error::new(
+            Code::ServerBusy,
+            format!("install: --config {}: HTTP {}", reply.what, reply.status),
+        )),
+        s => Err(Error::config(format!(
+            "install: --config {}: HTTP {s}",
+            reply.what
+        ))),
+    }
 }
 
 fn read_binary(path: &PathBuf, given: bool) -> Result<Vec<u8>> {
