@@ -511,7 +511,7 @@ impl Agent<'_> {
                     return Ok(Done {
                         state: d.state,
                         registered,
-                        inventory_sent: req.inventory.is_some(),
+                        inventory_sent: registered || req.inventory.is_some(),
                         register_bytes,
                         checkin_bytes: body.len(),
                     });

@@ -123,7 +123,7 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         } else {
             "unchanged"
         },
-        proto::rfc3339(a.next_due_ms / 1000)
+        proto::rfc3339(a.next_due_ms.div_ceil(1000))
     );
     if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
         super::print(&line)?;

@@ -70,7 +70,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 );
                 notify.send(&format!(
                     "STATUS=checked in; next at {}",
-                    proto::rfc3339(a.next_due_ms / 1000)
+                    proto::rfc3339(a.next_due_ms.div_ceil(1000))
                 ));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter
             }
