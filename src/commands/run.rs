@@ -68,10 +68,12 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     (Duration::from_millis(d.state.interval_ms) / 20).min(MAX_JITTER),
                     random(host.as_ref()),
                 );
-                notify.send(&format!(
-                    "STATUS=checked in; next at {}",
-                    proto::rfc3339(a.next_due_ms.div_ceil(1000))
-                ));
+                let next = proto::rfc3339(a.next_due_ms.div_ceil(1000));
+                log::info!(
+                    "checked in{}; next at {next}",
+                    if d.inventory_sent { " (inventory sent)" } else { "" }
+                );
+                notify.send(&format!("STATUS=checked in; next at {next}"));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter
             }
             Err(f) if f.error.code.is_retryable() => {
