@@ -113,7 +113,7 @@ fn registers_then_checks_in_with_inventory_only_on_change() {
     assert_eq!((log[2].0.as_str(), log[2].1), (CHK, 200));
     assert!(
         log[2].2 <= 512,
-        "steady check-in body is {} bytes (> 512)",
+        "steady check-in request (head + body) is {} bytes (> 512)",
         log[2].2
     );
 
@@ -383,4 +383,31 @@ fn splay_sleeps_through_the_host_and_bad_values_are_usage_errors() {
     assert!(ms <= 30_000, "splay within 0..=30 s: {ms}");
     let (code, _, err) = d.run(&["checkin", "--splay", "-1"]);
     assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn log_level_comes_from_the_config_and_v_q_adjust_it() {
+    let w = world("hub-loglevel");
+    let d = w.device("dev", "edge-log", "", "outpost:\n  logLevel: info\n");
+    let (code, out, err) = d.run(&["checkin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("INFO  [outpost::checkin] registering edge-log with "),
+        "logLevel info: {err}"
+    );
+    assert!(
+        out.starts_with("checked in to "),
+        "info level prints the summary: {out}"
+    );
+    let (code, out, err) = d.run(&["-q", "checkin"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", ""),
+        "-q takes info back to warn"
+    );
+    let t = w.device("trace", "edge-trace", "", "  debug: true\n");
+    let (code, _, err) = t.run(&["checkin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("DEBUG "), "stylus.debug: {err}");
 }

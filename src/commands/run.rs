@@ -71,7 +71,11 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 let next = proto::rfc3339(a.next_due_ms.div_ceil(1000));
                 log::info!(
                     "checked in{}; next at {next}",
-                    if d.inventory_sent { " (inventory sent)" } else { "" }
+                    if d.inventory_sent {
+                        " (inventory sent)"
+                    } else {
+                        ""
+                    }
                 );
                 notify.send(&format!("STATUS=checked in; next at {next}"));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter
