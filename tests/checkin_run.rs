@@ -1,6 +1,6 @@
 //! `outpost run` against the hub with a sub-second test interval: several
 //! check-ins in the hub's request log, READY=1 (and STATUS=) on a fake
-//! NOTIFY_SOCKET, then SIGTERM ends it with exit 0 (hang guard 10 s). A
+//! NOTIFY_SOCKET (and WATCHDOG=1 with WATCHDOG_USEC set), then SIGTERM ends it with exit 0 (hang guard 10 s). A
 //! permanent failure ends the loop with its code. The agent runs through the
 //! qemu runner when set (qemu passes SIGTERM on to it).
 
@@ -40,6 +40,7 @@ fn run_checks_in_repeatedly_notifies_systemd_and_stops_on_sigterm() {
         .cmd(&["run"])
         .env("NOTIFY_SOCKET", &sock_path)
         .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .env("WATCHDOG_USEC", "400000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -63,6 +64,15 @@ fn run_checks_in_repeatedly_notifies_systemd_and_stops_on_sigterm() {
         assert!(t0.elapsed() < Duration::from_secs(60), "only {n} check-ins");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Drain what arrived meanwhile: STATUS= lines and watchdog pings.
+    sock.set_nonblocking(true).expect("nonblocking");
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        got.iter().any(|m| m == "WATCHDOG=1"),
+        "watchdog pinged: {got:?}"
+    );
     let pid = child.id().to_string();
     let t1 = Instant::now();
     let killed = std::process::Command::new("kill")
