@@ -645,6 +645,57 @@ mod tests {
     }
 
     #[test]
+    fn transport_settings_from_the_config() {
+        use crate::config::{Source, Val};
+        let host = crate::sys::RealHost;
+        let v = |s: &str| Val {
+            value: Some(s.to_string()),
+            source: Source::File,
+        };
+        let mut cfg = Config::default();
+        cfg.connect_timeout.value = 7;
+        cfg.request_timeout.value = 40;
+        cfg.https_proxy = v("http://u:p@proxy.example:3128");
+        cfg.http_proxy = v("http://other:8080");
+        cfg.no_proxy.value = vec!["10.0.0.0/8".into(), ".corp.example".into()];
+        let s = http_settings(&cfg, &host).expect("valid settings");
+        assert_eq!(s.connect_timeout, Duration::from_secs(7), "connect timeout");
+        assert_eq!(s.timeout, Duration::from_secs(40), "request timeout");
+        let p = s.proxy.as_ref().expect("proxy");
+        assert_eq!(
+            p.to_string(),
+            "http://proxy.example:3128",
+            "httpsProxy wins, no credentials shown"
+        );
+        assert!(p.has_credentials(), "credentials kept for the proxy");
+        assert!(s.no_proxy.matches("10.1.2.3", 443), "CIDR bypass");
+        assert!(s.no_proxy.matches("hub.corp.example", 443), "domain bypass");
+        assert!(
+            !s.no_proxy.matches("hub.example.net", 443),
+            "others via proxy"
+        );
+        assert!(
+            s.proxy_env.https_proxy.is_none(),
+            "environment not read a second time"
+        );
+
+        cfg.https_proxy = v("socks5://proxy.example:1080");
+        let e = http_settings(&cfg, &host).expect_err("socks5 is not spoken");
+        assert_eq!(e.code, Code::Config, "exit 3");
+        assert_eq!(
+            e.message,
+            "stylus.site.network.httpsProxy: proxy URL scheme \"socks5\" is not supported (only http://) (outpost speaks to proxies over http:// with CONNECT)"
+        );
+        cfg.https_proxy.value = None;
+        let s = http_settings(&cfg, &host).expect("httpProxy alone");
+        assert_eq!(
+            s.proxy.map(|p| p.to_string()).as_deref(),
+            Some("http://other:8080"),
+            "httpProxy used"
+        );
+    }
+
+    #[test]
     fn base_urls() {
         let cases = [
             ("hub.example.net", "https://hub.example.net"),
