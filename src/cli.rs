@@ -30,6 +30,9 @@ pub enum Command {
     Id(IdArgs),
     /// Hidden developer command: one GET or POST through `http.rs`.
     Probe(ProbeArgs),
+    Checkin(CheckinArgs),
+    Status(StatusArgs),
+    Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
 }
@@ -51,6 +54,27 @@ pub struct UninstallArgs {
     pub root: Root,
     pub purge: bool,
 }
+
+#[derive(Debug, PartialEq)]
+pub struct CheckinArgs {
+    pub src: ConfigSource,
+    /// `--splay SECONDS`: wait a random 0..=SECONDS first.
+    pub splay: Option<u64>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct StatusArgs {
+    pub src: ConfigSource,
+    pub json: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct RunArgs {
+    pub src: ConfigSource,
+}
+
+/// Longest `--splay`, seconds (a day).
+pub const MAX_SPLAY: u64 = 86_400;
 
 /// Where a command reads its configuration: `--root`, `--config`, `--set`.
 #[derive(Debug, PartialEq)]
@@ -110,6 +134,9 @@ Commands:
   check      Is this host fit to become a managed edge node? (no server needed)
   config     Validate or show the configuration (config validate|show)
   id         Print this host's ID (derived and stored on first use)
+  checkin    Check in with the management server once, then exit (cron)
+  run        Check in forever on the server's schedule (systemd service)
+  status     Show how the last check-ins went (exit 0 ok, 1 failed, 7 overdue)
   install    Put the agent on this host or into an image (--root)
   uninstall  Remove what install put there
   help       Show help for a command
@@ -367,6 +394,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "probe" => parse_probe(&mut p, &mut verbosity)?,
         "install" => parse_install(&mut p, &mut verbosity)?,
         "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
+        "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
+        "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
+        "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -393,6 +423,9 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("probe") => PROBE_HELP.to_string(),
         Some("install") => INSTALL_HELP.to_string(),
         Some("uninstall") => UNINSTALL_HELP.to_string(),
+        Some("checkin") => CHECKIN_HELP.to_string(),
+        Some("status") => STATUS_HELP.to_string(),
+        Some("run") => RUN_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -762,6 +795,129 @@ fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command
     }))
 }
 
+pub const CHECKIN_HELP: &str = "\
+outpost checkin: check in with the management server once, then exit
+
+Usage: outpost checkin [--splay SECONDS] [--root DIR] [--config FILE]
+                       [--set KEY=VALUE]...
+
+Registers first when the state directory holds no device credential (with
+the registration token of the config), then reports health and, when it
+changed, the inventory; stores the server's answer (interval, labels,
+desired state) in <stateDir>/state.json and the outcome in status.json.
+For cron and scripts: a second run while one is in progress exits 5.
+
+Options:
+  --splay SECONDS    Wait a random 0..SECONDS first (spreads a cron fleet)
+  --root DIR         Resolve every path under DIR instead of /
+  --config FILE      Read this config file (as given, not under --root)
+  --set KEY=VALUE    Override a config key
+  -v, -q             More or less log output on stderr
+  -h, --help         Show this help
+
+Exit status: 0 checked in; 3 configuration invalid; 5 already running;
+6 managementMode is local; 10 network; 11 server busy; 12 unusable answer;
+13 registration refused; 14 duplicate host ID; 15 deregistered;
+16 certificate not trusted; 20 state not writable ('outpost help exit-codes').
+";
+
+pub const STATUS_HELP: &str = "\
+outpost status: show how the last check-ins went
+
+Usage: outpost status [--json] [--root DIR] [--config FILE]
+                      [--set KEY=VALUE]...
+
+Reads <stateDir>/status.json (written by checkin and run); contacts nothing.
+
+Options:
+  --json             Print status.json as it is (schema outpost.status/v1)
+  --root DIR         Resolve every path under DIR instead of /
+  --config FILE      Read this config file (as given, not under --root)
+  --set KEY=VALUE    Override a config key
+  -h, --help         Show this help
+
+Exit status: 0 the last check-in succeeded, 1 it failed, 7 overdue (no
+success for two intervals) or never checked in, 3 configuration invalid.
+";
+
+pub const RUN_HELP: &str = "\
+outpost run: check in forever on the server's schedule
+
+Usage: outpost run [--root DIR] [--config FILE] [--set KEY=VALUE]...
+
+Checks in now, then at the interval and phase the server asks for (within
+outpost.interval min..max); after a retryable failure it backs off with full
+jitter (10 s doubling to 15 min) or waits the server's Retry-After. Speaks
+systemd's notify protocol (READY=1, STATUS=, WATCHDOG=1) when NOTIFY_SOCKET
+is set. SIGTERM or SIGINT end it within a second, exit 0.
+
+Options:
+  --root DIR         Resolve every path under DIR instead of /
+  --config FILE      Read this config file (as given, not under --root)
+  --set KEY=VALUE    Override a config key
+  -v, -q             More or less log output on stderr
+  -h, --help         Show this help
+
+Exit status: 0 stopped by a signal; a permanent code (3, 4, 6, 13, 14, 15,
+16) ends the loop with that code.
+";
+
+/// `checkin`, `status` and `run`: config flags plus their own.
+fn parse_agent_cmd(
+    p: &mut lexopt::Parser,
+    verbosity: &mut i8,
+    cmd: &'static str,
+) -> Result<Command> {
+    let mut root = None;
+    let mut file = None;
+    let mut sets = Vec::new();
+    let mut json = false;
+    let mut splay = None;
+    while let Some(tok) = next(p, cmd)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, cmd));
+        };
+        if common(flag, p, cmd, verbosity, &mut root)?
+            || config_flag(flag, p, cmd, &mut file, &mut sets)?
+        {
+            continue;
+        }
+        match (cmd, flag.as_str()) {
+            (_, "-h" | "--help") => {
+                return Ok(Command::Help(
+                    help_for(Some(cmd)).unwrap_or_else(|_| HELP.to_string()),
+                ))
+            }
+            ("status", "--json") => json = true,
+            ("checkin", "--splay") => {
+                let v = value(p, cmd, "--splay")?;
+                splay = Some(
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s <= MAX_SPLAY)
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "{cmd}: --splay {v:?} is not a whole number of seconds 0..={MAX_SPLAY}"
+                            ))
+                        })?,
+                );
+            }
+            _ => return Err(unknown_tok(tok, cmd)),
+        }
+    }
+    let src = ConfigSource {
+        root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+        file,
+        sets,
+    };
+    Ok(match cmd {
+        "checkin" => Command::Checkin(CheckinArgs { src, splay }),
+        "status" => Command::Status(StatusArgs { src, json }),
+        _ => Command::Run(RunArgs { src }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,6 +1117,59 @@ mod tests {
     }
 
     #[test]
+    fn agent_commands_parse() {
+        let p = |args: &[&str]| parse(args.iter().map(OsString::from));
+        let got = p(&["checkin", "--splay", "30", "--root", "/r"]).expect("checkin");
+        assert_eq!(
+            got.command,
+            Command::Checkin(CheckinArgs {
+                src: ConfigSource {
+                    root: Root::new("/r"),
+                    file: None,
+                    sets: vec![],
+                },
+                splay: Some(30),
+            }),
+            "checkin --splay"
+        );
+        let bad: &[(&[&str], &str)] = &[
+            (
+                &["checkin", "--splay", "x"],
+                "checkin: --splay \"x\" is not a whole number of seconds 0..=86400",
+            ),
+            (
+                &["checkin", "--splay", "86401"],
+                "checkin: --splay \"86401\" is not a whole number of seconds 0..=86400",
+            ),
+            (
+                &["checkin", "--json"],
+                "checkin: unknown flag --json; see 'outpost checkin --help'",
+            ),
+            (
+                &["run", "--splay", "1"],
+                "run: unknown flag --splay; see 'outpost run --help'",
+            ),
+            (
+                &["status", "extra"],
+                "status: unexpected argument \"extra\"; see 'outpost status --help'",
+            ),
+        ];
+        for (args, want) in bad {
+            let e = p(args).expect_err("must fail");
+            assert_eq!(e.message, *want, "args {args:?}");
+            assert_eq!(e.code, crate::error::Code::Usage, "args {args:?}");
+        }
+        assert!(matches!(
+            p(&["status", "--json"]).expect("status").command,
+            Command::Status(StatusArgs { json: true, .. })
+        ));
+        assert_eq!(
+            p(&["run", "--help"]).expect("help").command,
+            Command::Help(RUN_HELP.to_string())
+        );
+    }
+
+    #[test]
     fn help_fits_80_columns() {
         for text in [
             HELP.to_string(),
@@ -970,6 +1179,9 @@ mod tests {
             PROBE_HELP.to_string(),
             INSTALL_HELP.to_string(),
             UNINSTALL_HELP.to_string(),
+            CHECKIN_HELP.to_string(),
+            STATUS_HELP.to_string(),
+            RUN_HELP.to_string(),
             exit_codes_help(),
         ] {
             for line in text.lines() {

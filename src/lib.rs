@@ -2,6 +2,7 @@
 //! central management. The device binary (`src/main.rs`) is a thin shell over
 //! this library; see DESIGN notes in each module's header.
 
+pub mod checkin;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -14,8 +15,11 @@ pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod install;
+pub mod inventory;
 pub mod noproxy;
+pub mod notify;
 pub mod proto;
 pub mod schedule;
+pub mod state;
 pub mod sys;
 pub mod version;

@@ -35,10 +35,13 @@ fn init_logging(verbosity: i8) {
     // A logger already set is harmless; nothing else to do about it.
     // ureq-proto hex-dumps whole requests (Authorization included) at trace
     // level: never let it below debug, whatever -v asks for.
+    // The logger passes everything up to trace; `log::set_max_level` is the
+    // filter, so a command can move it once it has read `outpost.logLevel`.
     let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .with_module_level("ureq_proto", level.min(log::LevelFilter::Debug))
-        .with_module_level("ureq", level.min(log::LevelFilter::Debug))
+        .with_level(log::LevelFilter::Trace)
+        .with_module_level("ureq_proto", log::LevelFilter::Debug)
+        .with_module_level("ureq", log::LevelFilter::Debug)
         .init();
+    log::set_max_level(level);
     let _ = Code::Ok;
 }

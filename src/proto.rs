@@ -153,6 +153,39 @@ pub struct Inventory {
     pub os: String,
     pub kernel: String,
     pub interfaces: Vec<Interface>,
+    // Optional fields (docs/protocol.md, "Inventory"): missing or null means
+    // the agent did not know or did not send them.
+    pub host_id: Option<String>,
+    pub hostname: Option<String>,
+    pub cpu_model: Option<String>,
+    pub disks: Option<Vec<Disk>>,
+    /// The address the default route leaves from.
+    pub primary_ip: Option<String>,
+    /// Seconds since boot; not part of `inventory_hash` (it always changes).
+    pub uptime_s: Option<u64>,
+    pub agent: Option<String>,
+    /// Static tags and tags from the operator's tags file.
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Result counts of the agent's checks (`outpost check`).
+    pub checks: Option<CheckCounts>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Disk {
+    /// Kernel name (`sda`, `nvme0n1`, `mmcblk0`).
+    pub name: String,
+    pub size_bytes: u64,
+    pub rotational: Option<bool>,
+    /// Model as the device reports it ("" when unknown).
+    pub model: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CheckCounts {
+    pub pass: u32,
+    pub warn: u32,
+    pub fail: u32,
+    pub skip: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -231,6 +264,27 @@ const INVENTORY: &[Field] = &[
     req("os", Ty::Str(S)),
     req("kernel", Ty::Str(S)),
     req("interfaces", Ty::ArrObj(64, INTERFACE)),
+    opt("host_id", Ty::Str(MAX_HOST_ID)),
+    opt("hostname", Ty::Str(S)),
+    opt("cpu_model", Ty::Str(S)),
+    opt("disks", Ty::ArrObj(32, DISK)),
+    opt("primary_ip", Ty::Str(64)),
+    opt("uptime_s", Ty::U64),
+    opt("agent", Ty::Str(64)),
+    opt("tags", Ty::MapStr(64, S)),
+    opt("checks", Ty::Obj(CHECK_COUNTS)),
+];
+const DISK: &[Field] = &[
+    req("name", Ty::Str(64)),
+    req("size_bytes", Ty::U64),
+    opt("rotational", Ty::Bool),
+    req("model", Ty::Str(S)),
+];
+const CHECK_COUNTS: &[Field] = &[
+    req("pass", Ty::U32),
+    req("warn", Ty::U32),
+    req("fail", Ty::U32),
+    req("skip", Ty::U32),
 ];
 const HEALTH: &[Field] = &[req("ok", Ty::Bool), req("failing", Ty::ArrStr(64, 64))];
 const ARTIFACT: &[Field] = &[
@@ -625,6 +679,7 @@ mod tests {
                 mac: "52:54:00:12:34:56".into(),
                 addrs: vec!["192.0.2.10/24".into()],
             }],
+            ..Default::default()
         }
     }
 

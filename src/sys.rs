@@ -204,9 +204,134 @@ pub fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+// ------------------------------------------------------------ state lock
+
+/// Try to take an exclusive `flock` on `file` without waiting. `Ok(false)`
+/// when another process holds it. The lock lasts as long as the descriptor.
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: flock only takes a descriptor number we own (borrowed from `file`).
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+// ------------------------------------------------------------ stop signals
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Route SIGTERM and SIGINT to a flag that `stop_requested` reads, so a
+/// long-running command ends cleanly between steps.
+pub fn install_stop_handlers() -> io::Result<()> {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: sigaction is plain old data; all-zero is a valid empty value.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+        // SAFETY: `sa.sa_mask` is a valid sigset_t owned by us.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: `sa` is fully initialised; the handler only stores an atomic.
+        if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// True once SIGTERM or SIGINT arrived (after `install_stop_handlers`).
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+// ------------------------------------------------------------ interfaces
+
+/// One address of a network interface as `getifaddrs(3)` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    pub name: String,
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+/// The IPv4 and IPv6 addresses of this host's interfaces (live host only:
+/// a `--root` tree has no sockets to ask).
+pub fn interface_addrs() -> io::Result<Vec<IfAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: ifa_addr is non-null and points to at least a sockaddr.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let (addr, prefix) = if family == libc::AF_INET {
+            // SAFETY: the family says this is a sockaddr_in; netmask, when set, too.
+            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            let prefix = if ifa.ifa_netmask.is_null() {
+                32
+            } else {
+                // SAFETY: as above, same family.
+                let m = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
+                u32::from_be(m.sin_addr.s_addr).count_ones() as u8
+            };
+            (IpAddr::V4(ip), prefix)
+        } else if family == libc::AF_INET6 {
+            // SAFETY: the family says this is a sockaddr_in6; netmask, when set, too.
+            let a = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            let prefix = if ifa.ifa_netmask.is_null() {
+                128
+            } else {
+                // SAFETY: as above, same family.
+                let m = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in6) };
+                m.sin6_addr
+                    .s6_addr
+                    .iter()
+                    .map(|b| b.count_ones())
+                    .sum::<u32>() as u8
+            };
+            (IpAddr::V6(ip), prefix)
+        } else {
+            continue;
+        };
+        out.push(IfAddr { name, addr, prefix });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 /// The host to use: the real one, or with the `test-hooks` feature, the real
 /// one with `OUTPOST_TEST_NOW` (Unix seconds), `OUTPOST_TEST_EUID` and
-/// `OUTPOST_TEST_FREE_BYTES` (what statvfs reports as total and available) applied.
+/// `OUTPOST_TEST_FREE_BYTES` (what statvfs reports as total and available) applied,
+/// and with `OUTPOST_TEST_SKIP_SLEEP` set, sleeps printed instead of slept.
 pub fn host() -> Box<dyn Host> {
     #[cfg(feature = "test-hooks")]
     {
@@ -227,6 +352,7 @@ mod hooks {
         now: Option<u64>,
         euid: Option<u32>,
         free_bytes: Option<u64>,
+        skip_sleep: bool,
     }
 
     impl HookedHost {
@@ -236,6 +362,7 @@ mod hooks {
                 now: num("OUTPOST_TEST_NOW"),
                 euid: num("OUTPOST_TEST_EUID").map(|v| v as u32),
                 free_bytes: num("OUTPOST_TEST_FREE_BYTES"),
+                skip_sleep: std::env::var_os("OUTPOST_TEST_SKIP_SLEEP").is_some(),
             }
         }
     }
@@ -263,6 +390,11 @@ mod hooks {
             }
         }
         fn sleep(&self, d: Duration) {
+            if self.skip_sleep {
+                // Tests see the chosen delay instead of waiting it out.
+                eprintln!("outpost: test: sleep of {} ms skipped", d.as_millis());
+                return;
+            }
             RealHost.sleep(d)
         }
         fn fill_random(&self, buf: &mut [u8]) -> io::Result<()> {

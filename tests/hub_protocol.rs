@@ -49,6 +49,7 @@ fn inventory(cpus: u32) -> Inventory {
             mac: "52:54:00:12:34:56".into(),
             addrs: vec!["192.0.2.10/24".into()],
         }],
+        ..Default::default()
     }
 }
 

@@ -2,7 +2,9 @@
 //! with a token in the config file (and once more in the environment), and
 //! the token must not appear in stdout, stderr or any world-readable file
 //! under the root: not whole, not base64- or URL-encoded, not either half.
-//! To cover a new subcommand, add its arguments to `SUBCOMMANDS`.
+//! To cover a new subcommand, add its arguments to `SUBCOMMANDS`. The
+//! device credential (a server secret) is covered against the real hub in
+//! tests/checkin_secrets.rs.
 
 mod common;
 use common::{outpost, run};
@@ -29,6 +31,38 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["--version", "--json"],
     &["help", "config"],
     &["help", "id"],
+    // Loopback port 1: the register is refused at once (exit 10), nothing
+    // leaves the machine; run ends at once on a permanent code (13).
+    &[
+        "checkin",
+        "--root",
+        "{root}",
+        "-vvv",
+        "--set",
+        "stylus.site.paletteEndpoint=127.0.0.1:1",
+    ],
+    &[
+        "checkin",
+        "--splay",
+        "0",
+        "--root",
+        "{root}",
+        "--set",
+        "stylus.site.paletteEndpoint=127.0.0.1:1",
+    ],
+    &[
+        "run",
+        "--root",
+        "{root}",
+        "-vvv",
+        "--set",
+        "stylus.site.paletteEndpoint=127.0.0.1:1",
+        "--set",
+        "stylus.site.disableAutoRegister=true",
+    ],
+    &["status", "--root", "{root}"],
+    &["status", "--json", "--root", "{root}", "-vvv"],
+    &["help", "checkin"],
 ];
 
 fn b64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {

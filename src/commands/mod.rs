@@ -3,10 +3,13 @@
 //! Nothing here parses argv (that is `cli.rs`) or exits the process.
 
 pub mod check;
+pub mod checkin;
 pub mod config;
 pub mod id;
 pub mod install;
 pub mod probe;
+pub mod run;
+pub mod status;
 pub mod uninstall;
 
 use crate::cli::Command;
@@ -28,7 +31,37 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Probe(args) => probe::run(args),
         Command::Install(args) => install::run(args),
         Command::Uninstall(args) => uninstall::run(args),
+        Command::Checkin(args) => checkin::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Run(args) => run::run(args),
     }
+}
+
+/// Move the log filter to `outpost.logLevel` (or `stylus.trace` /
+/// `stylus.debug` when logLevel is left at its default), keeping the
+/// `-v`/`-q` steps main applied on top of the default `warn`.
+pub fn apply_log_level(cfg: &crate::config::Config) {
+    use log::LevelFilter as L;
+    const LEVELS: [L; 6] = [L::Off, L::Error, L::Warn, L::Info, L::Debug, L::Trace];
+    let idx = |l: L| LEVELS.iter().position(|x| *x == l).unwrap_or(2) as i32;
+    let configured = if cfg.log_level.source != crate::config::Source::Default {
+        match cfg.log_level.value.to_ascii_lowercase().as_str() {
+            "error" => L::Error,
+            "info" => L::Info,
+            "debug" => L::Debug,
+            "trace" => L::Trace,
+            _ => L::Warn,
+        }
+    } else if cfg.trace.value {
+        L::Trace
+    } else if cfg.debug.value {
+        L::Debug
+    } else {
+        L::Warn
+    };
+    let steps = idx(log::max_level()) - idx(L::Warn);
+    let i = (idx(configured) + steps).clamp(0, 5) as usize;
+    log::set_max_level(LEVELS[i]);
 }
 
 /// Write to stdout; a closed pipe is not an error worth a stack of messages.

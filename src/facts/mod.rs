@@ -7,6 +7,7 @@
 
 pub mod block;
 pub mod cpu;
+pub mod devices;
 pub mod kernel;
 pub mod mem;
 pub mod modules;

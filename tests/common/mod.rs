@@ -56,5 +56,6 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+pub mod agent;
 pub mod fault;
 pub mod proxy;

@@ -4,7 +4,8 @@
 It always runs as a native process, also when the agent's tests run under
 qemu. It listens on 127.0.0.1 (port 0 unless --port), prints "PORT <n>" as
 its first line on stdout, and serves until killed or --max-seconds passed.
-The request path picks the behaviour:
+The request path picks the behaviour (a trailing /outpost/v1/... is cut off,
+so an agent can use e.g. https://127.0.0.1:PORT/stall as its endpoint):
 
   /ok, anything else    200, JSON echo {"method","path","user_agent","body"}
   /reset                headers (Content-Length 100), then a TCP reset
@@ -98,6 +99,10 @@ def serve(conn, args):
         return
     method, target, headers, body = req
     path, _, query = target.partition("?")
+    # An agent configured with this server (plus a mode path) as its
+    # endpoint appends the protocol path: /stall/outpost/v1/checkin -> /stall.
+    if "/outpost/v1/" in path:
+        path = path[: path.index("/outpost/v1/")] or "/ok"
     if args.log:
         with open(args.log, "a") as f:
             f.write(f"{method} {target} {headers.get('user-agent', '-')}\n")

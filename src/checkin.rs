@@ -1,0 +1,910 @@
+//! One check-in: pure request builders (`build_register`, `build_checkin`),
+//! the pure answer handlers (`apply_register`, `apply_checkin` -> next
+//! interval clamped to the configured bounds, phase, desired state,
+//! deregistration), the schedule arithmetic, the transport settings from the
+//! config (`http_settings`), and the thin `run_once` that strings them
+//! together with the state directory (register when there is no
+//! credential, re-register once on 401, record 410).
+//!
+//! It must not print (commands do), must not sleep (callers do), and must
+//! never put the token, the credential or the install secret into a log line
+//! or an error. A failed attempt leaves `state.json`, `credential` and
+//! `install-secret` exactly as they were (only 410 is recorded).
+
+use crate::checks::{self, Facts, Selection};
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
+use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl, Reply};
+use crate::inventory;
+use crate::noproxy::NoProxy;
+use crate::proto::{
+    self, CheckinRequest, CheckinResponse, Endpoint, ErrorBody, Health, Inventory, Outcome,
+    RegisterRequest, RegisterResponse,
+};
+use crate::state::{self, Paths, State};
+use crate::sys::{Host, Root};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Bounds of the check-in interval (`outpost.interval.min|max`), ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Bounds {
+    pub fn from_config(cfg: &Config) -> Bounds {
+        Bounds {
+            min_ms: cfg.interval_min.value.saturating_mul(1000),
+            max_ms: cfg.interval_max.value.saturating_mul(1000),
+        }
+    }
+
+    /// The server's interval within the bounds (0 = "none given": the minimum).
+    pub fn clamp(&self, ms: u64) -> u64 {
+        ms.clamp(self.min_ms.min(self.max_ms), self.max_ms)
+    }
+}
+
+/// The server base URL from `stylus.site.paletteEndpoint`: an `https://` URL
+/// as given (trailing `/` dropped), or `https://` + host[:port].
+pub fn base_url(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.contains("://") {
+        e.to_string()
+    } else {
+        format!("https://{e}")
+    }
+}
+
+/// The transport settings of the effective config: `caCerts`,
+/// `insecureSkipVerify`, timeouts, and the proxy. The config already layered
+/// the standard proxy variables under the file (`config show` tells the
+/// source), so the environment is not consulted a second time here.
+pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
+    let proxy = match (&cfg.https_proxy.value, &cfg.http_proxy.value) {
+        (Some(p), _) => Some(("stylus.site.network.httpsProxy", p)),
+        (None, Some(p)) => Some(("stylus.site.network.httpProxy", p)),
+        (None, None) => None,
+    };
+    let proxy = match proxy {
+        Some((key, url)) => Some(ProxyUrl::parse(url).map_err(|e| {
+            Error::config(format!(
+                "{key}: {e} (outpost speaks to proxies over http:// with CONNECT)"
+            ))
+        })?),
+        None => None,
+    };
+    let no_proxy = NoProxy::parse(&cfg.no_proxy.value.join(","))
+        .map_err(|e| Error::config(format!("stylus.site.network.noProxy: {e}")))?;
+    Ok(HttpSettings {
+        connect_timeout: Duration::from_secs(cfg.connect_timeout.value.max(1)),
+        timeout: Duration::from_secs(cfg.request_timeout.value.max(1)),
+        body_limit: proto::MAX_RESPONSE_BODY as u64,
+        extra_ca_pem: cfg.ca_certs.value.iter().map(|c| c.der.clone()).collect(),
+        insecure_skip_verify: cfg.insecure_skip_verify.value,
+        proxy,
+        no_proxy,
+        proxy_env: ProxyEnv::default(),
+        allow_plain_loopback: false,
+        user_agent: crate::version::user_agent(),
+        now: host.now(),
+    })
+}
+
+// ------------------------------------------------------------ pure core
+
+/// What a request is built from.
+pub struct Ingredients<'a> {
+    pub host_id: &'a str,
+    pub hostname: &'a str,
+    pub health: &'a Health,
+    pub inventory: &'a Inventory,
+    pub hash: &'a str,
+}
+
+pub fn build_register(
+    cfg: &Config,
+    ing: &Ingredients<'_>,
+    token: &str,
+    install_secret: &str,
+) -> RegisterRequest {
+    RegisterRequest {
+        v: proto::PROTOCOL_VERSION,
+        token: token.to_string(),
+        host_id: ing.host_id.to_string(),
+        install_secret: install_secret.to_string(),
+        project: cfg.project_name.value.clone(),
+        hostname: ing.hostname.to_string(),
+        tags: ing.inventory.tags.clone().unwrap_or_default(),
+        agent: crate::version::VERSION.to_string(),
+        inventory: ing.inventory.clone(),
+        inventory_hash: ing.hash.to_string(),
+    }
+}
+
+/// The full inventory rides along only when its digest differs from the
+/// one the server holds, or the server asked for it.
+pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
+    let send = state.inventory_wanted || state.inventory_hash != ing.hash;
+    CheckinRequest {
+        v: proto::PROTOCOL_VERSION,
+        host_id: ing.host_id.to_string(),
+        agent: crate::version::VERSION.to_string(),
+        health: ing.health.clone(),
+        inventory_hash: ing.hash.to_string(),
+        desired_tag: state.desired_tag.clone(),
+        inventory: send.then(|| ing.inventory.clone()),
+    }
+}
+
+/// The next slot after `now_ms` (our clock) at which, on the server's
+/// clock (ours + `offset_s`), `t mod interval = phase`.
+pub fn next_due_ms(now_ms: u64, offset_s: i64, interval_ms: u64, phase_ms: u64) -> u64 {
+    let interval = interval_ms.max(1);
+    let phase = phase_ms % interval;
+    let server_now = (now_ms as i128 + i128::from(offset_s) * 1000).max(0) as u64;
+    let mut t = server_now / interval * interval + phase;
+    if t <= server_now {
+        t += interval;
+    }
+    (t as i128 - i128::from(offset_s) * 1000).max(now_ms as i128 + 1) as u64
+}
+
+fn schedule(
+    state: &mut State,
+    interval_ms: u64,
+    phase_ms: u64,
+    server_time: u64,
+    now_s: u64,
+    b: Bounds,
+) {
+    state.interval_ms = b.clamp(interval_ms);
+    state.phase_ms = phase_ms % state.interval_ms.max(1);
+    state.clock_offset_s = if server_time == 0 {
+        0
+    } else {
+        server_time as i64 - now_s as i64
+    };
+}
+
+/// After a successful registration: the schedule, and the inventory the
+/// server now holds (it came with the register request).
+pub fn apply_register(
+    state: &State,
+    resp: &RegisterResponse,
+    sent_hash: &str,
+    b: Bounds,
+    now_s: u64,
+) -> State {
+    let mut s = state.clone();
+    schedule(
+        &mut s,
+        resp.interval_ms,
+        resp.phase_ms,
+        resp.server_time,
+        now_s,
+        b,
+    );
+    s.registered_at = now_s;
+    s.inventory_hash = sent_hash.to_string();
+    s.inventory_wanted = false;
+    s.deregistered = false;
+    s
+}
+
+/// What the agent does after a check-in answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub state: State,
+    /// The server deregistered this device: stop with exit 15.
+    pub deregister: bool,
+}
+
+pub fn apply_checkin(
+    state: &State,
+    req: &CheckinRequest,
+    resp: &CheckinResponse,
+    b: Bounds,
+    now_s: u64,
+) -> Decision {
+    let mut s = state.clone();
+    schedule(
+        &mut s,
+        resp.interval_ms,
+        resp.phase_ms,
+        resp.server_time,
+        now_s,
+        b,
+    );
+    s.last_success = now_s;
+    if req.inventory.is_some() || req.inventory_hash == s.inventory_hash {
+        s.inventory_hash = req.inventory_hash.clone();
+    }
+    s.inventory_wanted = resp.inventory_wanted;
+    if let Some(d) = &resp.desired {
+        s.desired = Some(d.clone());
+        s.desired_tag = resp.desired_tag.clone();
+    }
+    let deregister = resp.desired.as_ref().is_some_and(|d| d.deregister);
+    if deregister {
+        s.deregistered = true;
+    }
+    Decision {
+        state: s,
+        deregister,
+    }
+}
+
+/// One line from a server's error body (`message`), or "".
+fn server_says(reply: &Reply) -> String {
+    match proto::decode::<ErrorBody>(&reply.body) {
+        Ok(b) => {
+            let m: String = b
+                .message
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            format!(": {m}")
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// A non-200 answer as an error with its exit code (docs/protocol.md).
+pub fn status_error(endpoint: Endpoint, reply: &Reply) -> Error {
+    let code = match proto::outcome(endpoint, reply.status) {
+        Outcome::Exit(c) => c,
+        Outcome::Reregister => Code::RegistrationRefused,
+        Outcome::Ok => Code::BadAnswer,
+    };
+    let what = match code {
+        Code::RegistrationRefused => "registration refused",
+        Code::DuplicateHost => "duplicate host ID",
+        Code::Deregistered => "deregistered by the server",
+        _ => "unexpected answer",
+    };
+    Error::new(
+        code,
+        format!(
+            "{}: {what} (HTTP {}){}",
+            reply.what,
+            reply.status,
+            server_says(reply)
+        ),
+    )
+}
+
+fn decode<T: proto::Message>(reply: &Reply) -> Result<T> {
+    proto::decode::<T>(&reply.body)
+        .map_err(|e| Error::new(Code::BadAnswer, format!("{}: {e}", reply.what)))
+}
+
+// ------------------------------------------------------------ the shell
+
+/// A failed attempt: the error and the server's wish when to come back.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// What one successful attempt did.
+#[derive(Clone, Debug)]
+pub struct Done {
+    pub state: State,
+    pub registered: bool,
+    pub inventory_sent: bool,
+    /// Bytes of the request bodies sent (register and check-in).
+    pub register_bytes: usize,
+    pub checkin_bytes: usize,
+}
+
+/// Everything `run_once` needs, prepared by the command.
+pub struct Agent<'a> {
+    pub root: &'a Root,
+    pub cfg: &'a Config,
+    pub host: &'a dyn Host,
+    pub paths: Paths,
+    pub host_id: String,
+    pub base: String,
+    pub bounds: Bounds,
+}
+
+impl Agent<'_> {
+    fn now_s(&self) -> u64 {
+        crate::sys::unix_secs(self.host.now())
+    }
+
+    fn post(
+        &self,
+        client: &Client,
+        path: &str,
+        body: &str,
+        bearer: Option<&str>,
+    ) -> std::result::Result<Reply, Failure> {
+        let url = format!("{}{path}", self.base);
+        let auth;
+        let headers: Vec<(&str, &str)> = match bearer {
+            Some(c) => {
+                auth = format!("Bearer {c}");
+                vec![("Authorization", auth.as_str())]
+            }
+            None => Vec::new(),
+        };
+        client
+            .post_json(&url, body.as_bytes(), &headers)
+            .map_err(|e| {
+                let retry_after = e
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| crate::schedule::parse_retry_after(v, self.host.now()));
+                Failure {
+                    error: e.error,
+                    retry_after,
+                }
+            })
+    }
+
+    /// The install secret, made (32 random bytes, hex) and stored before
+    /// the first register request so a crash cannot lose it.
+    fn install_secret(&self) -> Result<String> {
+        let path = self.paths.install_secret();
+        if let Some(s) = state::read_secret(&path)? {
+            return Ok(s);
+        }
+        let mut b = [0u8; 32];
+        self.host
+            .fill_random(&mut b)
+            .map_err(|e| Error::io("reading random bytes for", &path, &e))?;
+        let s: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        state::write_secret(&path, &s)?;
+        Ok(s)
+    }
+
+    fn register(
+        &self,
+        client: &Client,
+        st: &State,
+        ing: &Ingredients<'_>,
+        why: &str,
+    ) -> std::result::Result<(State, String, usize), Failure> {
+        if self.cfg.disable_auto_register.value {
+            return Err(Error::new(
+                Code::RegistrationRefused,
+                format!(
+                    "{why} and stylus.site.disableAutoRegister is true: register this host by hand{}",
+                    self.cfg
+                        .registration_url
+                        .value
+                        .as_deref()
+                        .map(|u| format!(" ({u})"))
+                        .unwrap_or_default()
+                ),
+            )
+            .into());
+        }
+        let Some(token) = &self.cfg.token.value else {
+            return Err(Error::config(format!(
+                "{why} and no registration token is configured: set stylus.site.edgeHostToken in {} or {}",
+                self.cfg.file.display(),
+                crate::config::keys::TOKEN_ENV
+            ))
+            .into());
+        };
+        let secret = self.install_secret()?;
+        let body = proto::encode(&build_register(self.cfg, ing, token.expose(), &secret));
+        log::info!("registering {} with {}", ing.host_id, self.base);
+        let reply = self.post(client, proto::PATH_REGISTER, &body, None)?;
+        if reply.status != 200 {
+            return Err(status_error(Endpoint::Register, &reply).into());
+        }
+        let resp: RegisterResponse = decode(&reply)?;
+        if resp.credential.is_empty() {
+            return Err(Error::new(
+                Code::BadAnswer,
+                format!("{}: register answer: empty credential", reply.what),
+            )
+            .into());
+        }
+        state::write_secret(&self.paths.credential(), &resp.credential)?;
+        let new = apply_register(st, &resp, ing.hash, self.bounds, self.now_s());
+        state::save_state(&self.paths, &new)?;
+        log::info!(
+            "registered{}; credential stored in {}",
+            if resp.rotated {
+                " again (credential rotated)"
+            } else {
+                ""
+            },
+            self.paths.credential().display()
+        );
+        Ok((new, resp.credential, body.len()))
+    }
+
+    /// One attempt, under the state lock (the caller holds it).
+    pub fn run_once(&self, client: &Client) -> std::result::Result<Done, Failure> {
+        let mut st = match state::load_state(&self.paths)? {
+            Some(s) if s.host_id == self.host_id => s,
+            Some(s) => {
+                log::warn!(
+                    "state.json belongs to host ID {}, this host is {}: starting afresh",
+                    s.host_id,
+                    self.host_id
+                );
+                State::new(&self.host_id)
+            }
+            None => State::new(&self.host_id),
+        };
+        if st.deregistered {
+            return Err(Error::new(
+                Code::Deregistered,
+                format!(
+                    "this device was deregistered by the server (recorded in {}); to register again, remove {} and {}",
+                    self.paths.state().display(),
+                    self.paths.state().display(),
+                    self.paths.credential().display()
+                ),
+            )
+            .into());
+        }
+        let facts = Facts::gather(self.root, self.host);
+        let results = checks::run(&facts, &Selection::default());
+        let input = inventory::gather(self.root, self.cfg, &facts, &results, &self.host_id);
+        let inv = inventory::build(&input);
+        let hash = inventory::hash(&inv);
+        let health = inventory::health(&results);
+        let ing = Ingredients {
+            host_id: &self.host_id,
+            hostname: &input.hostname,
+            health: &health,
+            inventory: &inv,
+            hash: &hash,
+        };
+        let mut registered = false;
+        let mut register_bytes = 0;
+        let mut cred = match state::read_secret(&self.paths.credential())? {
+            Some(c) => c,
+            None => {
+                let (s, c, n) = self.register(client, &st, &ing, "no device credential")?;
+                st = s;
+                registered = true;
+                register_bytes = n;
+                c
+            }
+        };
+        loop {
+            let req = build_checkin(&st, &ing);
+            let body = proto::encode(&req);
+            log::debug!(
+                "check-in: {} bytes{}",
+                body.len(),
+                if req.inventory.is_some() {
+                    ", with inventory"
+                } else {
+                    ""
+                }
+            );
+            let reply = self.post(client, proto::PATH_CHECKIN, &body, Some(&cred))?;
+            match reply.status {
+                200 => {
+                    let resp: CheckinResponse = decode(&reply)?;
+                    let d = apply_checkin(&st, &req, &resp, self.bounds, self.now_s());
+                    state::save_state(&self.paths, &d.state)?;
+                    if d.deregister {
+                        return Err(Error::new(
+                            Code::Deregistered,
+                            format!("{}: the operator deregistered this device", reply.what),
+                        )
+                        .into());
+                    }
+                    return Ok(Done {
+                        state: d.state,
+                        registered,
+                        inventory_sent: registered || req.inventory.is_some(),
+                        register_bytes,
+                        checkin_bytes: body.len(),
+                    });
+                }
+                401 if !registered => {
+                    log::warn!(
+                        "{}: credential refused (HTTP 401); registering again",
+                        reply.what
+                    );
+                    let (s, c, n) = self.register(
+                        client,
+                        &st,
+                        &ing,
+                        "the server refused the device credential",
+                    )?;
+                    st = s;
+                    cred = c;
+                    registered = true;
+                    register_bytes = n;
+                }
+                410 => {
+                    let mut s = st.clone();
+                    s.deregistered = true;
+                    state::save_state(&self.paths, &s)?;
+                    return Err(status_error(Endpoint::Checkin, &reply).into());
+                }
+                _ => return Err(status_error(Endpoint::Checkin, &reply).into()),
+            }
+        }
+    }
+}
+
+/// The `Agent` and transport for this config, or why not.
+pub fn prepare<'a>(
+    root: &'a Root,
+    cfg: &'a Config,
+    host: &'a dyn Host,
+) -> Result<(Agent<'a>, Client)> {
+    let Some(endpoint) = &cfg.endpoint.value else {
+        return Err(Error::config(format!(
+            "no management endpoint configured: set stylus.site.paletteEndpoint in {} (or OUTPOST_PALETTE_ENDPOINT)",
+            cfg.file.display()
+        )));
+    };
+    let settings = http_settings(cfg, host)?;
+    let system = http::read_system_ca(root)?;
+    let client = Client::new(settings, system.as_ref())?;
+    let paths = Paths::new(root.path(&cfg.state_dir.value));
+    state::ensure(&paths)?;
+    let id = crate::identity::host_id(root, cfg, host)?;
+    Ok((
+        Agent {
+            root,
+            cfg,
+            host,
+            paths,
+            host_id: id.id,
+            base: base_url(endpoint),
+            bounds: Bounds::from_config(cfg),
+        },
+        client,
+    ))
+}
+
+/// `status.json` after an attempt. `next_due_ms` is our clock, Unix ms.
+pub fn record(
+    prev: Option<state::Status>,
+    host_id: &str,
+    now_s: u64,
+    result: std::result::Result<&State, &Error>,
+    interval_ms: u64,
+    next_due_ms: u64,
+) -> state::Status {
+    let mut s = prev.unwrap_or_else(|| state::Status::new(host_id));
+    s.schema = state::STATUS_SCHEMA.into();
+    s.host_id = host_id.into();
+    s.agent_version = crate::version::VERSION.into();
+    s.last_attempt = Some(proto::rfc3339(now_s));
+    match result {
+        Ok(_) => {
+            s.last_success = Some(proto::rfc3339(now_s));
+            s.last_error = None;
+            s.consecutive_failures = 0;
+        }
+        Err(e) => {
+            s.last_error = Some(state::LastError {
+                code: e.code.as_i32(),
+                message: e.message.clone(),
+            });
+            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+        }
+    }
+    if interval_ms > 0 {
+        s.interval_s = interval_ms.div_ceil(1000);
+    }
+    s.next_due = Some(proto::rfc3339(next_due_ms.div_ceil(1000)));
+    s
+}
+
+/// Unix milliseconds of a host clock reading.
+pub fn unix_ms(host: &dyn Host) -> u64 {
+    host.now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Desired;
+
+    const B: Bounds = Bounds {
+        min_ms: 60_000,
+        max_ms: 3_600_000,
+    };
+
+    fn inv() -> Inventory {
+        Inventory {
+            arch: "x86_64".into(),
+            cpus: 2,
+            ..Default::default()
+        }
+    }
+
+    fn health() -> Health {
+        Health {
+            ok: true,
+            failing: vec![],
+        }
+    }
+
+    #[test]
+    fn transport_settings_from_the_config() {
+        use crate::config::{Source, Val};
+        let host = crate::sys::RealHost;
+        let v = |s: &str| Val {
+            value: Some(s.to_string()),
+            source: Source::File,
+        };
+        let mut cfg = Config::default();
+        cfg.connect_timeout.value = 7;
+        cfg.request_timeout.value = 40;
+        cfg.https_proxy = v("http://u:p@proxy.example:3128");
+        cfg.http_proxy = v("http://other:8080");
+        cfg.no_proxy.value = vec!["10.0.0.0/8".into(), ".corp.example".into()];
+        let s = http_settings(&cfg, &host).expect("valid settings");
+        assert_eq!(s.connect_timeout, Duration::from_secs(7), "connect timeout");
+        assert_eq!(s.timeout, Duration::from_secs(40), "request timeout");
+        let p = s.proxy.as_ref().expect("proxy");
+        assert_eq!(
+            p.to_string(),
+            "http://proxy.example:3128",
+            "httpsProxy wins, no credentials shown"
+        );
+        assert!(p.has_credentials(), "credentials kept for the proxy");
+        assert!(s.no_proxy.matches("10.1.2.3", 443), "CIDR bypass");
+        assert!(s.no_proxy.matches("hub.corp.example", 443), "domain bypass");
+        assert!(
+            !s.no_proxy.matches("hub.example.net", 443),
+            "others via proxy"
+        );
+        assert!(
+            s.proxy_env.https_proxy.is_none(),
+            "environment not read a second time"
+        );
+
+        cfg.https_proxy = v("socks5://proxy.example:1080");
+        let e = http_settings(&cfg, &host).expect_err("socks5 is not spoken");
+        assert_eq!(e.code, Code::Config, "exit 3");
+        assert_eq!(
+            e.message,
+            "stylus.site.network.httpsProxy: proxy URL scheme \"socks5\" is not supported (only http://) (outpost speaks to proxies over http:// with CONNECT)"
+        );
+        cfg.https_proxy.value = None;
+        let s = http_settings(&cfg, &host).expect("httpProxy alone");
+        assert_eq!(
+            s.proxy.map(|p| p.to_string()).as_deref(),
+            Some("http://other:8080"),
+            "httpProxy used"
+        );
+    }
+
+    #[test]
+    fn base_urls() {
+        let cases = [
+            ("hub.example.net", "https://hub.example.net"),
+            ("hub.example.net:8443", "https://hub.example.net:8443"),
+            (
+                "https://hub.example.net:8443/",
+                "https://hub.example.net:8443",
+            ),
+            ("https://h/prefix", "https://h/prefix"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(base_url(e), want, "endpoint {e}");
+        }
+    }
+
+    #[test]
+    fn interval_is_clamped() {
+        let cases = [
+            (0, 60_000),
+            (1_000, 60_000),
+            (300_000, 300_000),
+            (86_400_000, 3_600_000),
+        ];
+        for (got, want) in cases {
+            assert_eq!(B.clamp(got), want, "server interval {got}");
+        }
+    }
+
+    #[test]
+    fn inventory_only_when_changed_or_wanted() {
+        let i = inv();
+        let h = health();
+        let ing = Ingredients {
+            host_id: "edge-1",
+            hostname: "edge-1",
+            health: &h,
+            inventory: &i,
+            hash: "sha256:aa",
+        };
+        let mut st = State::new("edge-1");
+        let cases = [
+            ("never sent", "", false, true),
+            ("same hash", "sha256:aa", false, false),
+            ("hash changed", "sha256:bb", false, true),
+            ("server asked", "sha256:aa", true, true),
+        ];
+        for (name, held, wanted, send) in cases {
+            st.inventory_hash = held.into();
+            st.inventory_wanted = wanted;
+            let req = build_checkin(&st, &ing);
+            assert_eq!(req.inventory.is_some(), send, "case {name}");
+            assert_eq!(req.inventory_hash, "sha256:aa", "case {name}");
+        }
+    }
+
+    #[test]
+    fn steady_checkin_body_is_small() {
+        let i = inv();
+        let h = health();
+        let hash = format!("sha256:{}", "f".repeat(64));
+        let id = "edge-".to_string() + &"a".repeat(36);
+        let ing = Ingredients {
+            host_id: &id,
+            hostname: "x",
+            health: &h,
+            inventory: &i,
+            hash: &hash,
+        };
+        let mut st = State::new(&id);
+        st.inventory_hash = hash.clone();
+        st.desired_tag = "d-0123456789abcdef".into();
+        let n = proto::encode(&build_checkin(&st, &ing)).len();
+        assert!(
+            n <= proto::STEADY_CHECKIN_MAX,
+            "steady check-in is {n} bytes"
+        );
+    }
+
+    #[test]
+    fn next_due_follows_phase_on_the_server_clock() {
+        let cases = [
+            // (now ms, offset s, interval, phase, want)
+            ("phase ahead", 1_000_000, 0, 60_000, 50_000, 1_010_000),
+            ("phase just passed", 1_021_000, 0, 60_000, 0, 1_080_000),
+            ("exactly on the slot", 1_020_000, 0, 60_000, 0, 1_080_000),
+            // server now 1_010_000 -> slot 1_050_000 -> ours 1_040_000
+            (
+                "server 10 s ahead",
+                1_000_000,
+                10,
+                60_000,
+                30_000,
+                1_040_000,
+            ),
+            ("phase beyond interval wraps", 0, 0, 1_000, 2_500, 500),
+        ];
+        for (name, now, off, iv, ph, want) in cases {
+            assert_eq!(next_due_ms(now, off, iv, ph), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn apply_checkin_updates_schedule_desired_and_inventory() {
+        let mut st = State::new("edge-1");
+        st.inventory_hash = "sha256:old".into();
+        let req = CheckinRequest {
+            v: 1,
+            host_id: "edge-1".into(),
+            agent: "0.1.0".into(),
+            health: health(),
+            inventory_hash: "sha256:new".into(),
+            desired_tag: String::new(),
+            inventory: Some(inv()),
+        };
+        let mut desired = <Desired as Default>::default();
+        desired.labels.insert("cluster".into(), "shop-7".into());
+        let resp = CheckinResponse {
+            v: 1,
+            interval_ms: 5_000,
+            phase_ms: 70_000,
+            server_time: 1_000_010,
+            inventory_wanted: false,
+            desired_tag: "d-1".into(),
+            desired: Some(desired.clone()),
+        };
+        let d = apply_checkin(&st, &req, &resp, B, 1_000_000);
+        assert!(!d.deregister, "not deregistered");
+        assert_eq!(d.state.interval_ms, 60_000, "clamped to min");
+        assert_eq!(d.state.phase_ms, 10_000, "phase within the interval");
+        assert_eq!(d.state.clock_offset_s, 10, "server clock offset");
+        assert_eq!(
+            d.state.inventory_hash, "sha256:new",
+            "sent inventory recorded"
+        );
+        assert_eq!(d.state.desired_tag, "d-1");
+        assert_eq!(d.state.desired, Some(desired.clone()), "desired stored");
+        assert_eq!(d.state.last_success, 1_000_000);
+
+        let mut no_inv = req.clone();
+        no_inv.inventory = None;
+        let d2 = apply_checkin(&st, &no_inv, &resp, B, 1_000_000);
+        assert_eq!(
+            d2.state.inventory_hash, "sha256:old",
+            "unsent hash not recorded"
+        );
+
+        let mut dereg = resp.clone();
+        dereg.desired = Some(Desired {
+            deregister: true,
+            ..desired
+        });
+        let d3 = apply_checkin(&st, &req, &dereg, B, 1_000_000);
+        assert!(
+            d3.deregister && d3.state.deregistered,
+            "deregister recorded"
+        );
+
+        let mut same = resp;
+        same.desired = None;
+        let mut held = st.clone();
+        held.desired_tag = "d-1".into();
+        let d4 = apply_checkin(&held, &req, &same, B, 1_000_000);
+        assert_eq!(d4.state.desired_tag, "d-1", "tag kept when nothing new");
+    }
+
+    #[test]
+    fn status_record_counts_failures() {
+        let st = State::new("edge-1");
+        let err = Error::new(
+            Code::Network,
+            "POST https://h/outpost/v1/checkin: connection refused",
+        );
+        let s1 = record(None, "edge-1", 100, Err(&err), 0, 110_000);
+        assert_eq!(s1.consecutive_failures, 1, "first failure");
+        assert_eq!(s1.last_success, None);
+        assert_eq!(s1.next_due.as_deref(), Some("1970-01-01T00:01:50Z"));
+        let s2 = record(Some(s1), "edge-1", 200, Err(&err), 0, 210_000);
+        assert_eq!(s2.consecutive_failures, 2, "second failure");
+        let s3 = record(Some(s2), "edge-1", 300, Ok(&st), 60_000, 360_000);
+        assert_eq!(s3.consecutive_failures, 0, "reset on success");
+        assert_eq!(s3.last_error, None);
+        assert_eq!(s3.interval_s, 60);
+        assert_eq!(s3.last_success.as_deref(), Some("1970-01-01T00:05:00Z"));
+    }
+
+    #[test]
+    fn status_errors_map_to_codes() {
+        let reply = |status: u16, body: &str| Reply {
+            status,
+            retry_after: None,
+            body: body.into(),
+            what: "POST https://h/outpost/v1/checkin".into(),
+        };
+        let cases = [
+            (Endpoint::Register, 401, Code::RegistrationRefused, "POST https://h/outpost/v1/checkin: registration refused (HTTP 401): registration token expired"),
+            (Endpoint::Register, 409, Code::DuplicateHost, "POST https://h/outpost/v1/checkin: duplicate host ID (HTTP 409): registration token expired"),
+            (Endpoint::Checkin, 410, Code::Deregistered, "POST https://h/outpost/v1/checkin: deregistered by the server (HTTP 410): registration token expired"),
+            (Endpoint::Checkin, 404, Code::BadAnswer, "POST https://h/outpost/v1/checkin: unexpected answer (HTTP 404): registration token expired"),
+        ];
+        let body = r#"{"v":1,"error":"x","message":"registration token expired"}"#;
+        for (ep, status, code, text) in cases {
+            let e = status_error(ep, &reply(status, body));
+            assert_eq!(e.code, code, "{ep:?} {status}");
+            assert_eq!(e.message, text, "{ep:?} {status}");
+        }
+        let e = status_error(Endpoint::Checkin, &reply(404, "<html>"));
+        assert_eq!(
+            e.message, "POST https://h/outpost/v1/checkin: unexpected answer (HTTP 404)",
+            "non-JSON body"
+        );
+    }
+}

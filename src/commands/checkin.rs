@@ -1,0 +1,132 @@
+//! `outpost checkin`: one check-in, then exit (cron, first boot, scripts).
+//! Also the pieces `run` repeats: loading the config for an agent command,
+//! refusing local management mode, and one attempt under the state lock
+//! with `status.json` written afterwards.
+//!
+//! It must not loop or retry (that is `run`), and prints nothing but one
+//! summary line on success (on a terminal or with -v) and, via main, the
+//! one-line error.
+
+use crate::checkin::{self, Agent, Done, Failure};
+use crate::cli::{CheckinArgs, ConfigSource};
+use crate::config::{Config, Mode};
+use crate::error::{Code, Error, Result};
+use crate::http::Client;
+use crate::proto;
+use crate::state;
+use crate::sys::Host;
+
+/// The valid config of an agent command, warnings logged, log level applied.
+pub fn load_config(src: &ConfigSource) -> Result<Config> {
+    let l = super::config::load(src, false)?;
+    for w in &l.warnings {
+        log::warn!("{w}");
+    }
+    let cfg = l.into_valid()?;
+    super::apply_log_level(&cfg);
+    Ok(cfg)
+}
+
+/// Exit 6 with the reason when the host is managed locally.
+pub fn refuse_local(cfg: &Config) -> Result<()> {
+    if cfg.management_mode.value == Mode::Local {
+        let src = cfg.management_mode.source.text();
+        let via = if cfg.installation_mode.value.as_deref() == Some("airgap") {
+            "stylus.installationMode is airgap"
+        } else {
+            "stylus.managementMode is local"
+        };
+        return Err(Error::new(
+            Code::LocalMode,
+            format!(
+                "{via} ({src}): this host is managed locally and contacts no server; nothing to do"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The result of one attempt and when the next one is due (our clock, ms).
+pub struct Attempt {
+    pub result: std::result::Result<Done, Failure>,
+    pub next_due_ms: u64,
+}
+
+/// One check-in under the state lock, then `status.json`. A held lock is
+/// returned as `Err` (exit 5) without touching any file.
+pub fn attempt(agent: &Agent<'_>, client: &Client, host: &dyn Host) -> Result<Attempt> {
+    let _lock = state::lock(&agent.paths)?;
+    let prev = state::load_status(&agent.paths).unwrap_or(None);
+    let failures = prev.as_ref().map(|s| s.consecutive_failures).unwrap_or(0);
+    let result = agent.run_once(client);
+    let now_ms = checkin::unix_ms(host);
+    let (interval_ms, next_due_ms) = match &result {
+        Ok(d) => (
+            d.state.interval_ms,
+            checkin::next_due_ms(
+                now_ms,
+                d.state.clock_offset_s,
+                d.state.interval_ms,
+                d.state.phase_ms,
+            ),
+        ),
+        Err(f) => {
+            let mut b = [0u8; 8];
+            let _ = host.fill_random(&mut b);
+            let delay =
+                crate::schedule::retry_delay(failures, f.retry_after, u64::from_le_bytes(b));
+            (0, now_ms.saturating_add(delay.as_millis() as u64))
+        }
+    };
+    let status = checkin::record(
+        prev,
+        &agent.host_id,
+        now_ms / 1000,
+        result.as_ref().map(|d| &d.state).map_err(|f| &f.error),
+        interval_ms,
+        next_due_ms,
+    );
+    if let Err(e) = state::save_status(&agent.paths, &status) {
+        match &result {
+            // The check-in itself worked; the next one rewrites the file.
+            Ok(_) => log::warn!("{e}"),
+            Err(_) => log::debug!("{e}"),
+        }
+    }
+    Ok(Attempt {
+        result,
+        next_due_ms,
+    })
+}
+
+pub fn run(args: CheckinArgs) -> Result<Code> {
+    let cfg = load_config(&args.src)?;
+    refuse_local(&cfg)?;
+    let host = crate::sys::host();
+    if let Some(max) = args.splay {
+        let mut b = [0u8; 8];
+        let _ = host.fill_random(&mut b);
+        let d = crate::schedule::splay_delay(max, u64::from_le_bytes(b));
+        log::info!("--splay {max}: waiting {} ms first", d.as_millis());
+        host.sleep(d);
+    }
+    let (agent, client) = checkin::prepare(&args.src.root, &cfg, host.as_ref())?;
+    let a = attempt(&agent, &client, host.as_ref())?;
+    let done = a.result.map_err(|f| f.error)?;
+    let line = format!(
+        "checked in to {} as {}{}; inventory {}; next check-in due {}\n",
+        agent.base,
+        agent.host_id,
+        if done.registered { " (registered)" } else { "" },
+        if done.inventory_sent {
+            "sent"
+        } else {
+            "unchanged"
+        },
+        proto::rfc3339(a.next_due_ms.div_ceil(1000))
+    );
+    if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
+        super::print(&line)?;
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,137 @@
+//! `outpost run`: check in forever on the server's schedule, as a systemd
+//! `Type=notify` service. Between attempts it sleeps until the slot the
+//! server gave (interval + phase, plus a small jitter), or after a
+//! retryable failure for the backoff (`schedule::retry_delay`: full jitter,
+//! Retry-After honoured). A permanent failure ends the loop with its exit
+//! code; SIGTERM/SIGINT end it with 0 within a fraction of a second.
+//!
+//! It must not hold the state lock while sleeping (a manual `checkin`
+//! between two attempts is fine) and must not busy-wait.
+
+use super::checkin::{attempt, load_config, refuse_local};
+use crate::checkin;
+use crate::cli::RunArgs;
+use crate::error::{Code, Result};
+use crate::notify::Notifier;
+use crate::proto;
+use crate::sys::{self, Host};
+use std::time::{Duration, Instant};
+
+/// The longest single sleep, so a signal is noticed quickly.
+const SLICE: Duration = Duration::from_millis(200);
+/// Largest own jitter added to the server's slot.
+const MAX_JITTER: Duration = Duration::from_secs(5);
+
+pub fn run(args: RunArgs) -> Result<Code> {
+    let cfg = load_config(&args.src)?;
+    refuse_local(&cfg)?;
+    let host = sys::host();
+    if let Err(e) = sys::install_stop_handlers() {
+        log::warn!("installing SIGTERM/SIGINT handlers: {e}");
+    }
+    let notify = Notifier::from_env();
+    #[allow(unused_mut)]
+    let (mut agent, client) = checkin::prepare(&args.src.root, &cfg, host.as_ref())?;
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("OUTPOST_TEST_MIN_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        agent.bounds.min_ms = ms;
+    }
+    log::info!("checking in with {} as {}", agent.base, agent.host_id);
+    let mut ready = false;
+    loop {
+        if sys::stop_requested() {
+            break;
+        }
+        let a = match attempt(&agent, &client, host.as_ref()) {
+            Ok(a) => a,
+            Err(e) if e.code == Code::Locked => {
+                log::info!("{e}; trying again shortly");
+                let wait =
+                    crate::schedule::uniform(crate::schedule::BACKOFF_BASE, random(host.as_ref()));
+                if !sleep(wait, host.as_ref(), &notify) {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                notify.send(&format!("STATUS=stopped: {e}"));
+                return Err(e);
+            }
+        };
+        let now = checkin::unix_ms(host.as_ref());
+        let wait = match &a.result {
+            Ok(d) => {
+                let jitter = crate::schedule::uniform(
+                    (Duration::from_millis(d.state.interval_ms) / 20).min(MAX_JITTER),
+                    random(host.as_ref()),
+                );
+                let next = proto::rfc3339(a.next_due_ms.div_ceil(1000));
+                log::info!(
+                    "checked in{}; next at {next}",
+                    if d.inventory_sent {
+                        " (inventory sent)"
+                    } else {
+                        ""
+                    }
+                );
+                notify.send(&format!("STATUS=checked in; next at {next}"));
+                Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter
+            }
+            Err(f) if f.error.code.is_retryable() => {
+                log::warn!("{}", f.error);
+                notify.send(&format!("STATUS=retrying: {}", f.error));
+                Duration::from_millis(a.next_due_ms.saturating_sub(now))
+            }
+            Err(f) => {
+                notify.send(&format!("STATUS=stopped: {}", f.error));
+                return Err(f.error.clone());
+            }
+        };
+        if !ready {
+            notify.send("READY=1");
+            ready = true;
+        }
+        if notify.watchdog_every.is_some() {
+            notify.send("WATCHDOG=1");
+        }
+        log::debug!("next attempt in {} ms", wait.as_millis());
+        if !sleep(wait, host.as_ref(), &notify) {
+            break;
+        }
+    }
+    notify.send("STOPPING=1");
+    log::info!("stopped by signal");
+    Ok(Code::Ok)
+}
+
+fn random(host: &dyn Host) -> u64 {
+    let mut b = [0u8; 8];
+    let _ = host.fill_random(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// Sleep `d` in short slices on the monotonic clock, pinging the watchdog
+/// on time; `false` when a stop signal arrived.
+fn sleep(d: Duration, host: &dyn Host, notify: &Notifier) -> bool {
+    let start = Instant::now();
+    let mut pinged = Instant::now();
+    loop {
+        if sys::stop_requested() {
+            return false;
+        }
+        let left = d.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return true;
+        }
+        host.sleep(left.min(SLICE));
+        if let Some(every) = notify.watchdog_every {
+            if pinged.elapsed() >= every {
+                notify.send("WATCHDOG=1");
+                pinged = Instant::now();
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `outpost run` against the hub with a sub-second test interval: several
+//! check-ins in the hub's request log, READY=1 (and STATUS=) on a fake
+//! NOTIFY_SOCKET (and WATCHDOG=1 with WATCHDOG_USEC set), then SIGTERM ends it with exit 0 (hang guard 10 s). A
+//! permanent failure ends the loop with its code. The agent runs through the
+//! qemu runner when set (qemu passes SIGTERM on to it).
+
+mod common;
+use common::agent::{requests, Device, Setup};
+use common::fault::Scratch;
+use common::hub::Hub;
+use common::tls::make_pki;
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn run_checks_in_repeatedly_notifies_systemd_and_stops_on_sigterm() {
+    let scratch = Scratch::new("run");
+    let pki = make_pki(scratch.path());
+    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
+    let token = hub.token(&[]);
+    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
+    assert_eq!(code, 0, "set-interval: {err}");
+    let d = Device::new(
+        scratch.path(),
+        &Setup {
+            endpoint: &hub.url,
+            token: Some(&token),
+            host_id: "edge-run",
+            ca_pem: &pki.ca_cert,
+            site: "",
+            top: "",
+        },
+    );
+    let sock_path = scratch.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("fake NOTIFY_SOCKET");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut child = d
+        .cmd(&["run"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning outpost run");
+    let mut buf = [0u8; 512];
+    let mut got = Vec::new();
+    while !got.iter().any(|m: &String| m == "READY=1") {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // Several check-ins (hang guard: 60 s).
+    let t0 = Instant::now();
+    loop {
+        let n = requests(&hub.log_lines())
+            .iter()
+            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
+            .count();
+        if n >= 4 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "only {n} check-ins");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Drain what arrived meanwhile: STATUS= lines and watchdog pings.
+    sock.set_nonblocking(true).expect("nonblocking");
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        got.iter().any(|m| m == "WATCHDOG=1"),
+        "watchdog pinged: {got:?}"
+    );
+    let pid = child.id().to_string();
+    let t1 = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "kill -TERM");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t1.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("outpost run did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit 0 after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("STATUS=checked in; next at ")),
+        "STATUS sent: {got:?}"
+    );
+    let status_json = std::fs::read_to_string(d.file("status.json")).expect("status.json");
+    assert!(
+        status_json.contains("\"consecutive_failures\":0"),
+        "{status_json}"
+    );
+}
+
+#[test]
+fn run_ends_with_a_permanent_code() {
+    let scratch = Scratch::new("run-perm");
+    let pki = make_pki(scratch.path());
+    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
+    let d = Device::new(
+        scratch.path(),
+        &Setup {
+            endpoint: &hub.url,
+            token: Some("opt_0000000000000000000000000000000000000000000000000000000000000000"),
+            host_id: "edge-run-perm",
+            ca_pem: &pki.ca_cert,
+            site: "",
+            top: "",
+        },
+    );
+    let (code, _, err) = d.run(&["run"]);
+    assert_eq!(code, 13, "refused token ends run: {err}");
+    assert!(
+        err.ends_with("registration refused (HTTP 401): registration token unknown or revoked\n"),
+        "{err}"
+    );
+}
