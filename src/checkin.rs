@@ -589,10 +589,10 @@ pub fn record(
     s.schema = state::STATUS_SCHEMA.into();
     s.host_id = host_id.into();
     s.agent_version = crate::version::VERSION.into();
-    s.last_attempt = Some(proto::rfc3339(now_s));
+    s.last_attempt = Some(crate::timefmt::rfc3339(now_s));
     match result {
         Ok(_) => {
-            s.last_success = Some(proto::rfc3339(now_s));
+            s.last_success = Some(crate::timefmt::rfc3339(now_s));
             s.last_error = None;
             s.consecutive_failures = 0;
         }
@@ -607,7 +607,7 @@ pub fn record(
     if interval_ms > 0 {
         s.interval_s = interval_ms.div_ceil(1000);
     }
-    s.next_due = Some(proto::rfc3339(next_due_ms.div_ceil(1000)));
+    s.next_due = Some(crate::timefmt::rfc3339(next_due_ms.div_ceil(1000)));
     s
 }
 

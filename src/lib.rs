@@ -22,4 +22,5 @@ pub mod proto;
 pub mod schedule;
 pub mod state;
 pub mod sys;
+pub mod timefmt;
 pub mod version;

@@ -36,7 +36,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         // More digits than u64 holds is still "a very long time".
         Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))
     } else {
-        let at = parse_imf_fixdate(v)?;
+        let at = crate::timefmt::parse_http_date(v)?;
         let now = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -44,55 +44,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         Duration::from_secs(at.saturating_sub(now))
     };
     Some(d.min(RETRY_AFTER_CAP))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` -> Unix seconds. Only the IMF-fixdate form
-/// of RFC 9110 (what servers send); the obsolete RFC 850 and asctime forms
-/// give `None`.
-pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
-        return None;
-    }
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    if !DAYS.contains(&&s[0..3]) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let t = &s[r];
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
-        return None;
-    }
-    let day = num(5..7)?;
-    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as u64 + 1;
-    let year = num(12..16)?;
-    let (h, mi, se) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    if !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || year < 1970 {
-        return None;
-    }
-    let days = days_from_civil(year as i64, month as i64, day as i64);
-    let days = u64::try_from(days).ok()?;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The backoff ceiling after `failures` consecutive failures (0 = first).
@@ -168,19 +119,6 @@ mod tests {
         for (input, want) in cases {
             let got = parse_retry_after(input, now).map(|d| d.as_secs());
             assert_eq!(got, *want, "Retry-After {input:?}");
-        }
-    }
-
-    #[test]
-    fn imf_fixdate_known_values() {
-        let cases: &[(&str, u64)] = &[
-            ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
-            ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777),
-            ("Tue, 29 Feb 2000 12:00:00 GMT", 951_825_600),
-            ("Wed, 21 Oct 2026 07:28:00 GMT", 1_792_567_680),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_imf_fixdate(input), Some(*want), "{input}");
         }
     }
 

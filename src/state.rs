@@ -266,36 +266,6 @@ pub fn lock(paths: &Paths) -> Result<Lock> {
     }
 }
 
-/// Unix seconds from `1994-11-06T08:49:37Z` (the form `proto::rfc3339` writes).
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = &s[r];
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,22 +276,6 @@ mod tests {
         let p = Paths::new(d);
         ensure(&p).expect("state dir");
         p
-    }
-
-    #[test]
-    fn rfc3339_round_trips() {
-        for t in [0u64, 784_111_777, 951_782_400, 1_795_605_451] {
-            let s = crate::proto::rfc3339(t);
-            assert_eq!(parse_rfc3339(&s), Some(t), "{s}");
-        }
-        for bad in [
-            "",
-            "1994-11-06 08:49:37Z",
-            "1994-13-06T08:49:37Z",
-            "1994-11-06T08:49:37",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "input {bad:?}");
-        }
     }
 
     #[test]

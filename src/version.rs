@@ -5,7 +5,6 @@ use miniserde::Serialize;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_REV: &str = env!("OUTPOST_GIT_REV");
 pub const TARGET: &str = env!("OUTPOST_TARGET");
-pub const BUILD_DATE: &str = env!("OUTPOST_BUILD_DATE");
 const BUILD_EPOCH_STR: &str = env!("OUTPOST_BUILD_EPOCH");
 
 /// The build time in Unix seconds (0 when unknown). A wall clock earlier than
@@ -14,13 +13,21 @@ pub fn build_epoch() -> u64 {
     BUILD_EPOCH_STR.parse().unwrap_or(0)
 }
 
+/// The build time as RFC 3339 UTC.
+pub fn build_date() -> String {
+    crate::timefmt::rfc3339(build_epoch())
+}
+
 /// `outpost/<version>`, the HTTP user agent.
 pub fn user_agent() -> String {
     format!("outpost/{VERSION}")
 }
 
 pub fn text() -> String {
-    format!("outpost {VERSION} (rev {GIT_REV}, {TARGET}, built {BUILD_DATE})\n")
+    format!(
+        "outpost {VERSION} (rev {GIT_REV}, {TARGET}, built {})\n",
+        build_date()
+    )
 }
 
 #[derive(Serialize)]
@@ -29,7 +36,7 @@ struct Json {
     version: &'static str,
     git_rev: &'static str,
     target: &'static str,
-    build_date: &'static str,
+    build_date: String,
 }
 
 pub fn json() -> String {
@@ -38,7 +45,7 @@ pub fn json() -> String {
         version: VERSION,
         git_rev: GIT_REV,
         target: TARGET,
-        build_date: BUILD_DATE,
+        build_date: build_date(),
     };
     let mut s = miniserde::json::to_string(&j);
     s.push('\n');
@@ -50,7 +57,11 @@ mod tests {
     #[test]
     fn build_facts_present() {
         assert!(super::build_epoch() > 1_600_000_000, "build epoch missing");
-        assert!(super::BUILD_DATE.ends_with('Z'), "{}", super::BUILD_DATE);
+        assert!(
+            super::build_date().ends_with('Z'),
+            "{}",
+            super::build_date()
+        );
         assert!(super::text().starts_with("outpost 0."), "{}", super::text());
     }
 }

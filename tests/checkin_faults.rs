@@ -96,7 +96,7 @@ fn next_due(status: &str) -> u64 {
         .nth(1)
         .and_then(|r| r.split('"').next())
         .expect("next_due");
-    outpost::state::parse_rfc3339(v).expect("RFC 3339")
+    outpost::timefmt::parse_rfc3339(v).expect("RFC 3339")
 }
 
 fn now() -> u64 {

@@ -89,7 +89,7 @@ fn not_yet_valid_on_a_clock_before_the_build_blames_the_clock() {
     let want = format!(
         "POST {url}: server certificate not yet valid and the system clock (2020-01-01T00:00:00Z) \
          is earlier than this agent's build ({}): clock not yet valid, set the clock (NTP) and retry",
-        outpost::version::BUILD_DATE
+        outpost::version::build_date()
     );
     assert_eq!(err.error.message, want);
 }

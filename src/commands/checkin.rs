@@ -12,9 +12,9 @@ use crate::cli::{CheckinArgs, ConfigSource};
 use crate::config::{Config, Mode};
 use crate::error::{Code, Error, Result};
 use crate::http::Client;
-use crate::proto;
 use crate::state;
 use crate::sys::Host;
+use crate::timefmt;
 
 /// The valid config of an agent command, warnings logged, log level applied.
 pub fn load_config(src: &ConfigSource) -> Result<Config> {
@@ -123,7 +123,7 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         } else {
             "unchanged"
         },
-        proto::rfc3339(a.next_due_ms.div_ceil(1000))
+        timefmt::rfc3339(a.next_due_ms.div_ceil(1000))
     );
     if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
         super::print(&line)?;

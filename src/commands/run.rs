@@ -13,8 +13,8 @@ use crate::checkin;
 use crate::cli::RunArgs;
 use crate::error::{Code, Result};
 use crate::notify::Notifier;
-use crate::proto;
 use crate::sys::{self, Host};
+use crate::timefmt;
 use std::time::{Duration, Instant};
 
 /// The longest single sleep, so a signal is noticed quickly.
@@ -68,7 +68,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     (Duration::from_millis(d.state.interval_ms) / 20).min(MAX_JITTER),
                     random(host.as_ref()),
                 );
-                let next = proto::rfc3339(a.next_due_ms.div_ceil(1000));
+                let next = timefmt::rfc3339(a.next_due_ms.div_ceil(1000));
                 log::info!(
                     "checked in{}; next at {next}",
                     if d.inventory_sent {

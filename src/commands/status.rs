@@ -7,7 +7,9 @@
 
 use crate::cli::StatusArgs;
 use crate::error::{Code, Result};
-use crate::state::{self, parse_rfc3339, Paths, Status};
+use crate::state::{self, Paths, Status};
+use crate::timefmt;
+use timefmt::parse_rfc3339;
 
 /// The verdict on a status at `now` (Unix seconds).
 pub fn verdict(s: Option<&Status>, now: u64) -> (Code, String) {
@@ -97,7 +99,7 @@ mod tests {
 
     fn st(last_success: Option<u64>, error: bool, interval: u64) -> Status {
         let mut s = Status::new("edge-1");
-        s.last_success = last_success.map(crate::proto::rfc3339);
+        s.last_success = last_success.map(timefmt::rfc3339);
         s.interval_s = interval;
         if error {
             s.last_error = Some(state::LastError {

@@ -11,7 +11,8 @@ pub mod secret;
 pub mod server;
 
 use crate::error::{Code, Error, Result};
-use crate::proto::{self, Artifact, UpgradeOffer};
+use crate::proto::{Artifact, UpgradeOffer};
+use crate::timefmt;
 use db::{Db, Shed};
 use lexopt::prelude::*;
 use miniserde::json::{self, Number, Object, Value};
@@ -318,7 +319,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 )?;
                 println!("{tok}");
                 let until = expires
-                    .map(|e| format!("expires {}", proto::rfc3339(now + e)))
+                    .map(|e| format!("expires {}", timefmt::rfc3339(now + e)))
                     .unwrap_or_else(|| "never expires".into());
                 eprintln!(
                     "token {id} for project {}, {until}; it is shown only now",
@@ -361,11 +362,11 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                                 "project".into(),
                                 t.project.clone().map(Value::String).unwrap_or(Value::Null),
                             );
-                            o.insert("created".into(), Value::String(proto::rfc3339(t.created)));
+                            o.insert("created".into(), Value::String(timefmt::rfc3339(t.created)));
                             o.insert(
                                 "expires".into(),
                                 t.expires
-                                    .map(|e| Value::String(proto::rfc3339(e)))
+                                    .map(|e| Value::String(timefmt::rfc3339(e)))
                                     .unwrap_or(Value::Null),
                             );
                             o.insert("state".into(), Value::String(state(t).into()));
@@ -381,9 +382,9 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                             vec![
                                 t.id.clone(),
                                 t.project.clone().unwrap_or_else(|| "(any)".into()),
-                                proto::rfc3339(t.created),
+                                timefmt::rfc3339(t.created),
                                 t.expires
-                                    .map(proto::rfc3339)
+                                    .map(timefmt::rfc3339)
                                     .unwrap_or_else(|| "never".into()),
                                 state(t).to_string(),
                                 t.uses.to_string(),
@@ -530,8 +531,8 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     o.insert("labels".into(), map_obj(&r.labels));
                     o.insert("agent".into(), s(&r.agent));
                     o.insert("interval_ms".into(), n(r.interval_ms));
-                    o.insert("registered".into(), s(&proto::rfc3339(r.registered)));
-                    o.insert("last_seen".into(), s(&proto::rfc3339(r.last_seen)));
+                    o.insert("registered".into(), s(&timefmt::rfc3339(r.registered)));
+                    o.insert("last_seen".into(), s(&timefmt::rfc3339(r.last_seen)));
                     o.insert("checkins".into(), n(r.checkins));
                     Value::Object(o)
                 })
@@ -579,7 +580,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     } else {
                         tags.join(",")
                     },
-                    proto::rfc3339(r.last_seen),
+                    timefmt::rfc3339(r.last_seen),
                 ]
             })
             .collect();

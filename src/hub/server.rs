@@ -12,6 +12,7 @@ use crate::hub::db::{CheckinRefusal, Db, RegisterRefusal, Shed};
 use crate::hub::http::{self, HttpError, Request, Timed};
 use crate::hub::secret;
 use crate::proto::{self, CheckinRequest, ErrorBody, Probe, RegisterRequest, RegisterResponse};
+use crate::timefmt;
 use miniserde::Serialize;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -398,7 +399,7 @@ fn shed_answer(shed: &Shed) -> Answer {
         format!("hub is shedding load; retry after {} s", shed.retry_after_s),
     );
     let value = if shed.http_date {
-        proto::http_date(now_unix() + shed.retry_after_s)
+        timefmt::http_date(now_unix() + shed.retry_after_s)
     } else {
         shed.retry_after_s.to_string()
     };
