@@ -8,80 +8,10 @@ mod common;
 use common::agent::{Device, Setup};
 use common::fault::Scratch;
 use common::hub::Hub;
+use common::leak;
 use common::tls::make_pki;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn b64(data: &[u8], alphabet: &[u8; 64]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// Plain, halves, hex digits without the prefix, base64 / base64url at
-/// three alignments (edges trimmed).
-fn forms(secret: &str) -> Vec<(String, String)> {
-    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let body = secret.split_once('_').map(|(_, b)| b).unwrap_or(secret);
-    let mut v = vec![
-        ("plain".to_string(), secret.to_string()),
-        ("without prefix".to_string(), body.to_string()),
-        ("first half".to_string(), body[..body.len() / 2].to_string()),
-        (
-            "second half".to_string(),
-            body[body.len() / 2..].to_string(),
-        ),
-    ];
-    for (name, alpha) in [("base64", STD), ("base64url", URL)] {
-        for shift in 0..3 {
-            let data = [&b"xyz"[..shift], secret.as_bytes()].concat();
-            let enc = b64(&data, alpha);
-            v.push((
-                format!("{name} (offset {shift})"),
-                enc[4..enc.len() - 4].to_string(),
-            ));
-        }
-    }
-    v
-}
-
-fn assert_clean(label: &str, text: &str, secrets: &[(&str, &str)]) {
-    for (what, s) in secrets {
-        for (form, needle) in forms(s) {
-            assert!(
-                !text.contains(&needle),
-                "{label}: {form} of the {what}:\n{text}"
-            );
-        }
-    }
-}
-
-fn world_readable(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if m.is_dir() {
-            world_readable(&p, out);
-        } else if m.is_file() && m.permissions().mode() & 0o004 != 0 {
-            out.push(p);
-        }
-    }
-}
 
 #[test]
 fn token_and_credential_never_leave() {
@@ -180,17 +110,21 @@ fn token_and_credential_never_leave() {
             text.contains("DEBUG") || label.starts_with("status"),
             "{label}: ran at debug level:\n{text}"
         );
-        assert_clean(label, text, &secrets);
+        leak::assert_clean(label, "output", text, &secrets);
     }
-    let mut files = Vec::new();
-    world_readable(&d.root, &mut files);
-    world_readable(scratch.path(), &mut files);
+    let mut files = leak::world_readable_files(&d.root);
+    files.extend(leak::world_readable_files(scratch.path()));
     assert!(
         files.iter().any(|f| f.ends_with("status.json")),
         "status.json is checked: {files:?}"
     );
     for f in files {
         let text = String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned();
-        assert_clean(&format!("world-readable {}", f.display()), &text, &secrets);
+        leak::assert_clean(
+            "after the runs",
+            &format!("world-readable {}", f.display()),
+            &text,
+            &secrets,
+        );
     }
 }

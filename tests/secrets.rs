@@ -7,7 +7,7 @@
 //! tests/checkin_secrets.rs.
 
 mod common;
-use common::{outpost, run};
+use common::{leak, outpost, run};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -65,80 +65,8 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["help", "checkin"],
 ];
 
-fn b64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-        if pad {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Every form of the token that must not appear.
-fn forbidden_forms() -> Vec<(String, String)> {
-    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut v = vec![
-        ("plain".to_string(), TOKEN.to_string()),
-        ("first half".to_string(), TOKEN[..32].to_string()),
-        ("second half".to_string(), TOKEN[32..].to_string()),
-        (
-            "URL-encoded".to_string(),
-            TOKEN
-                .replace('+', "%2B")
-                .replace('/', "%2F")
-                .replace('=', "%3D"),
-        ),
-    ];
-    // base64 at each of the three alignments, so an encoding of a longer
-    // string that contains the token is caught too (trim the edge chars).
-    for (name, alpha) in [("base64", STD), ("base64url", URL)] {
-        for shift in 0..3 {
-            let data = [&b"xyz"[..shift], TOKEN.as_bytes()].concat();
-            let enc = b64(&data, alpha, false);
-            let core = &enc[4..enc.len() - 4];
-            v.push((format!("{name} (offset {shift})"), core.to_string()));
-        }
-    }
-    v
-}
-
-fn world_readable_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if m.is_dir() {
-            world_readable_files(&p, out);
-        } else if m.is_file() && m.permissions().mode() & 0o004 != 0 {
-            out.push(p);
-        }
-    }
-}
-
 fn assert_clean(label: &str, what: &str, text: &str) {
-    for (form, needle) in forbidden_forms() {
-        assert!(
-            !text.contains(&needle),
-            "{label}: {form} of the token in {what}:\n{text}"
-        );
-    }
+    leak::assert_clean(label, what, text, &[("token", TOKEN)]);
 }
 
 fn setup(tag: &str, token_in_file: bool) -> (PathBuf, PathBuf) {
@@ -181,9 +109,7 @@ fn run_all(label: &str, root: &Path, cfg: &Path, env_token: bool) {
         assert_clean(&label, "stdout", &out);
         assert_clean(&label, "stderr", &err);
     }
-    let mut files = Vec::new();
-    world_readable_files(root, &mut files);
-    for f in files {
+    for f in leak::world_readable_files(root) {
         let text = String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned();
         assert_clean(
             label,
@@ -249,7 +175,7 @@ fn token_in_a_broken_file_is_not_echoed() {
 #[test]
 fn the_forms_are_distinct_and_found() {
     // Guard against a test that cannot fail: each form must be detectable.
-    for (form, needle) in forbidden_forms() {
+    for (form, needle) in leak::forms(TOKEN) {
         assert!(needle.len() >= 20, "{form} too short to be meaningful");
         let text = format!("prefix {needle} suffix");
         assert!(

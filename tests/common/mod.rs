@@ -58,4 +58,5 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 pub mod agent;
 pub mod fault;
+pub mod leak;
 pub mod proxy;
