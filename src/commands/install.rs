@@ -305,11 +305,7 @@ fn read_config(given: &str) -> Result<Vec<u8>> {
         )));
     }
     let path = Path::new(given);
-    let f = std::fs::File::open(path).map_err(|e| config_read_error(path, &e))?;
-    let mut buf = Vec::new();
-    f.take(config::MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| config_read_error(path, &e))?;
+    let buf = config::read_file(path).map_err(|e| config::read_error(path, &e))?;
     if buf.len() as u64 > config::MAX_FILE_BYTES {
         return Err(Error::config(format!(
             "reading {given}: larger than {} bytes",
@@ -317,17 +313,6 @@ fn read_config(given: &str) -> Result<Vec<u8>> {
         )));
     }
     Ok(buf)
-}
-
-fn config_read_error(path: &Path, e: &std::io::Error) -> Error {
-    let code = match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Code::NotPermitted,
-        _ => Code::Config,
-    };
-    Error::new(
-        code,
-        format!("reading {}: {}", path.display(), crate::error::io_text(e)),
-    )
 }
 
 /// Fetch user-data over https with the agent's one HTTP client: the system

@@ -239,7 +239,9 @@ pub fn load(opts: &Options<'_>) -> Result<Loaded> {
     Ok(loaded)
 }
 
-fn read_error(path: &Path, e: &std::io::Error) -> Error {
+/// The error for a user-data file that cannot be read: permission denied is
+/// exit 4, anything else (missing, a directory) exit 3.
+pub fn read_error(path: &Path, e: &std::io::Error) -> Error {
     let code = match e.kind() {
         std::io::ErrorKind::PermissionDenied => Code::NotPermitted,
         _ => Code::Config,
@@ -250,8 +252,9 @@ fn read_error(path: &Path, e: &std::io::Error) -> Error {
     )
 }
 
-/// Read at most MAX_FILE_BYTES + 1 bytes (so "too large" can be told).
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Read at most MAX_FILE_BYTES + 1 bytes (so "too large" can be told);
+/// a directory is an error.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
     if f.metadata()?.is_dir() {
         return Err(std::io::Error::new(
