@@ -303,4 +303,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn readme_mirrors_the_table() {
+        let readme = include_str!("../../README.md");
+        for k in KEYS {
+            let want = match k.ty {
+                Ty::Object => continue,
+                Ty::Ignored => format!("`{}`", k.path),
+                _ => format!("| `{}` |", k.path),
+            };
+            assert!(
+                readme.contains(&want),
+                "README.md's configuration reference lacks {}",
+                k.path
+            );
+        }
+    }
 }
