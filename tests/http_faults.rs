@@ -4,7 +4,7 @@
 //! aarch64 rustls/ring code does the work; the server is native Python.
 
 mod common;
-use common::fault::{refused_port, Blackhole, FaultServer, Scratch};
+use common::fault::{refused_port, tls_fixture, Blackhole, FaultServer, Scratch};
 use common::tls::Ca;
 use outpost::error::Code;
 use outpost::http::{Client, HttpSettings, ProxyEnv};
@@ -23,26 +23,9 @@ fn settings(ca: &Ca) -> HttpSettings {
     }
 }
 
-struct Fixture {
-    _scratch: Scratch,
-    ca: Ca,
-    server: FaultServer,
-}
-
-fn tls_fixture() -> Fixture {
-    let scratch = Scratch::new("faults");
-    let ca = Ca::new(&scratch, "main");
-    let server = FaultServer::tls(&ca.good());
-    Fixture {
-        _scratch: scratch,
-        ca,
-        server,
-    }
-}
-
 #[test]
 fn echo_post_and_get_succeed_with_user_agent() {
-    let f = tls_fixture();
+    let f = tls_fixture("faults");
     let c = Client::new(settings(&f.ca), None).expect("client");
     let reply = c
         .post_json(
@@ -82,7 +65,7 @@ fn echo_post_and_get_succeed_with_user_agent() {
 
 #[test]
 fn every_fault_has_its_code_and_message() {
-    let f = tls_fixture();
+    let f = tls_fixture("faults");
     let c = Client::new(settings(&f.ca), None).expect("client");
     let p = f.server.port;
     // (path, exit code, message after "POST https://127.0.0.1:PORT<path-without-query>: ")
@@ -121,7 +104,7 @@ fn every_fault_has_its_code_and_message() {
 
 #[test]
 fn retry_after_in_both_forms_reaches_the_caller() {
-    let f = tls_fixture();
+    let f = tls_fixture("faults");
     let c = Client::new(settings(&f.ca), None).expect("client");
     let err = c
         .post_json(&f.server.url("/429-delta"), b"{}", &[])
@@ -159,7 +142,7 @@ struct Answer {
 
 #[test]
 fn json_bodies_are_checked_for_syntax_and_shape() {
-    let f = tls_fixture();
+    let f = tls_fixture("faults");
     let c = Client::new(settings(&f.ca), None).expect("client");
     let p = f.server.port;
     let cases: &[(&str, &str)] = &[
@@ -285,7 +268,7 @@ fn plain_http_only_to_loopback_with_the_switch() {
 
 #[test]
 fn credentials_never_appear_in_messages() {
-    let f = tls_fixture();
+    let f = tls_fixture("faults");
     let c = Client::new(settings(&f.ca), None).expect("client");
     let url = format!(
         "https://admin:hunter2@127.0.0.1:{}/status/500?token=s3cr3t",

@@ -5,30 +5,13 @@
 //! credentials used but never shown.
 
 mod common;
-use common::fault::{refused_port, FaultServer, Scratch};
+use common::fault::{refused_port, tls_fixture};
 use common::proxy::Tinyproxy;
 use common::tls::Ca;
 use outpost::error::Code;
 use outpost::http::{Client, HttpSettings, ProxyEnv, ProxyUrl};
 use outpost::noproxy::NoProxy;
 use std::time::Duration;
-
-struct Fixture {
-    _scratch: Scratch,
-    ca: Ca,
-    server: FaultServer,
-}
-
-fn fixture() -> Fixture {
-    let scratch = Scratch::new("proxy");
-    let ca = Ca::new(&scratch, "main");
-    let server = FaultServer::tls(&ca.good());
-    Fixture {
-        _scratch: scratch,
-        ca,
-        server,
-    }
-}
 
 fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> HttpSettings {
     HttpSettings {
@@ -52,7 +35,7 @@ fn env_https(proxy: &str, no_proxy: Option<&str>) -> ProxyEnv {
 
 #[test]
 fn https_goes_through_tinyproxy_with_connect() {
-    let f = fixture();
+    let f = tls_fixture("proxy");
     let tp = Tinyproxy::start(f.server.port, None);
     let url = f.server.url("/ok");
     // From the settings, and from HTTPS_PROXY when the settings have none.
@@ -92,7 +75,7 @@ fn https_goes_through_tinyproxy_with_connect() {
 
 #[test]
 fn settings_proxy_wins_over_the_variables() {
-    let f = fixture();
+    let f = tls_fixture("proxy");
     let tp = Tinyproxy::start(f.server.port, None);
     let dead = format!("http://127.0.0.1:{}", refused_port());
     // The environment names a working proxy and even NO_PROXY=*; the dead
@@ -117,7 +100,7 @@ fn settings_proxy_wins_over_the_variables() {
 
 #[test]
 fn no_proxy_bypasses_by_cidr_host_and_variable() {
-    let f = fixture();
+    let f = tls_fixture("proxy");
     let tp = Tinyproxy::start(f.server.port, None);
     let dead = format!("http://127.0.0.1:{}", refused_port());
     let url = f.server.url("/ok");
@@ -191,7 +174,7 @@ fn no_proxy_bypasses_by_cidr_host_and_variable() {
 
 #[test]
 fn dead_proxy_is_a_network_error() {
-    let f = fixture();
+    let f = tls_fixture("proxy");
     let dead = format!("http://127.0.0.1:{}", refused_port());
     let c =
         Client::new(settings(&f.ca, Some(&dead), "", ProxyEnv::default()), None).expect("client");
@@ -206,7 +189,7 @@ fn dead_proxy_is_a_network_error() {
 
 #[test]
 fn proxy_credentials_are_used_but_never_shown() {
-    let f = fixture();
+    let f = tls_fixture("proxy");
     let tp = Tinyproxy::start(f.server.port, Some(("outpost", "pr0xyS3cret")));
     let url = f.server.url("/ok");
     let good = format!("http://outpost:pr0xyS3cret@127.0.0.1:{}", tp.port);

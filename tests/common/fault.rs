@@ -161,3 +161,23 @@ pub fn refused_port() -> u16 {
     let _ = child.wait();
     port
 }
+
+/// A TLS fault server with a certificate from its own test CA, and the
+/// scratch directory both live in (removed on drop).
+pub struct TlsFixture {
+    pub ca: super::tls::Ca,
+    pub server: FaultServer,
+    _scratch: Scratch,
+}
+
+/// Start a TLS fault server on 127.0.0.1 whose certificate a new CA signed.
+pub fn tls_fixture(name: &str) -> TlsFixture {
+    let scratch = Scratch::new(name);
+    let ca = super::tls::Ca::new(&scratch, "main");
+    let server = FaultServer::tls(&ca.good());
+    TlsFixture {
+        ca,
+        server,
+        _scratch: scratch,
+    }
+}
