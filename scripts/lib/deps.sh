@@ -202,7 +202,8 @@ deps_smoke() {
     while IFS='|' read -r cc pkgs; do
         if ! err=$($cc -o "$tmp/t" "$tmp/t.c" 2>&1); then
             rm -rf "$tmp"
-            deps_die "C toolchain check failed: '$cc' cannot build a file including <stdint.h> ($(head -n 1 <<<"$err")); install: $(deps_install_cmd deb "$pkgs")"
+            err=$(grep -m 1 -E 'error|not found' <<<"$err" || head -n 1 <<<"$err")
+            deps_die "C toolchain check failed: '$cc' cannot build a file including <stdint.h> ($err); install: $(deps_install_cmd deb "$pkgs")"
         fi
     done <<'EOF'
 cc|gcc libc6-dev
