@@ -254,7 +254,7 @@ deps_audit() {
                 name=${line#*Recommends: }
                 name=${name#<}
                 name=${name%>}
-                alt+=" $name"
+                alt+="${alt:+ |} $name"
                 [ -z "${known[$name]:-}" ] || ok=1
                 [[ $line != "  Recommends: "* ]] || pending=1
                 ;;
