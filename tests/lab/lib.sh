@@ -179,9 +179,18 @@ lab_vm_qemu() { # NAME KERNEL-EXTRA -> the qemu command line, one word a line
     x86_64) q=(qemu-system-x86_64 -machine q35 -cpu max) con=ttyS0 ;;
     aarch64) q=(qemu-system-aarch64 -machine virt -cpu "max,pauth-impdef=on") con=ttyAMA0 ;;
     esac
+    local root=LABEL=outpost-root more=()
+    if [ -f "$dir/disk2" ]; then
+        # A second disk (a copy of the image, e.g. one to bake) on
+        # virtio-blk as /dev/vda: its label is the same, so the guest's
+        # root is named as the only SCSI disk.
+        root=/dev/sda
+        more=(-drive "if=none,id=d1,file=$(cat "$dir/disk2"),format=qcow2,cache=writeback"
+            -device "virtio-blk-pci,drive=d1")
+    fi
     q+=(-accel "tcg" -smp "$smp" -m "$mem" -nodefaults -display none -no-reboot
         -kernel "$img/kernel" -initrd "$img/initrd.img"
-        -append "root=LABEL=outpost-root rw console=$con panic=-1 $extra"
+        -append "root=$root rw console=$con panic=-1 $extra" "${more[@]}"
         -drive "if=none,id=d0,file=$dir/disk.qcow2,format=qcow2,discard=unmap,cache=writeback"
         -device "virtio-scsi-pci,id=scsi0" -device "scsi-hd,bus=scsi0.0,drive=d0,rotation_rate=$rot"
         -netdev "user,id=n0" -device "virtio-net-pci,netdev=n0" -device virtio-rng-pci
@@ -351,6 +360,7 @@ lab_userdata() {
         sed 's/^/        /' "$LAB_HUB_CA"
         [ -z "$extra" ] || printf '%s\n' "$extra"
         echo 'outpost:'
+        echo '  logLevel: info' # the scenarios count "checked in" lines in the journal
         echo '  interval:'
         echo '    min: 10'
     } >"$f"
@@ -437,11 +447,16 @@ lab_cleanup() {
     true
 }
 
-# lab_run NAME... | --all | --ci: runs scenarios in turn and prints a table
-# of results and times. Exit 0 only when every one passed.
+# lab_run [-j N] NAME... | --all | --ci: runs scenarios and prints a table of
+# results and times. With -j N (or OUTPOST_LAB_JOBS), N at a time: each
+# one's output is then printed whole when all are done. Exit 0 only when
+# every one passed.
 lab_run() {
-    local names=() n t0 rc fails=0
-    LAB_RESULTS=()
+    local names=() n jobs=${OUTPOST_LAB_JOBS:-1} fails=0 logs rc dt
+    if [ "${1:-}" = -j ]; then
+        jobs=${2:?-j needs a number}
+        shift 2
+    fi
     case ${1:-} in
     --all) mapfile -t names < <(lab_scenarios) ;;
     --ci) for n in $(lab_scenarios); do [ "$(lab_scenario_field "$n" LAB_CI)" = yes ] && names+=("$n"); done ;;
@@ -450,23 +465,44 @@ lab_run() {
     esac
     for n in "${names[@]}"; do [ -f "$LAB_DIR/scenarios/$n.sh" ] || lab_die "no scenario $n (see scripts/lab list)"; done
     lab_space_check 3000 "$LAB_CACHE"
+    logs=$(mktemp -d)
     for n in "${names[@]}"; do
-        printf '\n--> lab scenario %s: %s\n' "$n" "$(lab_scenario_field "$n" LAB_DESC)"
-        t0=$(date +%s)
-        rc=0
-        lab_run_one "$n" || rc=$?
-        if [ "$rc" -eq 0 ]; then
-            LAB_RESULTS+=("$(printf '%-16s pass %5ss' "$n" "$(($(date +%s) - t0))")")
+        if [ "$jobs" -le 1 ]; then
+            printf '\n--> lab scenario %s: %s\n' "$n" "$(lab_scenario_field "$n" LAB_DESC)"
+            lab_run_timed "$n" "$logs"
+            printf '<-- lab scenario %s: %s\n' "$n" "$(lab_result_word "$logs/$n.result")"
         else
-            LAB_RESULTS+=("$(printf '%-16s FAIL %5ss' "$n" "$(($(date +%s) - t0))")")
-            fails=$((fails + 1))
+            while [ "$(jobs -pr | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+            lab_log "starting scenario $n"
+            lab_run_timed "$n" "$logs" >"$logs/$n.log" 2>&1 &
         fi
-        printf '<-- lab scenario %s: %s\n' "$n" "${LAB_RESULTS[-1]:17}"
     done
-    printf '\nlab scenarios:\n'
-    printf '  %s\n' "${LAB_RESULTS[@]}"
+    wait || true
+    if [ "$jobs" -gt 1 ]; then
+        for n in "${names[@]}"; do
+            printf '\n--> lab scenario %s: %s\n' "$n" "$(lab_scenario_field "$n" LAB_DESC)"
+            cat "$logs/$n.log"
+            printf '<-- lab scenario %s: %s\n' "$n" "$(lab_result_word "$logs/$n.result")"
+        done
+    fi
+    printf '\nlab scenarios (%s at a time):\n' "$jobs"
+    for n in "${names[@]}"; do
+        read -r rc dt <"$logs/$n.result" || { rc=1 dt='?'; }
+        [ "$rc" -eq 0 ] || fails=$((fails + 1))
+        printf '  %-16s %s %5ss\n' "$n" "$(lab_result_word "$logs/$n.result")" "$dt"
+    done
+    rm -rf "$logs"
     [ "$fails" -eq 0 ]
 }
+
+lab_run_timed() { # NAME DIR: runs one scenario, writes DIR/NAME.result "rc seconds"
+    local t0 rc=0
+    t0=$(date +%s)
+    lab_run_one "$1" || rc=$?
+    echo "$rc $(($(date +%s) - t0))" >"$2/$1.result"
+}
+
+lab_result_word() { if [ "$(cut -d' ' -f1 "$1" 2>/dev/null)" = 0 ]; then echo pass; else echo FAIL; fi; }
 
 # lab_shell [SHAPE] [ARCH]: a guest with a root shell on the console (the
 # scenario service does not run); the agent is in /mnt/lab after
@@ -490,7 +526,7 @@ lab_ci() {
     shellcheck -s sh "$LAB_DIR"/scenarios/*.guest "$LAB_DIR"/image/lab-run.sh
     lab_images x86_64 aarch64
     local n rc=0
-    lab_run --ci || rc=$?
+    lab_run -j "${OUTPOST_LAB_JOBS:-2}" --ci || rc=$?
     for n in $(lab_scenarios); do
         [ "$(lab_scenario_field "$n" LAB_CI)" = yes ] ||
             printf '  %-16s not run here: %s (scripts/lab run %s)\n' "$n" "$(lab_scenario_field "$n" LAB_CI_SKIP)" "$n"

@@ -57,4 +57,8 @@ scenario() {
         "exactly the guest is registered on the hub"
     lab_assert_json "$LAB_RUN/devices.json" "d['devices'][0]['checkins'] >= 3" "check-ins the hub counted"
     lab_assert_json "$LAB_RUN/devices.json" "d['devices'][0]['status'] == 'Unpaired'" "the device is deregistered"
+    # The inventory sent under the unit's sandbox has the guest's address
+    # (getifaddrs needs netlink, which RestrictAddressFamilies must allow).
+    lab_assert_json "$LAB_RUN/devices.json" "d['devices'][0]['ip'] == '10.0.2.15' and d['devices'][0]['mac'] != ''" \
+        "the guest's IP and MAC in the inventory sent from the service"
 }
