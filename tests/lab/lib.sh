@@ -152,7 +152,7 @@ lab_hub_bin() {
 # scenario), share/ (the 9p share, /mnt/lab in the guest, with the agent
 # binary as share/outpost), console.log (every boot appended).
 
-LAB_TIMEOUT=${OUTPOST_LAB_TIMEOUT:-360}
+LAB_TIMEOUT=${OUTPOST_LAB_TIMEOUT:-900}
 
 # lab_vm_new NAME [SHAPE] [ARCH]: SHAPE fit (4 vCPUs, 4400 MiB, 32 GiB SSD)
 # or unfit (2 vCPUs, 2 GiB, 16 GiB rotational disk); ARCH x86_64 or aarch64.
@@ -544,6 +544,7 @@ lab_main() {
     shell) lab_shell "$@" ;;
     ci) lab_ci ;;
     run) lab_run "$@" ;;
-    *) lab_die "unknown command $cmd (try: list, run, shell, images, deps)" ;;
+    help | -h | --help) sed -n '2,11p' "$LAB_ROOT/scripts/lab" | sed 's/^# \{0,1\}//' ;;
+    *) lab_die "unknown command $cmd (try: scripts/lab help)" ;;
     esac
 }
