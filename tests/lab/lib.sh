@@ -417,7 +417,7 @@ lab_list() {
 lab_run_one() {
     local name=$1 f=$LAB_DIR/scenarios/$1.sh rc=0 run
     [ -f "$f" ] || lab_die "no scenario $name (see scripts/lab list)"
-    run=$LAB_CACHE/runs/$name-$(date -u +%Y%m%dT%H%M%S)-$$
+    run=$LAB_CACHE/runs/$name-$(date -u +%Y%m%dT%H%M%S)-$BASHPID
     mkdir -p "$run"
     # A bash of its own, so that errexit holds inside the scenario.
     # shellcheck disable=SC2016

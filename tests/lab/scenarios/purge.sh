@@ -22,7 +22,13 @@ snap() {
     find /etc /usr/local /var/lib /opt -xdev -path /var/lib/systemd -prune -o \
         -printf '%p %M %u:%g %l\n' | LC_ALL=C sort >"$1.list"
     find /etc /usr/local -xdev -type f -exec sha256sum {} + | LC_ALL=C sort -k 2 >"$1.sums"
-    systemctl list-unit-files --no-legend --no-pager | LC_ALL=C sort >"$1.units"
+    # systemd can be slow to answer right after a daemon-reload on a
+    # loaded machine ("Connection timed out"): try a few times.
+    n=0
+    until systemctl list-unit-files --no-legend --no-pager >"$1.units.raw"; do
+        n=$((n + 1)); [ $n -lt 6 ] || exit 1; sleep 5
+    done
+    LC_ALL=C sort "$1.units.raw" >"$1.units"
 }
 snap before
 ./outpost install --config /mnt/lab/user-data
@@ -34,7 +40,6 @@ ls /usr/local/share/ca-certificates >installed.cas
 snap installed
 /usr/local/bin/outpost uninstall --purge
 echo $? >uninstall.rc
-systemctl daemon-reload
 snap after
 for k in list sums units; do
     diff -u "before.$k" "after.$k" >"diff.$k" || true
