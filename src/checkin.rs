@@ -14,7 +14,7 @@
 use crate::checks::{self, Facts, Selection};
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl, Reply};
+use crate::http::{self, Client, HttpSettings, ProxyEnv, Reply};
 use crate::inventory;
 use crate::noproxy::NoProxy;
 use crate::proto::{
@@ -62,26 +62,20 @@ pub fn base_url(endpoint: &str) -> String {
 /// the standard proxy variables under the file (`config show` tells the
 /// source), so the environment is not consulted a second time here.
 pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
-    let proxy = match (&cfg.https_proxy.value, &cfg.http_proxy.value) {
-        (Some(p), _) => Some(("stylus.site.network.httpsProxy", p)),
-        (None, Some(p)) => Some(("stylus.site.network.httpProxy", p)),
-        (None, None) => None,
-    };
-    let proxy = match proxy {
-        Some((key, url)) => Some(ProxyUrl::parse(url).map_err(|e| {
-            Error::config(format!(
-                "{key}: {e} (outpost speaks to proxies over http:// with CONNECT)"
-            ))
-        })?),
-        None => None,
-    };
+    // Already parsed by the config loader; the https proxy wins for the
+    // https server, the http one stands in when only it is set.
+    let proxy = cfg
+        .https_proxy
+        .value
+        .clone()
+        .or_else(|| cfg.http_proxy.value.clone());
     let no_proxy = NoProxy::parse(&cfg.no_proxy.value.join(","))
         .map_err(|e| Error::config(format!("stylus.site.network.noProxy: {e}")))?;
     Ok(HttpSettings {
         connect_timeout: Duration::from_secs(cfg.connect_timeout.value.max(1)),
         timeout: Duration::from_secs(cfg.request_timeout.value.max(1)),
         body_limit: proto::MAX_RESPONSE_BODY as u64,
-        extra_ca_pem: cfg.ca_certs.value.iter().map(|c| c.der.clone()).collect(),
+        extra_ca: cfg.ca_certs.value.clone(),
         insecure_skip_verify: cfg.insecure_skip_verify.value,
         proxy,
         no_proxy,
@@ -649,7 +643,7 @@ mod tests {
         use crate::config::{Source, Val};
         let host = crate::sys::RealHost;
         let v = |s: &str| Val {
-            value: Some(s.to_string()),
+            value: Some(crate::proxy::ProxyUrl::parse(s).expect("proxy URL")),
             source: Source::File,
         };
         let mut cfg = Config::default();
@@ -679,13 +673,7 @@ mod tests {
             "environment not read a second time"
         );
 
-        cfg.https_proxy = v("socks5://proxy.example:1080");
-        let e = http_settings(&cfg, &host).expect_err("socks5 is not spoken");
-        assert_eq!(e.code, Code::Config, "exit 3");
-        assert_eq!(
-            e.message,
-            "stylus.site.network.httpsProxy: proxy URL scheme \"socks5\" is not supported (only http://) (outpost speaks to proxies over http:// with CONNECT)"
-        );
+        // (A socks5:// proxy never gets here: the config loader refuses it.)
         cfg.https_proxy.value = None;
         let s = http_settings(&cfg, &host).expect("httpProxy alone");
         assert_eq!(

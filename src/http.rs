@@ -15,8 +15,10 @@
 //! proxy URL's credentials, and it must not decide what a status means for
 //! the protocol beyond transport classes (3xx, 408, 429, 5xx).
 
+use crate::config::CaCert;
 use crate::error::{Code, Error, Result};
 use crate::noproxy::NoProxy;
+pub use crate::proxy::{EnvVar, ProxyEnv, ProxyUrl};
 use crate::sys::Root;
 use std::fmt;
 use std::net::IpAddr;
@@ -24,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Uri;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 /// Default response-body cap: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024;
@@ -57,9 +59,9 @@ pub struct HttpSettings {
     pub timeout: Duration,
     /// Largest response body accepted; more is exit 12.
     pub body_limit: u64,
-    /// Extra trusted CAs (`caCerts`): each entry PEM text (one or more
-    /// certificates) or one DER certificate.
-    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Extra trusted CAs (`caCerts`, `probe --cacert`), parsed and checked
+    /// once where they were read (`CaCert::parse`, `CaCert::from_bytes`).
+    pub extra_ca: Vec<CaCert>,
     /// Skip certificate verification (a loud warning on every request).
     pub insecure_skip_verify: bool,
     /// The configured proxy; wins over the environment variables.
@@ -83,7 +85,7 @@ impl Default for HttpSettings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             body_limit: DEFAULT_BODY_LIMIT,
-            extra_ca_pem: Vec::new(),
+            extra_ca: Vec::new(),
             insecure_skip_verify: false,
             proxy: None,
             no_proxy: NoProxy::default(),
@@ -92,147 +94,6 @@ impl Default for HttpSettings {
             user_agent: crate::version::user_agent(),
             now: SystemTime::now(),
         }
-    }
-}
-
-/// A proxy URL: `http://[user[:password]@]host[:port]` (port 80 when
-/// omitted; a bare `host:port` means http). `Display` and `Debug` never show
-/// the credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ProxyUrl {
-    host: String,
-    port: u16,
-    userinfo: Option<String>,
-}
-
-impl ProxyUrl {
-    /// Parse a proxy URL; the error text never repeats credentials.
-    pub fn parse(s: &str) -> std::result::Result<ProxyUrl, String> {
-        let s = s.trim();
-        let rest = match s.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "proxy URL scheme {:?} is not supported (only http://)",
-                    scheme.chars().take(16).collect::<String>()
-                ))
-            }
-            None => s,
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        if !(path.is_empty() || path == "/") {
-            return Err("proxy URL must not have a path".to_string());
-        }
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(authority[..i].to_string()), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let bad_port = || "proxy URL port is not a number 1-65535".to_string();
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| "proxy URL has no ] after the IPv6 address".to_string())?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse::<u16>().map_err(|_| bad_port())?,
-                None if after.is_empty() => 80,
-                None => return Err("proxy URL has text after ]".to_string()),
-            };
-            (format!("[{h}]"), port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| bad_port())?),
-                None => (hostport.to_string(), 80),
-            }
-        };
-        if port == 0 {
-            return Err(bad_port());
-        }
-        let host_ok = |c: char| c.is_ascii_alphanumeric() || "-._[]:".contains(c);
-        if host.is_empty() || !host.chars().all(host_ok) {
-            return Err("proxy URL has no valid host".to_string());
-        }
-        Ok(ProxyUrl {
-            host: host.to_ascii_lowercase(),
-            port,
-            userinfo,
-        })
-    }
-
-    pub fn has_credentials(&self) -> bool {
-        self.userinfo.is_some()
-    }
-
-    /// The full URL with credentials, for ureq only.
-    fn secret_url(&self) -> String {
-        match &self.userinfo {
-            Some(u) => format!("http://{u}@{}:{}", self.host, self.port),
-            None => self.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for ProxyUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
-    }
-}
-
-impl fmt::Debug for ProxyUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let creds = if self.userinfo.is_some() {
-            " (with credentials)"
-        } else {
-            ""
-        };
-        write!(f, "ProxyUrl({self}{creds})")
-    }
-}
-
-/// The standard proxy variables, captured once. `Debug` shows only which are set.
-#[derive(Clone, Default)]
-pub struct ProxyEnv {
-    /// `https_proxy`, else `HTTPS_PROXY`.
-    pub https_proxy: Option<String>,
-    /// `http_proxy`, else `HTTP_PROXY` (used for plain-http loopback tests only).
-    pub http_proxy: Option<String>,
-    /// `all_proxy`, else `ALL_PROXY`.
-    pub all_proxy: Option<String>,
-    /// `no_proxy`, else `NO_PROXY`.
-    pub no_proxy: Option<String>,
-}
-
-impl ProxyEnv {
-    /// Read the variables of this process (lower case first, as curl does).
-    pub fn from_process() -> ProxyEnv {
-        ProxyEnv::from_lookup(&|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> ProxyEnv {
-        let pick = |lower: &str| {
-            get(lower)
-                .or_else(|| get(&lower.to_ascii_uppercase()))
-                .filter(|v| !v.trim().is_empty())
-        };
-        ProxyEnv {
-            https_proxy: pick("https_proxy"),
-            http_proxy: pick("http_proxy"),
-            all_proxy: pick("all_proxy"),
-            no_proxy: pick("no_proxy"),
-        }
-    }
-}
-
-impl fmt::Debug for ProxyEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProxyEnv")
-            .field("https_proxy", &self.https_proxy.is_some())
-            .field("http_proxy", &self.http_proxy.is_some())
-            .field("all_proxy", &self.all_proxy.is_some())
-            .field("no_proxy", &self.no_proxy.is_some())
-            .finish()
     }
 }
 
@@ -256,18 +117,16 @@ pub fn route(settings: &HttpSettings, https: bool, host: &str, port: u16) -> Res
         });
     }
     let env = &settings.proxy_env;
-    let (name, value) = match (https, &env.https_proxy, &env.http_proxy, &env.all_proxy) {
-        (true, Some(v), _, _) => ("HTTPS_PROXY", v),
-        (false, _, Some(v), _) => ("HTTP_PROXY", v),
-        (_, _, _, Some(v)) => ("ALL_PROXY", v),
-        _ => return Ok(Route::Direct),
+    let Some(var) = env.proxy_for(https) else {
+        return Ok(Route::Direct);
     };
-    let proxy = ProxyUrl::parse(value).map_err(|e| Error::config(format!("{name}: {e}")))?;
+    let proxy =
+        ProxyUrl::parse(&var.value).map_err(|e| Error::config(format!("{}: {e}", var.name)))?;
     let mut bypass = settings.no_proxy.clone();
     if let Some(list) = &env.no_proxy {
-        let (np, bad) = NoProxy::parse_lenient(list);
+        let (np, bad) = NoProxy::parse_lenient(&list.value);
         for b in bad {
-            log::warn!("NO_PROXY: ignoring {b}");
+            log::warn!("{}: ignoring {b}", list.name);
         }
         bypass = bypass.merged(&np);
     }
@@ -379,7 +238,7 @@ enum Roots {
 
 impl Client {
     /// Build the transport: trust = `system` bundle (see `read_system_ca`) +
-    /// `settings.extra_ca_pem`. Neither present is exit 16 (nothing could be
+    /// `settings.extra_ca`. Neither present is exit 16 (nothing could be
     /// trusted), unless verification is off, or the `webpki-roots` feature
     /// supplies the bundled Mozilla set.
     pub fn new(settings: HttpSettings, system: Option<&CaBundle>) -> Result<Client> {
@@ -398,11 +257,12 @@ impl Client {
             }
             certs.extend(ders.iter().map(|d| Certificate::from_der(d).to_owned()));
         }
-        for (i, data) in settings.extra_ca_pem.iter().enumerate() {
-            for c in parse_extra_ca(i, data)? {
-                certs.push(c);
-            }
-        }
+        certs.extend(
+            settings
+                .extra_ca
+                .iter()
+                .map(|c| Certificate::from_der(&c.der).to_owned()),
+        );
         let roots = if settings.insecure_skip_verify {
             Roots::NoneNeeded
         } else if !certs.is_empty() {
@@ -728,35 +588,6 @@ impl Base64 {
     }
 }
 
-/// One `caCerts` entry: PEM text (every certificate in it) or one DER certificate.
-fn parse_extra_ca(index: usize, data: &[u8]) -> Result<Vec<Certificate<'static>>> {
-    let bad = |why: &str| Error::config(format!("caCerts entry {}: {why}", index + 1));
-    let text = String::from_utf8_lossy(&data[..data.len().min(64)]);
-    let certs: Vec<Certificate<'static>> = if text.trim_start().starts_with("-----BEGIN") {
-        let mut v = Vec::new();
-        for item in ureq::tls::parse_pem(data) {
-            match item {
-                Ok(PemItem::Certificate(c)) => v.push(c),
-                Ok(_) => {}
-                Err(_) => return Err(bad("PEM data cannot be decoded")),
-            }
-        }
-        v
-    } else {
-        vec![Certificate::from_der(data).to_owned()]
-    };
-    if certs.is_empty() {
-        return Err(bad("no CERTIFICATE block in the PEM data"));
-    }
-    for c in &certs {
-        let der = rustls::pki_types::CertificateDer::from(c.der().to_vec());
-        rustls::RootCertStore::empty()
-            .add(der)
-            .map_err(|_| bad("not a usable X.509 CA certificate"))?;
-    }
-    Ok(certs)
-}
-
 /// A parsed request URL.
 struct Target {
     https: bool,
@@ -1011,74 +842,18 @@ pub fn tls_cause(e: &rustls::Error, now: SystemTime, build_epoch: u64) -> (Code,
 mod tests {
     use super::*;
 
-    #[test]
-    fn proxy_urls() {
-        // (input, Display or error)
-        let cases: &[(&str, std::result::Result<&str, &str>)] = &[
-            ("http://proxy.corp:3128", Ok("http://proxy.corp:3128")),
-            ("HTTP://Proxy.Corp:3128/", Ok("http://proxy.corp:3128")),
-            ("proxy.corp:8080", Ok("http://proxy.corp:8080")),
-            ("proxy.corp", Ok("http://proxy.corp:80")),
-            (
-                "http://user:s3cret@proxy.corp:3128",
-                Ok("http://proxy.corp:3128"),
-            ),
-            (
-                "http://us%40er:p%3Ass@10.0.0.1:3128",
-                Ok("http://10.0.0.1:3128"),
-            ),
-            ("http://[fd00::1]:3128", Ok("http://[fd00::1]:3128")),
-            ("http://[fd00::1]", Ok("http://[fd00::1]:80")),
-            (
-                "socks5://user:s3cret@h:1080",
-                Err("proxy URL scheme \"socks5\" is not supported (only http://)"),
-            ),
-            (
-                "https://h:443",
-                Err("proxy URL scheme \"https\" is not supported (only http://)"),
-            ),
-            (
-                "http://user:s3cret@h:99999",
-                Err("proxy URL port is not a number 1-65535"),
-            ),
-            (
-                "http://user:s3cret@h:0",
-                Err("proxy URL port is not a number 1-65535"),
-            ),
-            ("http://h:3128/path", Err("proxy URL must not have a path")),
-            ("http://user:s3cret@", Err("proxy URL has no valid host")),
-            (
-                "http://[fd00::1:3128",
-                Err("proxy URL has no ] after the IPv6 address"),
-            ),
-        ];
-        for (input, want) in cases {
-            let got = ProxyUrl::parse(input).map(|p| p.to_string());
-            let got = got.as_ref().map(|s| s.as_str()).map_err(|e| e.as_str());
-            assert_eq!(got, *want, "proxy {input:?}");
-            if let Ok(p) = ProxyUrl::parse(input) {
-                let dbg = format!("{p:?}");
-                assert!(
-                    !dbg.contains("s3cret") && !dbg.contains("user"),
-                    "{input}: {dbg}"
-                );
-            }
-        }
-        let p = ProxyUrl::parse("http://u:p%3Ass@h:1").expect("parse");
-        assert!(p.has_credentials());
-        assert_eq!(
-            p.secret_url(),
-            "http://u:p%3Ass@h:1",
-            "credentials kept for ureq"
-        );
-    }
-
     fn env(https: Option<&str>, all: Option<&str>, no: Option<&str>) -> ProxyEnv {
+        let var = |name, v: Option<&str>| {
+            v.map(|v| EnvVar {
+                name,
+                value: v.to_string(),
+            })
+        };
         ProxyEnv {
-            https_proxy: https.map(String::from),
+            https_proxy: var("HTTPS_PROXY", https),
             http_proxy: None,
-            all_proxy: all.map(String::from),
-            no_proxy: no.map(String::from),
+            all_proxy: var("ALL_PROXY", all),
+            no_proxy: var("NO_PROXY", no),
         }
     }
 
@@ -1182,28 +957,8 @@ mod tests {
         assert_eq!(err.code, Code::Config);
         assert_eq!(
             err.message,
-            "HTTPS_PROXY: proxy URL scheme \"socks5\" is not supported (only http://)"
+            "HTTPS_PROXY: proxy URL socks5://****@h:1: scheme socks5:// is not supported; use http:// (outpost speaks to proxies over http with CONNECT)"
         );
-    }
-
-    #[test]
-    fn proxy_env_lookup_prefers_lower_case() {
-        let vars = [
-            ("HTTPS_PROXY", "http://upper:1"),
-            ("https_proxy", "http://lower:1"),
-            ("NO_PROXY", "a.example"),
-            ("all_proxy", " "),
-        ];
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        };
-        let e = ProxyEnv::from_lookup(&get);
-        assert_eq!(e.https_proxy.as_deref(), Some("http://lower:1"));
-        assert_eq!(e.no_proxy.as_deref(), Some("a.example"));
-        assert_eq!(e.all_proxy, None, "blank counts as unset");
-        assert!(!format!("{e:?}").contains("lower"), "Debug hides values");
     }
 
     #[test]
@@ -1302,37 +1057,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn extra_ca_errors_name_the_entry() {
-        let cases: &[(&[u8], &str)] = &[
-            (
-                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                "caCerts entry 1: no CERTIFICATE block in the PEM data",
-            ),
-            (
-                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-                "caCerts entry 1: PEM data cannot be decoded",
-            ),
-            (
-                b"\x30\x03\x02\x01\x00",
-                "caCerts entry 1: not a usable X.509 CA certificate",
-            ),
-            (
-                b"hello",
-                "caCerts entry 1: not a usable X.509 CA certificate",
-            ),
-        ];
-        for (data, want) in cases {
-            let s = HttpSettings {
-                extra_ca_pem: vec![data.to_vec()],
-                ..HttpSettings::default()
-            };
-            let err = Client::new(s, None).err().expect("bad CA must fail");
-            assert_eq!(err.code, Code::Config, "{want}");
-            assert_eq!(err.message, *want);
-        }
-    }
-
     #[cfg(not(feature = "webpki-roots"))]
     #[test]
     fn no_roots_at_all_is_untrusted() {
@@ -1412,7 +1136,7 @@ mod tests {
         };
         let reference: Vec<Vec<u8>> = ureq::tls::parse_pem(&bundle.pem)
             .filter_map(|i| match i {
-                Ok(PemItem::Certificate(c)) => Some(c.der().to_vec()),
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.der().to_vec()),
                 _ => None,
             })
             .collect();

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod noproxy;
 pub mod notify;
 pub mod proto;
+pub mod proxy;
 pub mod schedule;
 pub mod state;
 pub mod sys;

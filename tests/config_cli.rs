@@ -242,6 +242,82 @@ fn precedence_defaults_proxy_env_file_outpost_env_flags() {
     }
 }
 
+/// The standard proxy variables have one precedence for every command
+/// (lower case before upper case, `all_proxy` after the scheme's own
+/// variable), and a proxy outpost cannot speak (socks5) is refused when the
+/// configuration is validated, exit 3, whether it comes from the file or
+/// from the environment; `checkin` takes the same parsed value.
+#[test]
+fn proxy_environment_has_one_precedence_and_socks5_fails_validate() {
+    let file = config_dir().join("good/empty.yaml");
+    let show = |envs: &[(&str, &str)]| {
+        let mut cmd = outpost();
+        cmd.args(["config", "show", "--config"]).arg(&file);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{envs:?}: {err}");
+        out
+    };
+    let line = |out: &str, key: &str| -> String {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("{key} not shown in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // (variables, key, value shown)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[
+                ("HTTPS_PROXY", "http://upper:1"),
+                ("https_proxy", "http://lower:1"),
+            ],
+            "stylus.site.network.httpsProxy",
+            "http://lower:1",
+        ),
+        (
+            &[("ALL_PROXY", "http://all:1")],
+            "stylus.site.network.httpsProxy",
+            "http://all:1",
+        ),
+        (
+            &[
+                ("all_proxy", "http://all:1"),
+                ("HTTPS_PROXY", "http://own:1"),
+            ],
+            "stylus.site.network.httpsProxy",
+            "http://own:1",
+        ),
+        (
+            &[("NO_PROXY", "upper.example"), ("no_proxy", "lower.example")],
+            "stylus.site.network.noProxy",
+            "lower.example",
+        ),
+    ];
+    for (envs, key, want) in cases {
+        let l = line(&show(envs), key);
+        assert!(l.contains(want), "{envs:?}: {l}");
+    }
+
+    let socks = "proxy URL socks5://****@p.example:1080: scheme socks5:// is not supported";
+    for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "HTTP_PROXY"] {
+        let (code, _, err) = run(outpost()
+            .args(["config", "validate", "--config"])
+            .arg(&file)
+            .env(var, "socks5://u:pw@p.example:1080"));
+        assert_eq!(code, 3, "{var}: {err}");
+        assert!(
+            err.contains(&format!("error: {var}: {socks}")),
+            "{var}: {err}"
+        );
+        assert!(!err.contains("pw@"), "{var}: {err}");
+    }
+}
+
 #[test]
 fn env_and_flag_errors_name_their_source() {
     let file = config_dir().join("good/empty.yaml");
@@ -254,7 +330,7 @@ fn env_and_flag_errors_name_their_source() {
     assert_eq!(
         err,
         format!(
-            "error: OUTPOST_INSECURE_SKIP_VERIFY: expected true or false, found \"yes please\"\nerror: HTTPS_PROXY: proxy URL gopher://old.example has scheme gopher://; use http://, https:// or socks5://\n{}: 2 problem(s); nothing was changed\n",
+            "error: OUTPOST_INSECURE_SKIP_VERIFY: expected true or false, found \"yes please\"\nerror: HTTPS_PROXY: proxy URL gopher://old.example: scheme gopher:// is not supported; use http:// (outpost speaks to proxies over http with CONNECT)\n{}: 2 problem(s); nothing was changed\n",
             file.display()
         )
     );

@@ -17,7 +17,7 @@ fn settings(ca: &Ca) -> HttpSettings {
     HttpSettings {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(3),
-        extra_ca_pem: vec![ca.pem()],
+        extra_ca: outpost::config::CaCert::from_bytes(&ca.pem()).expect("test CA"),
         proxy_env: ProxyEnv::default(),
         ..HttpSettings::default()
     }

@@ -17,7 +17,7 @@ fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> Http
     HttpSettings {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(3),
-        extra_ca_pem: vec![ca.pem()],
+        extra_ca: outpost::config::CaCert::from_bytes(&ca.pem()).expect("test CA"),
         proxy: proxy.map(|p| ProxyUrl::parse(p).expect("proxy URL")),
         no_proxy: NoProxy::parse(no_proxy).expect("noProxy"),
         proxy_env: env,
@@ -26,11 +26,16 @@ fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> Http
 }
 
 fn env_https(proxy: &str, no_proxy: Option<&str>) -> ProxyEnv {
-    ProxyEnv {
-        https_proxy: Some(proxy.to_string()),
-        no_proxy: no_proxy.map(String::from),
-        ..ProxyEnv::default()
-    }
+    vars(&[("HTTPS_PROXY", Some(proxy)), ("NO_PROXY", no_proxy)])
+}
+
+/// The standard variables as the one reader of them finds them.
+fn vars(set: &[(&str, Option<&str>)]) -> ProxyEnv {
+    ProxyEnv::from_lookup(&|k: &str| {
+        set.iter()
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| v.map(String::from))
+    })
 }
 
 #[test]
@@ -50,15 +55,7 @@ fn https_goes_through_tinyproxy_with_connect() {
         ),
         (
             "ALL_PROXY",
-            settings(
-                &f.ca,
-                None,
-                "",
-                ProxyEnv {
-                    all_proxy: Some(tp.url()),
-                    ..ProxyEnv::default()
-                },
-            ),
+            settings(&f.ca, None, "", vars(&[("ALL_PROXY", Some(&tp.url()))])),
         ),
     ];
     for (n, (label, s)) in cases.into_iter().enumerate() {

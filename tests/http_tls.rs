@@ -15,7 +15,10 @@ fn settings(extra: Vec<Vec<u8>>) -> HttpSettings {
     HttpSettings {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(3),
-        extra_ca_pem: extra,
+        extra_ca: extra
+            .iter()
+            .flat_map(|pem| outpost::config::CaCert::from_bytes(pem).expect("test CA"))
+            .collect(),
         proxy_env: ProxyEnv::default(),
         ..HttpSettings::default()
     }

@@ -157,8 +157,8 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         state_dir: state_dir.clone(),
         ca_certs,
         trust,
-        http_proxy: from_file(&cfg.http_proxy),
-        https_proxy: from_file(&cfg.https_proxy),
+        http_proxy: from_file(&cfg.http_proxy).map(|p| p.as_given().to_string()),
+        https_proxy: from_file(&cfg.https_proxy).map(|p| p.as_given().to_string()),
         no_proxy: if cfg.no_proxy.source == Source::File {
             cfg.no_proxy.value.clone()
         } else {
@@ -261,7 +261,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
 }
 
 /// A value set in the user-data file (not the installing shell's environment).
-fn from_file(v: &Val<Option<String>>) -> Option<String> {
+fn from_file<T: Clone>(v: &Val<Option<T>>) -> Option<T> {
     if v.source == Source::File {
         v.value.clone()
     } else {

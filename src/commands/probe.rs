@@ -7,6 +7,7 @@
 //! request headers or the proxy's credentials.
 
 use crate::cli::ProbeArgs;
+use crate::config::CaCert;
 use crate::error::{Code, Error, Result};
 use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl};
 use crate::noproxy::NoProxy;
@@ -18,7 +19,10 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
     let host = crate::sys::host();
     let mut extra = Vec::new();
     for f in &args.ca_certs {
-        extra.push(std::fs::read(f).map_err(|e| Error::io("reading CA certificate", f, &e))?);
+        let data = std::fs::read(f).map_err(|e| Error::io("reading CA certificate", f, &e))?;
+        let certs = CaCert::from_bytes(&data)
+            .map_err(|why| Error::config(format!("probe: --cacert {}: {why}", f.display())))?;
+        extra.extend(certs);
     }
     let proxy = match &args.proxy {
         Some(p) => {
@@ -37,7 +41,7 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
             .timeout_secs
             .map(Duration::from_secs)
             .unwrap_or(http::DEFAULT_TIMEOUT),
-        extra_ca_pem: extra,
+        extra_ca: extra,
         proxy,
         no_proxy,
         proxy_env: ProxyEnv::from_process(),

@@ -20,6 +20,7 @@ pub mod values_api {
 }
 
 use crate::error::{Code, Error, Result};
+use crate::proxy::{ProxyEnv, ProxyUrl};
 use crate::sys::Root;
 use keys::{Key, Ty};
 use node::Node;
@@ -92,8 +93,8 @@ pub struct Config {
     pub registration_url: Val<Option<String>>,
     /// Proxy URLs may hold `user:password@`: never log them as they are;
     /// `values_api::redact_url` masks the credentials.
-    pub http_proxy: Val<Option<String>>,
-    pub https_proxy: Val<Option<String>>,
+    pub http_proxy: Val<Option<ProxyUrl>>,
+    pub https_proxy: Val<Option<ProxyUrl>>,
     pub no_proxy: Val<Vec<String>>,
     pub nameserver: Val<Option<String>>,
     pub debug: Val<bool>,
@@ -545,23 +546,17 @@ impl Layers {
                 .find(|(k, _)| k == name)
                 .map(|(k, v)| (k.clone(), v.clone()))
         };
+        // The standard proxy variables, through their one reader: each
+        // fills its key where the file leaves it unset.
+        let std_env = ProxyEnv::from_lookup(&|name: &str| get(name).map(|(_, v)| v));
         let mut proxy_env = HashMap::new();
-        for (path, names) in [
-            (
-                "stylus.site.network.httpProxy",
-                ["HTTP_PROXY", "http_proxy"],
-            ),
-            (
-                "stylus.site.network.httpsProxy",
-                ["HTTPS_PROXY", "https_proxy"],
-            ),
-            ("stylus.site.network.noProxy", ["NO_PROXY", "no_proxy"]),
+        for (path, var) in [
+            ("stylus.site.network.httpProxy", std_env.proxy_for(false)),
+            ("stylus.site.network.httpsProxy", std_env.proxy_for(true)),
+            ("stylus.site.network.noProxy", std_env.no_proxy.as_ref()),
         ] {
-            if let Some(kv) = names
-                .iter()
-                .find_map(|n| get(n).filter(|(_, v)| !v.is_empty()))
-            {
-                proxy_env.insert(path, kv);
+            if let Some(v) = var {
+                proxy_env.insert(path, (v.name.to_string(), v.value.clone()));
             }
         }
         let mut env = HashMap::new();
