@@ -12,8 +12,9 @@
 //! Every failure becomes an `Error` with one exit code (DESIGN.md table) and a
 //! one-line message "METHOD URL: cause", where URL has no userinfo and no
 //! query. It must not log or print request headers or bodies (tokens), nor a
-//! proxy URL's credentials, and it must not decide what a status means for
-//! the protocol beyond transport classes (3xx, 408, 429, 5xx).
+//! proxy URL's credentials, and it must not decide what a status means: every
+//! answer but a redirect (never followed) reaches the caller as a `Reply`,
+//! and `proto::outcome` decides (one table).
 
 use crate::config::CaCert;
 use crate::error::{Code, Error, Result};
@@ -159,8 +160,8 @@ pub fn read_system_ca(root: &Root) -> Result<Option<CaBundle>> {
     Ok(None)
 }
 
-/// A successful exchange: any status that is not a transport failure
-/// (2xx, and 4xx other than 408, for the protocol layer to interpret).
+/// An answer: any status but a redirect (which is not followed), for the
+/// caller to interpret through the one table, `proto::outcome`.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
@@ -192,34 +193,6 @@ impl Reply {
                 ),
             )
         })
-    }
-}
-
-/// A failed request: the error, plus the server's `Retry-After` when it sent one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpError {
-    pub error: Error,
-    pub retry_after: Option<String>,
-}
-
-impl From<Error> for HttpError {
-    fn from(error: Error) -> HttpError {
-        HttpError {
-            error,
-            retry_after: None,
-        }
-    }
-}
-
-impl From<HttpError> for Error {
-    fn from(e: HttpError) -> Error {
-        e.error
-    }
-}
-
-impl fmt::Display for HttpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
     }
 }
 
@@ -278,21 +251,12 @@ impl Client {
     }
 
     /// POST a JSON body with extra headers (e.g. Authorization; never logged).
-    pub fn post_json(
-        &self,
-        url: &str,
-        body: &[u8],
-        headers: &[(&str, &str)],
-    ) -> std::result::Result<Reply, HttpError> {
+    pub fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
         self.send("POST", url, Some(body), headers)
     }
 
     /// GET (probes).
-    pub fn get(
-        &self,
-        url: &str,
-        headers: &[(&str, &str)],
-    ) -> std::result::Result<Reply, HttpError> {
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
         self.send("GET", url, None, headers)
     }
 
@@ -302,14 +266,14 @@ impl Client {
         url: &str,
         body: Option<&[u8]>,
         headers: &[(&str, &str)],
-    ) -> std::result::Result<Reply, HttpError> {
+    ) -> Result<Reply> {
         let target = Target::parse(url).map_err(|e| Error::config(format!("{method} {e}")))?;
         let what = format!("{method} {}", target.safe);
         let plain_ok = self.settings.allow_plain_loopback && target.is_loopback();
         if !target.https && !plain_ok {
-            return Err(
-                Error::config(format!("{what}: plain http:// is refused; use https://")).into(),
-            );
+            return Err(Error::config(format!(
+                "{what}: plain http:// is refused; use https://"
+            )));
         }
         let route = route(&self.settings, target.https, &target.host, target.port)?;
         log::debug!(
@@ -371,26 +335,7 @@ impl Client {
                 format!(
                     "{what}: unexpected redirect (HTTP {status}{to}); redirects are not followed"
                 ),
-            )
-            .into());
-        }
-        if status == 408 || status == 429 || status >= 500 {
-            let ra = retry_after
-                .as_deref()
-                .map(|r| format!(" (Retry-After: {r})"))
-                .unwrap_or_default();
-            let kind = if status >= 500 && status != 503 {
-                "server error"
-            } else {
-                "server busy"
-            };
-            return Err(HttpError {
-                error: Error::new(
-                    Code::ServerBusy,
-                    format!("{what}: {kind}: HTTP {status}{ra}"),
-                ),
-                retry_after,
-            });
+            ));
         }
         let bytes = resp
             .body_mut()
@@ -648,8 +593,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn fail(&self, code: Code, cause: impl fmt::Display) -> HttpError {
-        Error::new(code, format!("{}: {cause}", self.what)).into()
+    fn fail(&self, code: Code, cause: impl fmt::Display) -> Error {
+        Error::new(code, format!("{}: {cause}", self.what))
     }
 
     fn secs(d: Duration) -> String {
@@ -661,7 +606,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn classify(&self, e: &ureq::Error) -> HttpError {
+    fn classify(&self, e: &ureq::Error) -> Error {
         use ureq::Error as E;
         let proxy = match self.route {
             Route::Proxy(p) => Some(p),
@@ -769,7 +714,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn tls(&self, e: &rustls::Error) -> HttpError {
+    fn tls(&self, e: &rustls::Error) -> Error {
         let (code, cause) = tls_cause(e, self.settings.now, crate::version::build_epoch());
         self.fail(code, cause)
     }
@@ -1020,9 +965,9 @@ mod tests {
             };
             let c = Client::new(settings, None).expect("client");
             let err = c.get(url, &[]).expect_err(url);
-            assert_eq!(err.error.code, Code::Config, "{url} switch {switch}");
+            assert_eq!(err.code, Code::Config, "{url} switch {switch}");
             assert_eq!(
-                err.error.message,
+                err.message,
                 format!("GET {url}: plain http:// is refused; use https://"),
                 "{url} switch {switch}"
             );

@@ -331,10 +331,11 @@ pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
     };
     let system = http::read_system_ca(&Root::system())?;
     let client = http::Client::new(settings, system.as_ref())?;
-    let reply = client.get(url, &[]).map_err(|e| e.error)?;
+    let reply = client.get(url, &[])?;
+    use crate::proto::{outcome, Endpoint, Outcome};
     match reply.status {
         200 => Ok(reply.body.into_bytes()),
-        429 | 500..=599 => Err(Error::new(
+        s if outcome(Endpoint::Probe, s) == Outcome::Exit(Code::ServerBusy) => Err(Error::new(
             Code::ServerBusy,
             format!("install: --config {}: HTTP {}", reply.what, reply.status),
         )),

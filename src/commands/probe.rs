@@ -11,6 +11,7 @@ use crate::config::CaCert;
 use crate::error::{Code, Error, Result};
 use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl};
 use crate::noproxy::NoProxy;
+use crate::proto::{self, Endpoint, Outcome};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +55,11 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
         Some(path) => client.post_json(&args.url, &read_data(path)?, &[])?,
         None => client.get(&args.url, &[])?,
     };
+    // A busy server is exit 11, as for a check-in (one table).
+    let now = host.now();
+    if let Outcome::Exit(code @ Code::ServerBusy) = proto::outcome(Endpoint::Probe, reply.status) {
+        return Err(crate::checkin::status_failure(code, &reply, now).error);
+    }
     let mut out = format!("HTTP {}\n{}", reply.status, reply.body);
     if !out.ends_with('\n') {
         out.push('\n');
