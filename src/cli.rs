@@ -88,8 +88,13 @@ pub struct ConfigSource {
 
 #[derive(Debug, PartialEq)]
 pub enum ConfigAction {
-    Validate,
-    Show { json: bool },
+    /// `strict`: every warning is an error (for CI pipelines).
+    Validate {
+        strict: bool,
+    },
+    Show {
+        json: bool,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -193,7 +198,7 @@ Exit status: 0 nothing failed (warnings allowed), 1 a check failed,
 pub const CONFIG_HELP: &str = "\
 outpost config: check and show the configuration
 
-Usage: outpost config validate [FILE] [--root DIR] [--config FILE]
+Usage: outpost config validate [FILE] [--strict] [--root DIR] [--config FILE]
        outpost config show [--json] [--root DIR] [--config FILE]
                            [--set KEY=VALUE]...
 
@@ -209,6 +214,7 @@ Options:
                      for secrets: give the token in the file or in
                      OUTPOST_EDGE_HOST_TOKEN
   --json             (show) One JSON document, schema outpost.config/v1
+  --strict           (validate) Every warning is an error, exit 3 (for CI)
   -h, --help         Show this help
 
 Exit status: 0 valid, 3 configuration invalid or file missing,
@@ -565,6 +571,7 @@ fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut file = None;
     let mut sets = Vec::new();
     let mut json = false;
+    let mut strict = false;
     let mut action: Option<String> = None;
     let mut positional: Option<PathBuf> = None;
     while let Some(tok) = next(p, CMD)? {
@@ -583,13 +590,14 @@ fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
                 match flag.as_str() {
                     "-h" | "--help" => return Ok(Command::Help(CONFIG_HELP.to_string())),
                     "--json" => json = true,
+                    "--strict" => strict = true,
                     _ => return Err(unknown_tok(tok, CMD)),
                 }
             }
         }
     }
     let action = match action.as_deref() {
-        Some("validate") => ConfigAction::Validate,
+        Some("validate") => ConfigAction::Validate { strict },
         Some("show") => ConfigAction::Show { json },
         Some(other) => {
             return Err(Error::usage(format!(
@@ -598,8 +606,11 @@ fn parse_config(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         }
         None => return Err(Error::usage("config: needs an action: validate or show")),
     };
-    if json && action == ConfigAction::Validate {
+    if json && matches!(action, ConfigAction::Validate { .. }) {
         return Err(Error::usage("config: --json is for 'config show'"));
+    }
+    if strict && !matches!(action, ConfigAction::Validate { .. }) {
+        return Err(Error::usage("config: --strict is for 'config validate'"));
     }
     if positional.is_some() && file.is_some() {
         return Err(Error::usage(
@@ -1037,14 +1048,14 @@ mod tests {
                 &["config", "validate", "ud.yaml"],
                 Command::Config(ConfigArgs {
                     src: src("/", Some("ud.yaml"), &[]),
-                    action: ConfigAction::Validate,
+                    action: ConfigAction::Validate { strict: false },
                 }),
             ),
             (
                 &["config", "validate", "--root", "/img"],
                 Command::Config(ConfigArgs {
                     src: src("/img", None, &[]),
-                    action: ConfigAction::Validate,
+                    action: ConfigAction::Validate { strict: false },
                 }),
             ),
             (

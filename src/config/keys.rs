@@ -172,6 +172,21 @@ pub fn lookup(path: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.path == path)
 }
 
+/// Older spellings of platform keys found in the platform's own examples,
+/// read as the key they name (with a warning).
+pub const LEGACY_ALIASES: &[(&str, &str)] = &[
+    // The agent-mode MAAS example writes `stylus.skipKubeVip: false`.
+    ("stylus.skipKubeVip", "stylus.vip.skip"),
+];
+
+/// The key an older spelling stands for.
+pub fn legacy_alias(path: &str) -> Option<&'static Key> {
+    LEGACY_ALIASES
+        .iter()
+        .find(|(old, _)| *old == path)
+        .and_then(|(_, new)| lookup(new))
+}
+
 /// The entry whose environment variable is `var`.
 pub fn by_env(var: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.env == Some(var))

@@ -450,15 +450,33 @@ impl State {
         for (k, v) in entries {
             let t = join(tpath, k);
             let s = join(shown, k);
+            if let Some(canonical) = keys::legacy_alias(&t) {
+                self.warnings.push(format!(
+                    "{}: {s}: older spelling of {}; read as that",
+                    self.file, canonical.path
+                ));
+                self.visit(canonical, v, &s);
+                continue;
+            }
             let Some(key) = keys::lookup(&t) else {
                 let hint = match keys::suggest(tpath, k) {
                     Some(c) => format!("; did you mean {c}?"),
                     None => format!("; known keys here: {}", keys::children(tpath).join(", ")),
                 };
-                self.problems.push(format!(
-                    "{}: {s}: unknown key (neither outpost nor the platform defines it){hint}",
-                    self.file
-                ));
+                // The platform does not reject keys it does not know under
+                // `stylus:`, so neither does outpost (a warning; `config
+                // validate --strict` makes it an error); `outpost:` is ours.
+                if t == "stylus" || t.starts_with("stylus.") {
+                    self.warnings.push(format!(
+                        "{}: {s}: unknown key, ignored (the platform may define it; outpost does not){hint}",
+                        self.file
+                    ));
+                } else {
+                    self.problems.push(format!(
+                        "{}: {s}: unknown key (neither outpost nor the platform defines it){hint}",
+                        self.file
+                    ));
+                }
                 continue;
             };
             self.visit(key, v, &s);
