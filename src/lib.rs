@@ -2,6 +2,9 @@
 //! central management. The device binary (`src/main.rs`) is a thin shell over
 //! this library; see DESIGN notes in each module's header.
 
+// `unsafe` lives in `sys.rs` only (it opts out, and says why there).
+#![deny(unsafe_code)]
+
 pub mod checkin;
 pub mod checks;
 pub mod cli;
