@@ -4,7 +4,9 @@
 //! deregistration), the schedule arithmetic, the transport settings from the
 //! config (`http_settings`), and the thin `run_once` that strings them
 //! together with the state directory (register when there is no
-//! credential, re-register once on 401, record 410).
+//! credential, re-register once when the credential is refused, record
+//! 410). What a status means is decided by one table, `proto::outcome`; the
+//! network is reached through the `Transport` trait (the test seam).
 //!
 //! It must not print (commands do), must not sleep (callers do), and must
 //! never put the token, the credential or the install secret into a log line
@@ -14,7 +16,7 @@
 use crate::checks::{self, Facts, Selection};
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl, Reply};
+use crate::http::{self, Client, HttpSettings, ProxyEnv, Reply};
 use crate::inventory;
 use crate::noproxy::NoProxy;
 use crate::proto::{
@@ -62,26 +64,20 @@ pub fn base_url(endpoint: &str) -> String {
 /// the standard proxy variables under the file (`config show` tells the
 /// source), so the environment is not consulted a second time here.
 pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
-    let proxy = match (&cfg.https_proxy.value, &cfg.http_proxy.value) {
-        (Some(p), _) => Some(("stylus.site.network.httpsProxy", p)),
-        (None, Some(p)) => Some(("stylus.site.network.httpProxy", p)),
-        (None, None) => None,
-    };
-    let proxy = match proxy {
-        Some((key, url)) => Some(ProxyUrl::parse(url).map_err(|e| {
-            Error::config(format!(
-                "{key}: {e} (outpost speaks to proxies over http:// with CONNECT)"
-            ))
-        })?),
-        None => None,
-    };
+    // Already parsed by the config loader; the https proxy wins for the
+    // https server, the http one stands in when only it is set.
+    let proxy = cfg
+        .https_proxy
+        .value
+        .clone()
+        .or_else(|| cfg.http_proxy.value.clone());
     let no_proxy = NoProxy::parse(&cfg.no_proxy.value.join(","))
         .map_err(|e| Error::config(format!("stylus.site.network.noProxy: {e}")))?;
     Ok(HttpSettings {
         connect_timeout: Duration::from_secs(cfg.connect_timeout.value.max(1)),
         timeout: Duration::from_secs(cfg.request_timeout.value.max(1)),
         body_limit: proto::MAX_RESPONSE_BODY as u64,
-        extra_ca_pem: cfg.ca_certs.value.iter().map(|c| c.der.clone()).collect(),
+        extra_ca: cfg.ca_certs.value.clone(),
         insecure_skip_verify: cfg.insecure_skip_verify.value,
         proxy,
         no_proxy,
@@ -252,28 +248,40 @@ fn server_says(reply: &Reply) -> String {
     }
 }
 
-/// A non-200 answer as an error with its exit code (docs/protocol.md).
-pub fn status_error(endpoint: Endpoint, reply: &Reply) -> Error {
-    let code = match proto::outcome(endpoint, reply.status) {
-        Outcome::Exit(c) => c,
-        Outcome::Reregister => Code::RegistrationRefused,
-        Outcome::Ok => Code::BadAnswer,
-    };
+/// A non-200 answer that ends the attempt, as an error with the exit code
+/// the table (`proto::outcome`) gave it, plus the server's `Retry-After`.
+pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> Failure {
     let what = match code {
         Code::RegistrationRefused => "registration refused",
         Code::DuplicateHost => "duplicate host ID",
         Code::Deregistered => "deregistered by the server",
+        Code::ServerBusy if reply.status >= 500 && reply.status != 503 => "server error",
+        Code::ServerBusy => "server busy",
         _ => "unexpected answer",
     };
-    Error::new(
-        code,
+    let message = if code == Code::ServerBusy {
+        // The body of a busy server (or of a proxy) says nothing useful.
+        let ra = reply
+            .retry_after
+            .as_deref()
+            .map(|r| format!(" (Retry-After: {r})"))
+            .unwrap_or_default();
+        format!("{}: {what}: HTTP {}{ra}", reply.what, reply.status)
+    } else {
         format!(
             "{}: {what} (HTTP {}){}",
             reply.what,
             reply.status,
             server_says(reply)
-        ),
-    )
+        )
+    };
+    Failure {
+        error: Error::new(code, message),
+        retry_after: reply
+            .retry_after
+            .as_deref()
+            .and_then(|v| crate::schedule::parse_retry_after(v, now)),
+    }
 }
 
 fn decode<T: proto::Message>(reply: &Reply) -> Result<T> {
@@ -282,6 +290,18 @@ fn decode<T: proto::Message>(reply: &Reply) -> Result<T> {
 }
 
 // ------------------------------------------------------------ the shell
+
+/// What a check-in needs of the network: one POST of a JSON body. `Client`
+/// is the real one; tests substitute a fake (the seam for the status table).
+pub trait Transport {
+    fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply>;
+}
+
+impl Transport for Client {
+    fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
+        Client::post_json(self, url, body, headers)
+    }
+}
 
 /// A failed attempt: the error and the server's wish when to come back.
 #[derive(Debug)]
@@ -328,11 +348,11 @@ impl Agent<'_> {
 
     fn post(
         &self,
-        client: &Client,
+        client: &dyn Transport,
         path: &str,
         body: &str,
         bearer: Option<&str>,
-    ) -> std::result::Result<Reply, Failure> {
+    ) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
         let auth;
         let headers: Vec<(&str, &str)> = match bearer {
@@ -342,18 +362,7 @@ impl Agent<'_> {
             }
             None => Vec::new(),
         };
-        client
-            .post_json(&url, body.as_bytes(), &headers)
-            .map_err(|e| {
-                let retry_after = e
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| crate::schedule::parse_retry_after(v, self.host.now()));
-                Failure {
-                    error: e.error,
-                    retry_after,
-                }
-            })
+        client.post_json(&url, body.as_bytes(), &headers)
     }
 
     /// The install secret, made (32 random bytes, hex) and stored before
@@ -374,7 +383,7 @@ impl Agent<'_> {
 
     fn register(
         &self,
-        client: &Client,
+        client: &dyn Transport,
         st: &State,
         ing: &Ingredients<'_>,
         why: &str,
@@ -406,8 +415,9 @@ impl Agent<'_> {
         let body = proto::encode(&build_register(self.cfg, ing, token.expose(), &secret));
         log::info!("registering {} with {}", ing.host_id, self.base);
         let reply = self.post(client, proto::PATH_REGISTER, &body, None)?;
-        if reply.status != 200 {
-            return Err(status_error(Endpoint::Register, &reply).into());
+        let outcome = proto::outcome(Endpoint::Register, reply.status);
+        if outcome != Outcome::Ok {
+            return Err(status_failure(outcome.code(), &reply, self.host.now()));
         }
         let resp: RegisterResponse = decode(&reply)?;
         if resp.credential.is_empty() {
@@ -433,7 +443,7 @@ impl Agent<'_> {
     }
 
     /// One attempt, under the state lock (the caller holds it).
-    pub fn run_once(&self, client: &Client) -> std::result::Result<Done, Failure> {
+    pub fn run_once(&self, client: &dyn Transport) -> std::result::Result<Done, Failure> {
         let mut st = match state::load_state(&self.paths)? {
             Some(s) if s.host_id == self.host_id => s,
             Some(s) => {
@@ -496,8 +506,8 @@ impl Agent<'_> {
                 }
             );
             let reply = self.post(client, proto::PATH_CHECKIN, &body, Some(&cred))?;
-            match reply.status {
-                200 => {
+            match proto::outcome(Endpoint::Checkin, reply.status) {
+                Outcome::Ok => {
                     let resp: CheckinResponse = decode(&reply)?;
                     let d = apply_checkin(&st, &req, &resp, self.bounds, self.now_s());
                     state::save_state(&self.paths, &d.state)?;
@@ -516,10 +526,13 @@ impl Agent<'_> {
                         checkin_bytes: body.len(),
                     });
                 }
-                401 if !registered => {
+                // Once per attempt: a credential refused right after
+                // registering is a refusal, not a loop.
+                Outcome::Reregister if !registered => {
                     log::warn!(
-                        "{}: credential refused (HTTP 401); registering again",
-                        reply.what
+                        "{}: credential refused (HTTP {}); registering again",
+                        reply.what,
+                        reply.status
                     );
                     let (s, c, n) = self.register(
                         client,
@@ -532,13 +545,14 @@ impl Agent<'_> {
                     registered = true;
                     register_bytes = n;
                 }
-                410 => {
+                Outcome::Exit(Code::Deregistered) => {
                     let mut s = st.clone();
                     s.deregistered = true;
                     state::save_state(&self.paths, &s)?;
-                    return Err(status_error(Endpoint::Checkin, &reply).into());
+                    return Err(status_failure(Code::Deregistered, &reply, self.host.now()));
                 }
-                _ => return Err(status_error(Endpoint::Checkin, &reply).into()),
+                // Refused again right after registering, or any other stop.
+                other => return Err(status_failure(other.code(), &reply, self.host.now())),
             }
         }
     }
@@ -649,7 +663,7 @@ mod tests {
         use crate::config::{Source, Val};
         let host = crate::sys::RealHost;
         let v = |s: &str| Val {
-            value: Some(s.to_string()),
+            value: Some(crate::proxy::ProxyUrl::parse(s).expect("proxy URL")),
             source: Source::File,
         };
         let mut cfg = Config::default();
@@ -679,13 +693,7 @@ mod tests {
             "environment not read a second time"
         );
 
-        cfg.https_proxy = v("socks5://proxy.example:1080");
-        let e = http_settings(&cfg, &host).expect_err("socks5 is not spoken");
-        assert_eq!(e.code, Code::Config, "exit 3");
-        assert_eq!(
-            e.message,
-            "stylus.site.network.httpsProxy: proxy URL scheme \"socks5\" is not supported (only http://) (outpost speaks to proxies over http:// with CONNECT)"
-        );
+        // (A socks5:// proxy never gets here: the config loader refuses it.)
         cfg.https_proxy.value = None;
         let s = http_settings(&cfg, &host).expect("httpProxy alone");
         assert_eq!(
@@ -881,30 +889,346 @@ mod tests {
         assert_eq!(s3.last_success.as_deref(), Some("1970-01-01T00:05:00Z"));
     }
 
-    #[test]
-    fn status_errors_map_to_codes() {
-        let reply = |status: u16, body: &str| Reply {
-            status,
-            retry_after: None,
-            body: body.into(),
-            what: "POST https://h/outpost/v1/checkin".into(),
-        };
-        let cases = [
-            (Endpoint::Register, 401, Code::RegistrationRefused, "POST https://h/outpost/v1/checkin: registration refused (HTTP 401): registration token expired"),
-            (Endpoint::Register, 409, Code::DuplicateHost, "POST https://h/outpost/v1/checkin: duplicate host ID (HTTP 409): registration token expired"),
-            (Endpoint::Checkin, 410, Code::Deregistered, "POST https://h/outpost/v1/checkin: deregistered by the server (HTTP 410): registration token expired"),
-            (Endpoint::Checkin, 404, Code::BadAnswer, "POST https://h/outpost/v1/checkin: unexpected answer (HTTP 404): registration token expired"),
-        ];
-        let body = r#"{"v":1,"error":"x","message":"registration token expired"}"#;
-        for (ep, status, code, text) in cases {
-            let e = status_error(ep, &reply(status, body));
-            assert_eq!(e.code, code, "{ep:?} {status}");
-            assert_eq!(e.message, text, "{ep:?} {status}");
+    /// A test double of the network: answers scripted per request, in
+    /// order, and the paths that were asked for.
+    struct FakeTransport {
+        answers: std::cell::RefCell<std::collections::VecDeque<(u16, String, Option<String>)>>,
+        asked: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Transport for FakeTransport {
+        fn post_json(&self, url: &str, _: &[u8], _: &[(&str, &str)]) -> Result<Reply> {
+            let path = url.trim_start_matches("https://hub.test").to_string();
+            self.asked.borrow_mut().push(path);
+            let (status, body, retry_after) = self
+                .answers
+                .borrow_mut()
+                .pop_front()
+                .expect("a request the script did not expect");
+            Ok(Reply {
+                status,
+                retry_after,
+                body,
+                what: format!("POST {url}"),
+            })
         }
-        let e = status_error(Endpoint::Checkin, &reply(404, "<html>"));
-        assert_eq!(
-            e.message, "POST https://h/outpost/v1/checkin: unexpected answer (HTTP 404)",
-            "non-JSON body"
+    }
+
+    /// A fixed host for the table: no syscalls, no randomness.
+    struct FixedHost;
+
+    impl Host for FixedHost {
+        fn euid(&self) -> u32 {
+            0
+        }
+        fn now(&self) -> std::time::SystemTime {
+            UNIX_EPOCH + Duration::from_secs(1_764_000_000)
+        }
+        fn uname(&self) -> std::io::Result<crate::sys::Uname> {
+            Err(std::io::Error::other("no uname in this test"))
+        }
+        fn statvfs(&self, _: &std::path::Path) -> std::io::Result<crate::sys::FsSpace> {
+            Err(std::io::Error::other("no statvfs in this test"))
+        }
+        fn sleep(&self, _: Duration) {}
+        fn fill_random(&self, buf: &mut [u8]) -> std::io::Result<()> {
+            buf.fill(7);
+            Ok(())
+        }
+    }
+
+    fn register_ok() -> String {
+        proto::encode(&RegisterResponse {
+            v: 1,
+            host_id: "edge-t".into(),
+            credential: "cred-new".into(),
+            rotated: false,
+            interval_ms: 300_000,
+            phase_ms: 0,
+            server_time: 1_764_000_000,
+        })
+    }
+
+    fn checkin_ok() -> String {
+        proto::encode(&CheckinResponse {
+            v: 1,
+            interval_ms: 300_000,
+            phase_ms: 0,
+            server_time: 1_764_000_000,
+            inventory_wanted: false,
+            desired_tag: String::new(),
+            desired: None,
+        })
+    }
+
+    /// The check-in decision end to end through `run_once` with a fake
+    /// transport: each status of the table, on register and on check-in,
+    /// gives the documented action (re-register, stop, retry later) and
+    /// exit code, and only 410 is recorded in the state.
+    #[test]
+    fn status_table_through_run_once() {
+        const REG: &str = proto::PATH_REGISTER;
+        const CHK: &str = proto::PATH_CHECKIN;
+        let busy = |s: u16, ra: Option<&str>| (s, String::new(), ra.map(String::from));
+        let err = |s: u16| {
+            (
+                s,
+                r#"{"v":1,"error":"x","message":"said the server"}"#.to_string(),
+                None,
+            )
+        };
+        let ok_reg = || (200, register_ok(), None);
+        let ok_chk = || (200, checkin_ok(), None);
+        // (label, has a credential, answers, paths asked, exit code or 0,
+        //  message tail, retry-after seconds, deregistered recorded)
+        type Case = (
+            &'static str,
+            bool,
+            Vec<(u16, String, Option<String>)>,
+            Vec<&'static str>,
+            Code,
+            &'static str,
+            Option<u64>,
+            bool,
         );
+        let cases: Vec<Case> = vec![
+            (
+                "register then check in",
+                false,
+                vec![ok_reg(), ok_chk()],
+                vec![REG, CHK],
+                Code::Ok,
+                "",
+                None,
+                false,
+            ),
+            (
+                "check in",
+                true,
+                vec![ok_chk()],
+                vec![CHK],
+                Code::Ok,
+                "",
+                None,
+                false,
+            ),
+            (
+                "register 401",
+                false,
+                vec![err(401)],
+                vec![REG],
+                Code::RegistrationRefused,
+                "registration refused (HTTP 401): said the server",
+                None,
+                false,
+            ),
+            (
+                "register 403",
+                false,
+                vec![err(403)],
+                vec![REG],
+                Code::RegistrationRefused,
+                "registration refused (HTTP 403): said the server",
+                None,
+                false,
+            ),
+            (
+                "register 409",
+                false,
+                vec![err(409)],
+                vec![REG],
+                Code::DuplicateHost,
+                "duplicate host ID (HTTP 409): said the server",
+                None,
+                false,
+            ),
+            (
+                "check-in 401 re-registers",
+                true,
+                vec![err(401), ok_reg(), ok_chk()],
+                vec![CHK, REG, CHK],
+                Code::Ok,
+                "",
+                None,
+                false,
+            ),
+            (
+                "check-in 403 re-registers",
+                true,
+                vec![err(403), ok_reg(), ok_chk()],
+                vec![CHK, REG, CHK],
+                Code::Ok,
+                "",
+                None,
+                false,
+            ),
+            (
+                "401 again after re-registering",
+                true,
+                vec![err(401), ok_reg(), err(401)],
+                vec![CHK, REG, CHK],
+                Code::RegistrationRefused,
+                "registration refused (HTTP 401): said the server",
+                None,
+                false,
+            ),
+            (
+                "re-register refused",
+                true,
+                vec![err(403), err(401)],
+                vec![CHK, REG],
+                Code::RegistrationRefused,
+                "registration refused (HTTP 401): said the server",
+                None,
+                false,
+            ),
+            (
+                "check-in 409",
+                true,
+                vec![err(409)],
+                vec![CHK],
+                Code::DuplicateHost,
+                "duplicate host ID (HTTP 409): said the server",
+                None,
+                false,
+            ),
+            (
+                "check-in 410",
+                true,
+                vec![err(410)],
+                vec![CHK],
+                Code::Deregistered,
+                "deregistered by the server (HTTP 410): said the server",
+                None,
+                true,
+            ),
+            (
+                "check-in 429",
+                true,
+                vec![busy(429, Some("7"))],
+                vec![CHK],
+                Code::ServerBusy,
+                "server busy: HTTP 429 (Retry-After: 7)",
+                Some(7),
+                false,
+            ),
+            (
+                "check-in 503",
+                true,
+                vec![busy(503, Some("30"))],
+                vec![CHK],
+                Code::ServerBusy,
+                "server busy: HTTP 503 (Retry-After: 30)",
+                Some(30),
+                false,
+            ),
+            (
+                "check-in 500",
+                true,
+                vec![busy(500, None)],
+                vec![CHK],
+                Code::ServerBusy,
+                "server error: HTTP 500",
+                None,
+                false,
+            ),
+            (
+                "check-in 408",
+                true,
+                vec![busy(408, None)],
+                vec![CHK],
+                Code::ServerBusy,
+                "server busy: HTTP 408",
+                None,
+                false,
+            ),
+            (
+                "register 502",
+                false,
+                vec![busy(502, None)],
+                vec![REG],
+                Code::ServerBusy,
+                "server error: HTTP 502",
+                None,
+                false,
+            ),
+            (
+                "check-in 404",
+                true,
+                vec![err(404)],
+                vec![CHK],
+                Code::BadAnswer,
+                "unexpected answer (HTTP 404): said the server",
+                None,
+                false,
+            ),
+            (
+                "check-in 400 html",
+                true,
+                vec![(400, "<html>".into(), None)],
+                vec![CHK],
+                Code::BadAnswer,
+                "unexpected answer (HTTP 400)",
+                None,
+                false,
+            ),
+        ];
+        for (label, has_cred, answers, want_asked, want_code, want_tail, want_ra, want_dereg) in
+            cases
+        {
+            let dir = std::env::temp_dir().join(format!(
+                "outpost-table-{}-{}",
+                std::process::id(),
+                label.replace(' ', "-")
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("state")).expect("state dir");
+            let paths = Paths::new(dir.join("state"));
+            if has_cred {
+                state::write_secret(&paths.credential(), "cred-old").expect("credential");
+            }
+            let mut cfg = Config::default();
+            cfg.token.value = Some(crate::config::Secret::new("tok".into()));
+            let root = Root::new(dir.join("root"));
+            let agent = Agent {
+                root: &root,
+                cfg: &cfg,
+                host: &FixedHost,
+                paths,
+                host_id: "edge-t".into(),
+                base: "https://hub.test".into(),
+                bounds: Bounds::from_config(&cfg),
+            };
+            let fake = FakeTransport {
+                answers: std::cell::RefCell::new(answers.into_iter().collect()),
+                asked: std::cell::RefCell::new(Vec::new()),
+            };
+            let got = agent.run_once(&fake);
+            assert_eq!(*fake.asked.borrow(), want_asked, "{label}: requests");
+            assert!(fake.answers.borrow().is_empty(), "{label}: answers left");
+            match got {
+                Ok(_) => assert_eq!(want_code, Code::Ok, "{label}"),
+                Err(f) => {
+                    assert_eq!(f.error.code, want_code, "{label}: {}", f.error.message);
+                    assert!(
+                        f.error.message.ends_with(want_tail),
+                        "{label}: {}",
+                        f.error.message
+                    );
+                    assert_eq!(
+                        f.retry_after.map(|d| d.as_secs()),
+                        want_ra,
+                        "{label}: retry after"
+                    );
+                }
+            }
+            let st = state::load_state(&agent.paths).expect("state readable");
+            assert_eq!(
+                st.map(|s| s.deregistered).unwrap_or(false),
+                want_dereg,
+                "{label}: deregistered recorded"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

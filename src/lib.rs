@@ -2,6 +2,9 @@
 //! central management. The device binary (`src/main.rs`) is a thin shell over
 //! this library; see DESIGN notes in each module's header.
 
+// `unsafe` lives in `sys.rs` only (it opts out, and says why there).
+#![deny(unsafe_code)]
+
 pub mod checkin;
 pub mod checks;
 pub mod cli;
@@ -16,7 +19,9 @@ pub mod install;
 pub mod inventory;
 pub mod noproxy;
 pub mod notify;
+pub mod paths;
 pub mod proto;
+pub mod proxy;
 pub mod schedule;
 pub mod state;
 pub mod sys;

@@ -2,6 +2,8 @@
 //! the result to the exit status. The only place that calls `process::exit`
 //! and names `simple_logger`.
 
+#![forbid(unsafe_code)]
+
 use outpost::error::Code;
 
 fn main() {

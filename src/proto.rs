@@ -533,25 +533,38 @@ pub enum Endpoint {
 pub enum Outcome {
     /// 200: use the answer.
     Ok,
-    /// 401 on a check-in: the credential is unknown; drop it and register
-    /// again with the token (a failure there is exit 13).
+    /// 401 or 403 on a check-in: the credential is refused; drop it and
+    /// register again with the token, once per attempt.
     Reregister,
-    /// Stop with this exit code (retryable ones honour `Retry-After`).
+    /// Stop with this exit code; retryable codes (11) honour `Retry-After`
+    /// (`schedule::retry_delay`).
     Exit(Code),
 }
 
-/// The agent's reaction to an HTTP status (docs/protocol.md, "Errors").
+impl Outcome {
+    /// The exit code when this outcome ends the attempt (a `Reregister`
+    /// that cannot be done again in this attempt is a refusal, 13).
+    pub fn code(self) -> Code {
+        match self {
+            Outcome::Ok => Code::Ok,
+            Outcome::Reregister => Code::RegistrationRefused,
+            Outcome::Exit(c) => c,
+        }
+    }
+}
+
+/// The agent's reaction to an HTTP status: the one table of it
+/// (docs/protocol.md, "Errors"). The transport hands every answer but a
+/// redirect to its caller; `checkin::run_once`, `probe` and
+/// `install --config URL` all decide through this function.
 pub fn outcome(endpoint: Endpoint, status: u16) -> Outcome {
-    match status {
-        200 => Outcome::Ok,
-        401 | 403 => match endpoint {
-            Endpoint::Register => Outcome::Exit(Code::RegistrationRefused),
-            Endpoint::Checkin => Outcome::Reregister,
-            Endpoint::Probe => Outcome::Exit(Code::BadAnswer),
-        },
-        409 => Outcome::Exit(Code::DuplicateHost),
-        410 => Outcome::Exit(Code::Deregistered),
-        408 | 429 | 500..=599 => Outcome::Exit(Code::ServerBusy),
+    match (endpoint, status) {
+        (_, 200) => Outcome::Ok,
+        (Endpoint::Checkin, 401 | 403) => Outcome::Reregister,
+        (Endpoint::Register, 401 | 403) => Outcome::Exit(Code::RegistrationRefused),
+        (_, 409) => Outcome::Exit(Code::DuplicateHost),
+        (_, 410) => Outcome::Exit(Code::Deregistered),
+        (_, 408 | 429 | 500..=599) => Outcome::Exit(Code::ServerBusy),
         _ => Outcome::Exit(Code::BadAnswer),
     }
 }
@@ -803,6 +816,9 @@ mod tests {
             (Register, 200, Outcome::Ok),
             (Register, 401, Outcome::Exit(Code::RegistrationRefused)),
             (Checkin, 401, Outcome::Reregister),
+            (Checkin, 403, Outcome::Reregister),
+            (Register, 403, Outcome::Exit(Code::RegistrationRefused)),
+            (Probe, 401, Outcome::Exit(Code::BadAnswer)),
             (Register, 409, Outcome::Exit(Code::DuplicateHost)),
             (Checkin, 410, Outcome::Exit(Code::Deregistered)),
             (Checkin, 429, Outcome::Exit(Code::ServerBusy)),

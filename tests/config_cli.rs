@@ -242,6 +242,146 @@ fn precedence_defaults_proxy_env_file_outpost_env_flags() {
     }
 }
 
+/// The standard proxy variables have one precedence for every command
+/// (lower case before upper case, `all_proxy` after the scheme's own
+/// variable), and a proxy outpost cannot speak (socks5) is refused when the
+/// configuration is validated, exit 3, whether it comes from the file or
+/// from the environment; `checkin` takes the same parsed value.
+#[test]
+fn proxy_environment_has_one_precedence_and_socks5_fails_validate() {
+    let file = config_dir().join("good/empty.yaml");
+    let show = |envs: &[(&str, &str)]| {
+        let mut cmd = outpost();
+        cmd.args(["config", "show", "--config"]).arg(&file);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{envs:?}: {err}");
+        out
+    };
+    let line = |out: &str, key: &str| -> String {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("{key} not shown in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // (variables, key, value shown)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[
+                ("HTTPS_PROXY", "http://upper:1"),
+                ("https_proxy", "http://lower:1"),
+            ],
+            "stylus.site.network.httpsProxy",
+            "http://lower:1",
+        ),
+        (
+            &[("ALL_PROXY", "http://all:1")],
+            "stylus.site.network.httpsProxy",
+            "http://all:1",
+        ),
+        (
+            &[
+                ("all_proxy", "http://all:1"),
+                ("HTTPS_PROXY", "http://own:1"),
+            ],
+            "stylus.site.network.httpsProxy",
+            "http://own:1",
+        ),
+        (
+            &[("NO_PROXY", "upper.example"), ("no_proxy", "lower.example")],
+            "stylus.site.network.noProxy",
+            "lower.example",
+        ),
+    ];
+    for (envs, key, want) in cases {
+        let l = line(&show(envs), key);
+        assert!(l.contains(want), "{envs:?}: {l}");
+    }
+
+    let socks = "proxy URL socks5://****@p.example:1080: scheme socks5:// is not supported";
+    for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "HTTP_PROXY"] {
+        let (code, _, err) = run(outpost()
+            .args(["config", "validate", "--config"])
+            .arg(&file)
+            .env(var, "socks5://u:pw@p.example:1080"));
+        assert_eq!(code, 3, "{var}: {err}");
+        assert!(
+            err.contains(&format!("error: {var}: {socks}")),
+            "{var}: {err}"
+        );
+        assert!(!err.contains("pw@"), "{var}: {err}");
+    }
+}
+
+/// Real operators' files validate: an unknown key under the platform's
+/// `stylus:` block is a warning with a did-you-mean (the platform does not
+/// reject it), an older spelling from the platform's own examples is read
+/// as the key it names, an unknown key under `outpost:` stays an error, and
+/// `--strict` makes every warning an error for CI pipelines.
+#[test]
+fn unknown_stylus_keys_warn_and_strict_fails() {
+    let dir = std::env::temp_dir().join(format!("outpost-cfgcli-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("user-data");
+    let write = |text: &str| {
+        std::fs::write(&file, text).expect("write");
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+    };
+    write("#cloud-config\nstylus:\n  managementMode: local\n  skipKubeVip: true\n  site:\n    hostNmae: edge-1\n    futureKey: 1\n");
+    let (code, out, err) = run(outpost().args(["config", "validate"]).arg(&file));
+    let f = file.display();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{f}: valid (3 warning(s))\n"));
+    assert_eq!(
+        err,
+        format!(
+            "warning: {f}: stylus.skipKubeVip: older spelling of stylus.vip.skip; read as that\n\
+             warning: {f}: stylus.site.hostNmae: unknown key, ignored (the platform may define it; outpost does not); did you mean hostName?\n\
+             warning: {f}: stylus.site.futureKey: unknown key, ignored (the platform may define it; outpost does not); known keys here: {}\n",
+            outpost::config::keys::children("stylus.site").join(", ")
+        )
+    );
+    // The alias is read: config show says vip.skip came from the file.
+    let (code, out, _) = run(outpost().args(["config", "show", "--config"]).arg(&file));
+    assert_eq!(code, 0);
+    let vip = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("stylus.vip.skip"))
+        .expect("vip.skip shown");
+    assert!(vip.contains("true") && vip.contains("file"), "{vip}");
+
+    let (code, out, err) = run(outpost()
+        .args(["config", "validate", "--strict"])
+        .arg(&file));
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(&format!("error: {f}: stylus.skipKubeVip: older spelling")),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!("{f}: 3 problem(s); nothing was changed\n")),
+        "{err}"
+    );
+    assert!(!err.contains("warning:"), "{err}");
+
+    // Under `outpost:` an unknown key stays an error.
+    write("#cloud-config\nstylus:\n  managementMode: local\noutpost:\n  logLevle: info\n");
+    let (code, _, err) = run(outpost().args(["config", "validate"]).arg(&file));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("outpost.logLevle: unknown key (neither outpost nor the platform defines it); did you mean logLevel?"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn env_and_flag_errors_name_their_source() {
     let file = config_dir().join("good/empty.yaml");
@@ -254,7 +394,7 @@ fn env_and_flag_errors_name_their_source() {
     assert_eq!(
         err,
         format!(
-            "error: OUTPOST_INSECURE_SKIP_VERIFY: expected true or false, found \"yes please\"\nerror: HTTPS_PROXY: proxy URL gopher://old.example has scheme gopher://; use http://, https:// or socks5://\n{}: 2 problem(s); nothing was changed\n",
+            "error: OUTPOST_INSECURE_SKIP_VERIFY: expected true or false, found \"yes please\"\nerror: HTTPS_PROXY: proxy URL gopher://old.example: scheme gopher:// is not supported; use http:// (outpost speaks to proxies over http with CONNECT)\n{}: 2 problem(s); nothing was changed\n",
             file.display()
         )
     );
@@ -355,14 +495,14 @@ fn id_is_derived_and_persists_across_runs() {
     write(
         &r,
         "/etc/outpost/user-data",
-        "#cloud-config\nstylus:\n  site:\n    prefx: a\n    prefix: \"a.b\"\n",
+        "#cloud-config\noutpost:\n  logLevl: info\nstylus:\n  site:\n    prefix: \"a.b\"\n",
     );
     let (code, out, err) = run(outpost().args(["id", "--root"]).arg(&r));
     assert_eq!(code, 3);
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("outpost: {}/etc/outpost/user-data: stylus.site.prefx: unknown key (neither outpost nor the platform defines it); did you mean prefix? (and 1 more; run 'outpost config validate')\n", r.display())
+        format!("outpost: {}/etc/outpost/user-data: outpost.logLevl: unknown key (neither outpost nor the platform defines it); did you mean logLevel? (and 1 more; run 'outpost config validate')\n", r.display())
     );
     let _ = std::fs::remove_dir_all(&r);
 }

@@ -17,7 +17,7 @@ fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> Http
     HttpSettings {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(3),
-        extra_ca_pem: vec![ca.pem()],
+        extra_ca: outpost::config::CaCert::from_bytes(&ca.pem()).expect("test CA"),
         proxy: proxy.map(|p| ProxyUrl::parse(p).expect("proxy URL")),
         no_proxy: NoProxy::parse(no_proxy).expect("noProxy"),
         proxy_env: env,
@@ -26,11 +26,16 @@ fn settings(ca: &Ca, proxy: Option<&str>, no_proxy: &str, env: ProxyEnv) -> Http
 }
 
 fn env_https(proxy: &str, no_proxy: Option<&str>) -> ProxyEnv {
-    ProxyEnv {
-        https_proxy: Some(proxy.to_string()),
-        no_proxy: no_proxy.map(String::from),
-        ..ProxyEnv::default()
-    }
+    vars(&[("HTTPS_PROXY", Some(proxy)), ("NO_PROXY", no_proxy)])
+}
+
+/// The standard variables as the one reader of them finds them.
+fn vars(set: &[(&str, Option<&str>)]) -> ProxyEnv {
+    ProxyEnv::from_lookup(&|k: &str| {
+        set.iter()
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| v.map(String::from))
+    })
 }
 
 #[test]
@@ -50,15 +55,7 @@ fn https_goes_through_tinyproxy_with_connect() {
         ),
         (
             "ALL_PROXY",
-            settings(
-                &f.ca,
-                None,
-                "",
-                ProxyEnv {
-                    all_proxy: Some(tp.url()),
-                    ..ProxyEnv::default()
-                },
-            ),
+            settings(&f.ca, None, "", vars(&[("ALL_PROXY", Some(&tp.url()))])),
         ),
     ];
     for (n, (label, s)) in cases.into_iter().enumerate() {
@@ -86,9 +83,9 @@ fn settings_proxy_wins_over_the_variables() {
     let err = c
         .post_json(&url, b"{}", &[])
         .expect_err("dead settings proxy");
-    assert_eq!(err.error.code, Code::Network);
+    assert_eq!(err.code, Code::Network);
     assert_eq!(
-        err.error.message,
+        err.message,
         format!("POST {url}: cannot connect to proxy {dead}: connection refused")
     );
     assert_eq!(
@@ -169,7 +166,7 @@ fn no_proxy_bypasses_by_cidr_host_and_variable() {
         .expect("client")
         .post_json(&url, b"{}", &[])
         .expect_err("other port");
-    assert_eq!(err.error.code, Code::Network);
+    assert_eq!(err.code, Code::Network);
 }
 
 #[test]
@@ -180,9 +177,9 @@ fn dead_proxy_is_a_network_error() {
         Client::new(settings(&f.ca, Some(&dead), "", ProxyEnv::default()), None).expect("client");
     let url = f.server.url("/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("dead proxy");
-    assert_eq!(err.error.code, Code::Network);
+    assert_eq!(err.code, Code::Network);
     assert_eq!(
-        err.error.message,
+        err.message,
         format!("POST {url}: cannot connect to proxy {dead}: connection refused")
     );
 }
@@ -215,8 +212,8 @@ fn proxy_credentials_are_used_but_never_shown() {
         let err = c
             .post_json(&url, b"{}", &[])
             .expect_err("wrong proxy password");
-        assert_eq!(err.error.code, Code::Network, "{label}");
-        let m = &err.error.message;
+        assert_eq!(err.code, Code::Network, "{label}");
+        let m = &err.message;
         assert_eq!(
             m,
             &format!(

@@ -163,7 +163,7 @@ fn token_in_a_broken_file_is_not_echoed() {
         "edgeHostTokn: unknown key",
         "paletteEndpoint: endpoint \"https://****@api.example.com\" must not hold user:password@",
         "registrationURL: \"****@reg.example.com\" is not a URL",
-        "httpsProxy: proxy URL ftp://****@proxy:1 has scheme ftp://",
+        "httpsProxy: proxy URL ftp://****@proxy:1: scheme ftp:// is not supported",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }

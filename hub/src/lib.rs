@@ -5,6 +5,27 @@
 //!
 //! Must not print secrets except a new token, once, on stdout.
 
+#![forbid(unsafe_code)]
+
+/// Print to standard output; a closed pipe (`outpost-hub devices | head -1`)
+/// ends the output quietly instead of panicking as `print!` does.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, $($t)*).and_then(|_| o.flush());
+    }};
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, $($t)*).and_then(|_| o.flush());
+    }};
+}
+
 pub mod db;
 pub mod http;
 pub mod secret;
@@ -17,6 +38,7 @@ use outpost::error::{Code, Error, Result};
 use outpost::proto::{Artifact, UpgradeOffer};
 use outpost::timefmt;
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -139,11 +161,11 @@ fn run(args: Vec<OsString>) -> Result<()> {
         match a.p.next().map_err(usage)? {
             Some(Long("db")) => db_path = PathBuf::from(a.p.value().map_err(usage)?),
             Some(Short('h') | Long("help")) => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(());
             }
             Some(Short('V') | Long("version")) => {
-                println!("outpost-hub {}", outpost::version::VERSION);
+                outln!("outpost-hub {}", outpost::version::VERSION);
                 return Ok(());
             }
             Some(Value(v)) => break string(v, "command")?,
@@ -201,7 +223,7 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 }
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", SERVE_HELP);
+                    out!("{}", SERVE_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -269,7 +291,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let sub = match a.p.next().map_err(usage)? {
             Some(Value(v)) => string(v, "token command")?,
             Some(Short('h') | Long("help")) => {
-                print!("{TOKEN_HELP}");
+                out!("{TOKEN_HELP}");
                 return Ok(());
             }
             Some(other) => return Err(usage(other.unexpected())),
@@ -302,7 +324,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         }
                         Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                         Short('h') | Long("help") => {
-                            print!("{}", TOKEN_HELP);
+                            out!("{}", TOKEN_HELP);
                             return Ok(());
                         }
                         other => return Err(usage(other.unexpected())),
@@ -317,7 +339,14 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     now,
                     expires.map(|e| now + e),
                 )?;
-                println!("{tok}");
+                // The token exists only here: failing to print it is an error.
+                let mut o = std::io::stdout().lock();
+                writeln!(o, "{tok}").and_then(|_| o.flush()).map_err(|e| {
+                    Error::new(
+                        Code::LocalIo,
+                        format!("token create: writing the token to standard output: {e}"),
+                    )
+                })?;
                 let until = expires
                     .map(|e| format!("expires {}", timefmt::rfc3339(now + e)))
                     .unwrap_or_else(|| "never expires".into());
@@ -334,7 +363,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         Long("json") => as_json = true,
                         Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                         Short('h') | Long("help") => {
-                            print!("{}", TOKEN_HELP);
+                            out!("{}", TOKEN_HELP);
                             return Ok(());
                         }
                         other => return Err(usage(other.unexpected())),
@@ -374,7 +403,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                             Value::Object(o)
                         })
                         .collect();
-                    println!("{}", json::to_string(&list));
+                    outln!("{}", json::to_string(&list));
                 } else {
                     let table: Vec<Vec<String>> = rows
                         .iter()
@@ -405,7 +434,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         Value(v) if id.is_none() => id = Some(string(v, "token ID")?),
                         Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                         Short('h') | Long("help") => {
-                            print!("{}", TOKEN_HELP);
+                            out!("{}", TOKEN_HELP);
                             return Ok(());
                         }
                         other => return Err(usage(other.unexpected())),
@@ -428,7 +457,7 @@ fn token(a: &mut Args, mut db: PathBuf) -> Result<()> {
 }
 
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table(header, rows));
+    out!("{}", table(header, rows));
 }
 
 /// Aligned columns (two spaces apart), sized to their content. Control
@@ -488,7 +517,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Long("json") => as_json = true,
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", DEVICES_HELP);
+                    out!("{}", DEVICES_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -543,7 +572,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Value::String("outpost.hub.devices/v1".into()),
             );
             top.insert("devices".into(), Value::Array(list.into_iter().collect()));
-            println!("{}", json::to_string(&Value::Object(top)));
+            outln!("{}", json::to_string(&Value::Object(top)));
             return Ok(());
         }
         let header = [
@@ -599,7 +628,7 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Value(v) if secs.is_none() => secs = Some(string(v, "SECONDS")?),
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", SET_INTERVAL_HELP);
+                    out!("{}", SET_INTERVAL_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -697,7 +726,7 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Long("withdraw") => withdraw = true,
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", UPGRADE_HELP);
+                    out!("{}", UPGRADE_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -767,7 +796,7 @@ fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
                 }
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", CONFIG_HELP);
+                    out!("{}", CONFIG_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -800,7 +829,7 @@ fn remove(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {
                 Value(v) if id.is_none() => id = Some(string(v, "ID")?),
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{REMOVE_HELP}");
+                    out!("{REMOVE_HELP}");
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),
@@ -839,7 +868,7 @@ fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Value(v) if mode.is_none() => mode = Some(string(v, "mode")?),
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
-                    print!("{}", SHED_HELP);
+                    out!("{}", SHED_HELP);
                     return Ok(());
                 }
                 other => return Err(usage(other.unexpected())),

@@ -2,6 +2,8 @@
 //! over the `outpost_hub` library. The only place of the hub that calls
 //! `process::exit` and sets up logging.
 
+#![forbid(unsafe_code)]
+
 fn main() {
     let _ = simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Warn)

@@ -162,7 +162,7 @@ pub fn serve(opts: Options) -> Result<()> {
     } else {
         "http"
     };
-    println!("listening on {scheme}://{local}");
+    outln!("listening on {scheme}://{local}");
     let _ = std::io::stdout().flush();
     eprintln!(
         "outpost-hub: serving {scheme}://{local}, database {}, {workers} workers",

@@ -819,3 +819,44 @@ fn serve_refuses_unsafe_or_broken_setups() {
         assert_eq!((got, err.trim()), (code, msg.as_str()), "case {name}");
     }
 }
+
+/// `outpost-hub devices | head -1` must not panic: the hub's printing ends
+/// quietly on a closed pipe. The pipe's read end is closed before the hub
+/// starts (python3 sets it up), so every write of the hub meets EPIPE, and
+/// a panicking `print!` would exit 101.
+#[test]
+fn printing_survives_a_closed_pipe() {
+    let env = start("pipe", &[]);
+    let token = env.hub.token(&[]);
+    env.register_ok(&register_req(&token, "edge-pipe", SECRET_A));
+    let hub = common::hub::hub_bin();
+    let script = "import os, subprocess, sys\n\
+                  r, w = os.pipe()\n\
+                  os.close(r)\n\
+                  p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)\n\
+                  sys.stderr.write(p.stderr.decode(errors='replace'))\n\
+                  print(p.returncode)\n";
+    for args in [
+        &["devices"][..],
+        &["devices", "--json"],
+        &["--help"],
+        &["token", "list"],
+    ] {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&hub)
+            .arg("--db")
+            .arg(&env.hub.db)
+            .args(args)
+            .output()
+            .expect("python3");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0",
+            "{args:?}: exit status; stderr: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

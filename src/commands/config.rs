@@ -19,7 +19,7 @@ pub fn load(src: &ConfigSource, require_file: bool) -> Result<Loaded> {
 
 pub fn run(args: ConfigArgs) -> Result<Code> {
     match args.action {
-        ConfigAction::Validate => validate(&args.src),
+        ConfigAction::Validate { strict } => validate(&args.src, strict),
         ConfigAction::Show { json } => show(&args.src, json),
     }
 }
@@ -30,11 +30,17 @@ fn print_warnings(l: &Loaded) {
     }
 }
 
-fn validate(src: &ConfigSource) -> Result<Code> {
+fn validate(src: &ConfigSource, strict: bool) -> Result<Code> {
     let l = load(src, true)?;
-    print_warnings(&l);
     let file = l.config.file.display().to_string();
-    let problems: Vec<&String> = l.problems.iter().chain(l.incomplete.iter()).collect();
+    // --strict: every warning counts as a problem (CI pipelines).
+    let mut problems: Vec<&String> = Vec::new();
+    if strict {
+        problems.extend(l.warnings.iter());
+    } else {
+        print_warnings(&l);
+    }
+    problems.extend(l.problems.iter().chain(l.incomplete.iter()));
     if problems.is_empty() {
         super::print(&format!(
             "{file}: valid ({} warning(s))\n",

@@ -157,8 +157,8 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         state_dir: state_dir.clone(),
         ca_certs,
         trust,
-        http_proxy: from_file(&cfg.http_proxy),
-        https_proxy: from_file(&cfg.https_proxy),
+        http_proxy: from_file(&cfg.http_proxy).map(|p| p.as_given().to_string()),
+        https_proxy: from_file(&cfg.https_proxy).map(|p| p.as_given().to_string()),
         no_proxy: if cfg.no_proxy.source == Source::File {
             cfg.no_proxy.value.clone()
         } else {
@@ -261,7 +261,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
 }
 
 /// A value set in the user-data file (not the installing shell's environment).
-fn from_file(v: &Val<Option<String>>) -> Option<String> {
+fn from_file<T: Clone>(v: &Val<Option<T>>) -> Option<T> {
     if v.source == Source::File {
         v.value.clone()
     } else {
@@ -331,10 +331,11 @@ pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
     };
     let system = http::read_system_ca(&Root::system())?;
     let client = http::Client::new(settings, system.as_ref())?;
-    let reply = client.get(url, &[]).map_err(|e| e.error)?;
+    let reply = client.get(url, &[])?;
+    use crate::proto::{outcome, Endpoint, Outcome};
     match reply.status {
         200 => Ok(reply.body.into_bytes()),
-        429 | 500..=599 => Err(Error::new(
+        s if outcome(Endpoint::Probe, s) == Outcome::Exit(Code::ServerBusy) => Err(Error::new(
             Code::ServerBusy,
             format!("install: --config {}: HTTP {}", reply.what, reply.status),
         )),

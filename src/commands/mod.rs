@@ -1,6 +1,6 @@
 //! One file per subcommand: each takes its parsed arguments, does the work
 //! through the pure modules, prints its result, and returns the exit code.
-//! Nothing here parses argv (that is `cli.rs`) or exits the process.
+//! Nothing here parses argv (that is `cli/`) or exits the process.
 
 pub mod check;
 pub mod checkin;
@@ -37,27 +37,20 @@ pub fn run(cmd: Command) -> Result<Code> {
     }
 }
 
-/// Move the log filter to `outpost.logLevel` (or `stylus.trace` /
-/// `stylus.debug` when logLevel is left at its default), keeping the
-/// `-v`/`-q` steps main applied on top of the default `warn`.
+/// Move the log filter to the effective `outpost.logLevel` (the config
+/// loader already folded `stylus.trace` / `stylus.debug` into it when
+/// logLevel is left at its default), keeping the `-v`/`-q` steps main
+/// applied on top of the default `warn`.
 pub fn apply_log_level(cfg: &crate::config::Config) {
     use log::LevelFilter as L;
     const LEVELS: [L; 6] = [L::Off, L::Error, L::Warn, L::Info, L::Debug, L::Trace];
     let idx = |l: L| LEVELS.iter().position(|x| *x == l).unwrap_or(2) as i32;
-    let configured = if cfg.log_level.source != crate::config::Source::Default {
-        match cfg.log_level.value.to_ascii_lowercase().as_str() {
-            "error" => L::Error,
-            "info" => L::Info,
-            "debug" => L::Debug,
-            "trace" => L::Trace,
-            _ => L::Warn,
-        }
-    } else if cfg.trace.value {
-        L::Trace
-    } else if cfg.debug.value {
-        L::Debug
-    } else {
-        L::Warn
+    let configured = match cfg.log_level.value.as_str() {
+        "error" => L::Error,
+        "info" => L::Info,
+        "debug" => L::Debug,
+        "trace" => L::Trace,
+        _ => L::Warn,
     };
     let steps = idx(log::max_level()) - idx(L::Warn);
     let i = (idx(configured) + steps).clamp(0, 5) as usize;

@@ -1,5 +1,5 @@
 //! `outpost probe URL` (hidden developer command): one GET, or a POST with
-//! `--data`, through `http.rs` exactly as a check-in connects (system CA
+//! `--data`, through `http/` exactly as a check-in connects (system CA
 //! bundle under the root + `--cacert`, proxy and NO_PROXY, body cap,
 //! timeouts); prints the status and the body. Exit 0 on 2xx.
 //!
@@ -7,9 +7,11 @@
 //! request headers or the proxy's credentials.
 
 use crate::cli::ProbeArgs;
+use crate::config::CaCert;
 use crate::error::{Code, Error, Result};
 use crate::http::{self, Client, HttpSettings, ProxyEnv, ProxyUrl};
 use crate::noproxy::NoProxy;
+use crate::proto::{self, Endpoint, Outcome};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -18,7 +20,10 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
     let host = crate::sys::host();
     let mut extra = Vec::new();
     for f in &args.ca_certs {
-        extra.push(std::fs::read(f).map_err(|e| Error::io("reading CA certificate", f, &e))?);
+        let data = std::fs::read(f).map_err(|e| Error::io("reading CA certificate", f, &e))?;
+        let certs = CaCert::from_bytes(&data)
+            .map_err(|why| Error::config(format!("probe: --cacert {}: {why}", f.display())))?;
+        extra.extend(certs);
     }
     let proxy = match &args.proxy {
         Some(p) => {
@@ -37,7 +42,7 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
             .timeout_secs
             .map(Duration::from_secs)
             .unwrap_or(http::DEFAULT_TIMEOUT),
-        extra_ca_pem: extra,
+        extra_ca: extra,
         proxy,
         no_proxy,
         proxy_env: ProxyEnv::from_process(),
@@ -50,6 +55,11 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
         Some(path) => client.post_json(&args.url, &read_data(path)?, &[])?,
         None => client.get(&args.url, &[])?,
     };
+    // A busy server is exit 11, as for a check-in (one table).
+    let now = host.now();
+    if let Outcome::Exit(code @ Code::ServerBusy) = proto::outcome(Endpoint::Probe, reply.status) {
+        return Err(crate::checkin::status_failure(code, &reply, now).error);
+    }
     let mut out = format!("HTTP {}\n{}", reply.status, reply.body);
     if !out.ends_with('\n') {
         out.push('\n');

@@ -107,8 +107,8 @@ pub const KEYS: &[Key] = &[
     k("stylus.site.disableAutoRegister", Ty::Bool, Some("OUTPOST_DISABLE_AUTO_REGISTER"), "false", "Do not register automatically with the token."),
     k("stylus.site.registrationURL", Ty::Str, Some("OUTPOST_REGISTRATION_URL"), "", "URL operators use to register the host by hand."),
     k("stylus.site.network", Ty::Object, None, "", "Network settings."),
-    k("stylus.site.network.httpProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTP_PROXY"), "", "HTTP proxy URL (`http://`, `https://` or `socks5://`)."),
-    k("stylus.site.network.httpsProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTPS_PROXY"), "", "HTTPS proxy URL (`http://`, `https://` or `socks5://`)."),
+    k("stylus.site.network.httpProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTP_PROXY"), "", "HTTP proxy URL, `http://[user:password@]host[:port]` (outpost speaks http to proxies, with CONNECT)."),
+    k("stylus.site.network.httpsProxy", Ty::Str, Some("OUTPOST_NETWORK_HTTPS_PROXY"), "", "HTTPS proxy URL, `http://[user:password@]host[:port]` (outpost speaks http to proxies, with CONNECT)."),
     k("stylus.site.network.noProxy", Ty::List, Some("OUTPOST_NETWORK_NO_PROXY"), "", "Hosts, `.domains`, IP addresses, CIDRs or `*` reached without the proxy."),
     k("stylus.site.network.nameserver", Ty::Str, Some("OUTPOST_NETWORK_NAMESERVER"), "", "Global DNS server (IP address)."),
     k("stylus.debug", Ty::Bool, Some("OUTPOST_DEBUG"), "false", "Debug output (log level debug unless outpost.logLevel says otherwise)."),
@@ -126,7 +126,7 @@ pub const KEYS: &[Key] = &[
     k("outpost.interval", Ty::Object, None, "", "Bounds of the check-in interval the server may ask for."),
     k("outpost.interval.min", Ty::Int, Some("OUTPOST_INTERVAL_MIN"), "60", "Shortest check-in interval, seconds (>= 10)."),
     k("outpost.interval.max", Ty::Int, Some("OUTPOST_INTERVAL_MAX"), "3600", "Longest check-in interval, seconds (>= min, <= 86400)."),
-    k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), "/var/lib/outpost", "State directory (under --root): host-id, credential, state."),
+    k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), crate::paths::DEFAULT_STATE_DIR, "State directory (under --root): host-id, credential, state."),
     k("outpost.scheduler", Ty::Str, Some("OUTPOST_SCHEDULER"), "auto", "How check-ins are scheduled: `systemd`, `cron` or `auto`."),
     k("outpost.logLevel", Ty::Str, Some("OUTPOST_LOG_LEVEL"), "warn", "`error`, `warn`, `info`, `debug` or `trace`; -v/-q adjust it."),
     k("outpost.timeouts", Ty::Object, None, "", "Network timeouts."),
@@ -170,6 +170,21 @@ pub const KEYS: &[Key] = &[
 /// The entry for a table path (`stylus.site.deviceUIDPaths[].name`).
 pub fn lookup(path: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.path == path)
+}
+
+/// Older spellings of platform keys found in the platform's own examples,
+/// read as the key they name (with a warning).
+pub const LEGACY_ALIASES: &[(&str, &str)] = &[
+    // The agent-mode MAAS example writes `stylus.skipKubeVip: false`.
+    ("stylus.skipKubeVip", "stylus.vip.skip"),
+];
+
+/// The key an older spelling stands for.
+pub fn legacy_alias(path: &str) -> Option<&'static Key> {
+    LEGACY_ALIASES
+        .iter()
+        .find(|(old, _)| *old == path)
+        .and_then(|(_, new)| lookup(new))
 }
 
 /// The entry whose environment variable is `var`.

@@ -20,6 +20,7 @@ pub mod values_api {
 }
 
 use crate::error::{Code, Error, Result};
+use crate::proxy::{ProxyEnv, ProxyUrl};
 use crate::sys::Root;
 use keys::{Key, Ty};
 use node::Node;
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 pub use values::{CaCert, Mode, Scheduler, Secret, TagsFromFile, UidPath};
 
 /// Default config path (under `--root`).
-pub const DEFAULT_CONFIG: &str = "/etc/outpost/user-data";
+pub const DEFAULT_CONFIG: &str = crate::paths::CONFIG_PATH;
 /// Largest config file read, bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -92,8 +93,8 @@ pub struct Config {
     pub registration_url: Val<Option<String>>,
     /// Proxy URLs may hold `user:password@`: never log them as they are;
     /// `values_api::redact_url` masks the credentials.
-    pub http_proxy: Val<Option<String>>,
-    pub https_proxy: Val<Option<String>>,
+    pub http_proxy: Val<Option<ProxyUrl>>,
+    pub https_proxy: Val<Option<ProxyUrl>>,
     pub no_proxy: Val<Vec<String>>,
     pub nameserver: Val<Option<String>>,
     pub debug: Val<bool>,
@@ -149,7 +150,7 @@ impl Default for Config {
             install_poweroff: dflt(false),
             interval_min: dflt(60),
             interval_max: dflt(3600),
-            state_dir: dflt("/var/lib/outpost".into()),
+            state_dir: dflt(crate::paths::DEFAULT_STATE_DIR.into()),
             scheduler: dflt(Scheduler::Auto),
             log_level: dflt("warn".into()),
             connect_timeout: dflt(10),
@@ -449,15 +450,33 @@ impl State {
         for (k, v) in entries {
             let t = join(tpath, k);
             let s = join(shown, k);
+            if let Some(canonical) = keys::legacy_alias(&t) {
+                self.warnings.push(format!(
+                    "{}: {s}: older spelling of {}; read as that",
+                    self.file, canonical.path
+                ));
+                self.visit(canonical, v, &s);
+                continue;
+            }
             let Some(key) = keys::lookup(&t) else {
                 let hint = match keys::suggest(tpath, k) {
                     Some(c) => format!("; did you mean {c}?"),
                     None => format!("; known keys here: {}", keys::children(tpath).join(", ")),
                 };
-                self.problems.push(format!(
-                    "{}: {s}: unknown key (neither outpost nor the platform defines it){hint}",
-                    self.file
-                ));
+                // The platform does not reject keys it does not know under
+                // `stylus:`, so neither does outpost (a warning; `config
+                // validate --strict` makes it an error); `outpost:` is ours.
+                if t == "stylus" || t.starts_with("stylus.") {
+                    self.warnings.push(format!(
+                        "{}: {s}: unknown key, ignored (the platform may define it; outpost does not){hint}",
+                        self.file
+                    ));
+                } else {
+                    self.problems.push(format!(
+                        "{}: {s}: unknown key (neither outpost nor the platform defines it){hint}",
+                        self.file
+                    ));
+                }
                 continue;
             };
             self.visit(key, v, &s);
@@ -545,23 +564,17 @@ impl Layers {
                 .find(|(k, _)| k == name)
                 .map(|(k, v)| (k.clone(), v.clone()))
         };
+        // The standard proxy variables, through their one reader: each
+        // fills its key where the file leaves it unset.
+        let std_env = ProxyEnv::from_lookup(&|name: &str| get(name).map(|(_, v)| v));
         let mut proxy_env = HashMap::new();
-        for (path, names) in [
-            (
-                "stylus.site.network.httpProxy",
-                ["HTTP_PROXY", "http_proxy"],
-            ),
-            (
-                "stylus.site.network.httpsProxy",
-                ["HTTPS_PROXY", "https_proxy"],
-            ),
-            ("stylus.site.network.noProxy", ["NO_PROXY", "no_proxy"]),
+        for (path, var) in [
+            ("stylus.site.network.httpProxy", std_env.proxy_for(false)),
+            ("stylus.site.network.httpsProxy", std_env.proxy_for(true)),
+            ("stylus.site.network.noProxy", std_env.no_proxy.as_ref()),
         ] {
-            if let Some(kv) = names
-                .iter()
-                .find_map(|n| get(n).filter(|(_, v)| !v.is_empty()))
-            {
-                proxy_env.insert(path, kv);
+            if let Some(v) = var {
+                proxy_env.insert(path, (v.name.to_string(), v.value.clone()));
             }
         }
         let mut env = HashMap::new();

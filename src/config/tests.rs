@@ -58,23 +58,57 @@ fn precedence_per_layer() {
         let l = load_with(file, env, sets);
         assert!(l.problems.is_empty(), "{label}: {:?}", l.problems);
         assert_eq!(
-            l.config.https_proxy.value.as_deref(),
+            l.config.https_proxy.value.as_ref().map(|p| p.as_given()),
             Some(*want),
             "case {label}"
         );
         assert_eq!(l.config.https_proxy.source, *src, "case {label}");
     }
-    // Proxy env fills what the file leaves unset; uppercase before lowercase.
+    // Proxy env fills what the file leaves unset, with the one precedence
+    // of `ProxyEnv`: lower case before upper case, `all_proxy` after the
+    // scheme's own variable.
+    let given = |v: &Val<Option<crate::proxy::ProxyUrl>>| {
+        (
+            v.value.as_ref().map(|p| p.as_given().to_string()),
+            v.source.clone(),
+        )
+    };
+    let env = |n: &str| Source::Env(n.into());
     let l = load_with(
         "#cloud-config\n",
         &[
             ("http_proxy", "http://lower:1"),
             ("HTTP_PROXY", "http://upper:1"),
+            ("ALL_PROXY", "http://all:1"),
         ],
         &[],
     );
-    assert_eq!(l.config.http_proxy.value.as_deref(), Some("http://upper:1"));
-    assert_eq!(l.config.http_proxy.source, Source::Env("HTTP_PROXY".into()));
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    assert_eq!(
+        given(&l.config.http_proxy),
+        (Some("http://lower:1".into()), env("http_proxy"))
+    );
+    assert_eq!(
+        given(&l.config.https_proxy),
+        (Some("http://all:1".into()), env("ALL_PROXY"))
+    );
+    // socks5 is refused when the configuration is read (exit 3), wherever
+    // it comes from, not later by the transport.
+    for (envs, file) in [
+        (&[("HTTPS_PROXY", "socks5://p:1080")][..], "#cloud-config\n"),
+        (
+            &[][..],
+            "#cloud-config\nstylus:\n  site:\n    network:\n      httpsProxy: socks5://p:1080\n",
+        ),
+    ] {
+        let l = load_with(file, envs, &[]);
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert!(
+            l.problems[0].contains("scheme socks5:// is not supported"),
+            "{:?}",
+            l.problems
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use super::keys::{self, Ty};
 use super::node::Node;
 use super::{pick, Config, Layers, Source, Val};
+use crate::proxy::ProxyUrl;
 use crate::sys::Root;
 use std::collections::HashMap;
 use std::fmt;
@@ -106,6 +107,28 @@ pub struct UidPath {
 pub struct CaCert {
     /// DER bytes of the certificate.
     pub der: Vec<u8>,
+}
+
+impl CaCert {
+    /// Every certificate of one `caCerts` entry: PEM text, or base64 of PEM
+    /// or DER (the one parser of CA certificates; see [`parse_ca`]).
+    pub fn parse(item: &str) -> Result<Vec<CaCert>, String> {
+        parse_ca(item)
+    }
+
+    /// Every certificate of a file's bytes (`probe --cacert FILE`): PEM
+    /// text (one or more certificates) or one DER certificate.
+    pub fn from_bytes(data: &[u8]) -> Result<Vec<CaCert>, String> {
+        match std::str::from_utf8(data) {
+            Ok(text) if text.contains("-----BEGIN") => parse_ca(text),
+            _ => {
+                let cd = rustls_pki_types::CertificateDer::from(data);
+                webpki::anchor_from_trusted_cert(&cd)
+                    .map_err(|_| "not PEM text and not an X.509 certificate in DER".to_string())?;
+                Ok(vec![CaCert { der: data.to_vec() }])
+            }
+        }
+    }
 }
 
 impl fmt::Debug for CaCert {
@@ -479,8 +502,28 @@ pub(super) fn resolve(
         "stylus.site.registrationURL",
         check_https_url
     );
-    set_opt_str!(http_proxy, "stylus.site.network.httpProxy", check_proxy);
-    set_opt_str!(https_proxy, "stylus.site.network.httpsProxy", check_proxy);
+    // Parsed here, once, by the transport's own parser: what validates is
+    // what `checkin` speaks (a socks5:// proxy is refused here, exit 3).
+    for (field, path) in [
+        (&mut cfg.http_proxy, "stylus.site.network.httpProxy"),
+        (&mut cfg.https_proxy, "stylus.site.network.httpsProxy"),
+    ] {
+        if let Some(raw) = get(path) {
+            if let Some(s) = scalar(&raw, &mut ctx, false) {
+                if !s.trim().is_empty() {
+                    match ProxyUrl::parse(&s) {
+                        Ok(p) => {
+                            *field = Val {
+                                value: Some(p),
+                                source: raw.source,
+                            }
+                        }
+                        Err(e) => ctx.bad(&raw.at, e),
+                    }
+                }
+            }
+        }
+    }
     if let Some(raw) = get("stylus.site.network.noProxy") {
         if let Some(items) = list(&raw, &mut ctx, true) {
             let mut ok = true;
@@ -765,60 +808,17 @@ fn check_https_url(s: &str) -> Result<(), String> {
     check_authority(auth)
 }
 
-/// A proxy: `http://`, `https://` or `socks5://` URL, or `host:port` (http).
-fn check_proxy(s: &str) -> Result<(), String> {
-    let (scheme, auth) = match split_url(s) {
-        Some((scheme, auth, _)) => (scheme, auth),
-        None => ("http".to_string(), split_userinfo(s).1),
-    };
-    if !matches!(scheme.as_str(), "http" | "https" | "socks5" | "socks5h") {
-        return Err(format!(
-            "proxy URL {} has scheme {scheme}://; use http://, https:// or socks5://",
-            redact_url(s)
-        ));
-    }
-    if auth.is_empty() {
-        return Err(format!("proxy URL {} has no host", redact_url(s)));
-    }
-    check_authority(auth).map_err(|e| format!("proxy URL {}: {e}", redact_url(s)))
-}
-
 /// One noProxy entry: `*`, host, `.domain`, IP, CIDR, each with optional `:port`.
 pub fn check_no_proxy(e: &str) -> Result<(), String> {
-    if e == "*" {
-        return Ok(());
-    }
-    if e.contains("://") || e.contains(char::is_whitespace) {
+    if e.contains("://") {
         return Err(format!(
-            "noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"
+            "noProxy entry {e:?} is a URL; give a host, .domain, IP address, CIDR or *"
         ));
     }
-    if let Some((addr, len)) = e.split_once('/') {
-        let max = match addr.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => 32,
-            Ok(std::net::IpAddr::V6(_)) => 128,
-            Err(_) => {
-                return Err(format!(
-                    "noProxy entry {e:?}: {addr:?} is not an IP address"
-                ))
-            }
-        };
-        return match len.parse::<u8>() {
-            Ok(n) if n <= max => Ok(()),
-            _ => Err(format!(
-                "noProxy entry {e:?}: prefix length must be 0..={max}"
-            )),
-        };
-    }
-    if e.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
-    }
-    let host = e
-        .strip_prefix('.')
-        .or_else(|| e.strip_prefix("*."))
-        .unwrap_or(e);
-    check_authority(host)
-        .map_err(|_| format!("noProxy entry {e:?} is not a host, .domain, IP address, CIDR or *"))
+    // The transport's own parser: one set of rules for what a bypass entry is.
+    crate::noproxy::NoProxy::parse(e)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A URL with any `user:password@` replaced by `****@`.
@@ -944,6 +944,10 @@ impl Config {
             o.as_deref()
                 .map_or(Shown::Unset, |s| Shown::Text(redact_url(s)))
         };
+        let typed_proxy = |o: &Option<ProxyUrl>| {
+            o.as_ref()
+                .map_or(Shown::Unset, |p| Shown::Text(redact_url(p.as_given())))
+        };
         let tff = self.tags_from_file.value.as_ref();
         let s = &self.tags_from_file.source;
         vec![
@@ -1045,12 +1049,12 @@ impl Config {
             ),
             e(
                 "stylus.site.network.httpProxy",
-                proxy(&self.http_proxy.value),
+                typed_proxy(&self.http_proxy.value),
                 &self.http_proxy.source,
             ),
             e(
                 "stylus.site.network.httpsProxy",
-                proxy(&self.https_proxy.value),
+                typed_proxy(&self.https_proxy.value),
                 &self.https_proxy.source,
             ),
             e(
