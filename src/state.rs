@@ -132,9 +132,16 @@ impl Status {
     }
 }
 
-/// Create the state directory (0700) if needed.
+/// Create the state directory (0700) if needed, and remove the temp files
+/// a writer killed mid-write left in it (`.<name>.tmp.<pid>.<seq>`, some
+/// of them copies of the credential), so a service killed often does not
+/// grow its state directory without bound.
 pub fn ensure(paths: &Paths) -> Result<()> {
-    fsutil::ensure_dir(&paths.dir, SECRET_DIR_MODE)
+    fsutil::ensure_dir(&paths.dir, SECRET_DIR_MODE)?;
+    for p in fsutil::sweep_temps(&paths.dir, None)? {
+        log::info!("removed stale temp file {}", p.display());
+    }
+    Ok(())
 }
 
 fn read_small(path: &Path) -> std::io::Result<Option<String>> {
