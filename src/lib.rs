@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_api;
 pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
