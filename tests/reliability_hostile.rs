@@ -49,6 +49,7 @@ fn hostile_servers_end_bounded_with_documented_codes() {
         ("/huge-header", 12),
         ("/many-headers", 12),
         ("/deep-json", 12),
+        ("/deep-json-32k", 12),
         ("/bad-utf8-header", 12),
         ("/invalid-utf8", 12),
         ("/wrong-types", 12),

@@ -31,6 +31,8 @@ so an agent can use e.g. https://127.0.0.1:PORT/stall as its endpoint):
   /huge-header          200 with one 1 MiB header line
   /many-headers         200 with 100000 small headers
   /deep-json            200, a JSON body nested 100000 levels deep
+  /deep-json-32k        200, JSON nested 32000 deep (64000 bytes: within
+                        the agent's body limit, so its JSON parser sees it)
   /bad-utf8-header      200 with a header value that is not UTF-8
   /absurd-interval      200, a well-formed check-in answer asking for an
                         interval of 2^64-1 ms and a phase of 2^63 ms
@@ -208,8 +210,8 @@ def serve(conn, args):
         return respond(conn, 200, "OK", b"{}", ["X-Huge: " + "h" * (1 << 20)])
     if path == "/many-headers":
         return respond(conn, 200, "OK", b"{}", [f"X-H{i}: v" for i in range(100000)])
-    if path == "/deep-json":
-        n = 100000
+    if path in ("/deep-json", "/deep-json-32k"):
+        n = 32000 if path.endswith("32k") else 100000
         return respond(conn, 200, "OK", b"[" * n + b"]" * n)
     if path == "/bad-utf8-header":
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: \xff\xfe\r\nConnection: close\r\n\r\n{}")
