@@ -92,6 +92,75 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// The name of a temp file (or directory) this module or install makes
+/// for `name`: `.<name>.tmp.<pid>` or `.<name>.tmp.<pid>.<seq>`. Returns
+/// the pid when `entry` is one, for any `name` when `name` is `None`.
+pub fn temp_owner(entry: &str, name: Option<&str>) -> Option<u32> {
+    let rest = entry.strip_prefix('.')?;
+    let at = rest.rfind(".tmp.")?;
+    let (base, tail) = (&rest[..at], &rest[at + 5..]);
+    if base.is_empty() || name.is_some_and(|n| n != base) {
+        return None;
+    }
+    let mut parts = tail.split('.');
+    let pid = parts.next()?;
+    let seq = parts.next();
+    if parts.next().is_some() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if let Some(s) = seq {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    pid.parse().ok()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Remove stale temp files of our naming (see `temp_owner`) from `dir`:
+/// those of `names` (every name when `names` is `None`) whose writer is no
+/// longer running (a writer killed mid-write never cleans up). A directory
+/// of our naming (an interrupted install's state directory) is removed
+/// whole. Returns what was removed; a missing `dir` is no error.
+pub fn sweep_temps(dir: &Path, names: Option<&[&str]>) -> Result<Vec<PathBuf>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("listing", dir, &e)),
+    };
+    let mut removed = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("listing", dir, &e))?;
+        let file = ent.file_name();
+        let Some(fname) = file.to_str() else { continue };
+        let pid = match names {
+            None => temp_owner(fname, None),
+            Some(ns) => ns.iter().find_map(|n| temp_owner(fname, Some(n))),
+        };
+        let Some(pid) = pid else { continue };
+        if pid_alive(pid) {
+            continue;
+        }
+        let p = ent.path();
+        let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let r = if is_dir {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        match r {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing stale temp file", &p, &e)),
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +253,72 @@ mod tests {
         let open = d.join("run");
         ensure_dir(&open, 0o755).expect("create");
         assert_eq!(mode_of(&open), 0o755, "public dir");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        assert_eq!(temp_owner(".state.json.tmp.12.3", None), Some(12));
+        assert_eq!(
+            temp_owner(".state.json.tmp.12.3", Some("state.json")),
+            Some(12)
+        );
+        assert_eq!(temp_owner(".state.json.tmp.12.3", Some("credential")), None);
+        assert_eq!(temp_owner(".outpost.tmp.99", Some("outpost")), Some(99));
+        for not in [
+            "state.json",
+            ".state.json",
+            ".x.tmp.",
+            ".x.tmp.1a",
+            ".x.tmp.1.2.3",
+            ".tmp.1",
+            "x.tmp.1",
+            ".x.tmp.1.",
+        ] {
+            assert_eq!(temp_owner(not, None), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn sweep_removes_only_dead_writers_temps() {
+        let d = tmpdir("sweep");
+        // A pid that cannot be running (above the kernel's pid_max limit).
+        let dead = 4_194_305u32;
+        let me = std::process::id();
+        for n in [
+            format!(".credential.tmp.{dead}.0"),
+            format!(".state.json.tmp.{dead}.7"),
+            format!(".state.json.tmp.{me}.1"),
+            "keep.tmp.1".to_string(),
+            "state.json".to_string(),
+        ] {
+            fs::write(d.join(n), b"x").expect("write");
+        }
+        fs::create_dir_all(d.join(format!(".outpost.tmp.{dead}.0/inner"))).expect("mkdir");
+        let mut gone = sweep_temps(&d, None).expect("sweep");
+        gone.sort();
+        assert_eq!(gone.len(), 3, "{gone:?}");
+        let mut left: Vec<String> = fs::read_dir(&d)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                format!(".state.json.tmp.{me}.1"),
+                "keep.tmp.1".into(),
+                "state.json".into()
+            ]
+        );
+        // Restricted to names: others stay.
+        fs::write(d.join(format!(".a.tmp.{dead}")), b"x").expect("write");
+        fs::write(d.join(format!(".b.tmp.{dead}")), b"x").expect("write");
+        assert_eq!(sweep_temps(&d, Some(&["a"])).expect("sweep").len(), 1);
+        assert!(d.join(format!(".b.tmp.{dead}")).exists());
+        assert!(sweep_temps(&d.join("missing"), None)
+            .expect("missing dir")
+            .is_empty());
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -13,6 +13,8 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_api;
 pub mod http;
 pub mod identity;
 pub mod install;

@@ -132,9 +132,16 @@ impl Status {
     }
 }
 
-/// Create the state directory (0700) if needed.
+/// Create the state directory (0700) if needed, and remove the temp files
+/// a writer killed mid-write left in it (`.<name>.tmp.<pid>.<seq>`, some
+/// of them copies of the credential), so a service killed often does not
+/// grow its state directory without bound.
 pub fn ensure(paths: &Paths) -> Result<()> {
-    fsutil::ensure_dir(&paths.dir, SECRET_DIR_MODE)
+    fsutil::ensure_dir(&paths.dir, SECRET_DIR_MODE)?;
+    for p in fsutil::sweep_temps(&paths.dir, None)? {
+        log::info!("removed stale temp file {}", p.display());
+    }
+    Ok(())
 }
 
 fn read_small(path: &Path) -> std::io::Result<Option<String>> {
@@ -202,11 +209,53 @@ pub fn save_state(paths: &Paths, s: &State) -> Result<()> {
     fsutil::write_atomic(&paths.state(), text.as_bytes(), 0o600)
 }
 
+/// Write `status.json`, its mtime set to its `last_attempt`. When the
+/// write fails (disk full, no inodes), the attempt is still marked: the
+/// existing file's mtime is set to the attempt's time (an inode update,
+/// which needs no free block), so `status` can tell that a later attempt
+/// went unrecorded (see `unrecorded_attempt`).
 pub fn save_status(paths: &Paths, s: &Status) -> Result<()> {
     let mut text = json::to_string(s);
     text.push('\n');
+    let at = s
+        .last_attempt
+        .as_deref()
+        .and_then(crate::timefmt::parse_rfc3339)
+        .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
     // Monitoring reads it without privileges; it holds no secret.
-    fsutil::write_atomic(&paths.status(), text.as_bytes(), 0o644)
+    let r = fsutil::write_atomic_with(&paths.status(), 0o644, |f| {
+        use std::io::Write;
+        f.write_all(text.as_bytes())?;
+        if let Some(t) = at {
+            f.set_modified(t)?;
+        }
+        Ok(())
+    });
+    if r.is_err() {
+        if let Some(t) = at {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(paths.status())
+                .and_then(|f| f.set_modified(t));
+        }
+    }
+    r
+}
+
+/// Unix seconds of a check-in attempt that could not be written to
+/// `status.json` (its mtime is later than the `last_attempt` it holds by
+/// 2 s or more; files of older versions carry their write time, up to 1 s
+/// after `last_attempt`); `None` when the file is as last written.
+pub fn unrecorded_attempt(paths: &Paths, s: &Status) -> Option<u64> {
+    let recorded = crate::timefmt::parse_rfc3339(s.last_attempt.as_deref()?)?;
+    let mtime = std::fs::metadata(paths.status())
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    (mtime > recorded + 1).then_some(mtime)
 }
 
 /// A one-line secret file (credential, install secret): `None` when

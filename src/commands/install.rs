@@ -177,6 +177,13 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         .collect();
     let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
     let mut manifest = apply::read_manifest(root, &manifest_path)?.unwrap_or_else(Manifest::new);
+    if !a.dry_run {
+        let mut owned: Vec<String> = wants.iter().map(|w| w.path().to_string()).collect();
+        owned.extend(manifest_paths(&manifest));
+        for p in apply::sweep_temps(root, &owned, &state_dir)? {
+            log::info!("removed stale temp file {p}");
+        }
+    }
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     for p in plan::inspect(&wants, &manifest) {
         seen.insert(p.clone(), apply::look(root, &p)?);
@@ -261,6 +268,19 @@ pub fn run(a: InstallArgs) -> Result<Code> {
 }
 
 /// A value set in the user-data file (not the installing shell's environment).
+/// Every path the manifest lists: files, links and the backups of what they
+/// replaced.
+pub fn manifest_paths(m: &Manifest) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &m.files {
+        out.push(e.path.clone());
+        if let Some(b) = &e.backup {
+            out.push(b.clone());
+        }
+    }
+    out
+}
+
 fn from_file<T: Clone>(v: &Val<Option<T>>) -> Option<T> {
     if v.source == Source::File {
         v.value.clone()

@@ -80,7 +80,20 @@ pub fn run(args: StatusArgs) -> Result<Code> {
     let paths = Paths::new(args.src.root.path(&cfg.state_dir.value));
     let status = state::load_status(&paths)?;
     let now = crate::sys::unix_secs(crate::sys::host().now());
-    let (code, why) = verdict(status.as_ref(), now);
+    let (mut code, mut why) = verdict(status.as_ref(), now);
+    // A later attempt that could not be written (disk full): not "ok".
+    if let Some(at) = status
+        .as_ref()
+        .and_then(|s| state::unrecorded_attempt(&paths, s))
+    {
+        if code != Code::Overdue {
+            code = Code::CheckFailed;
+            why = format!(
+                "the check-in at {} could not be recorded (state directory full or not writable?)",
+                timefmt::rfc3339(at)
+            );
+        }
+    }
     if args.json {
         let out = match &status {
             Some(s) => format!("{}\n", miniserde::json::to_string(s)),

@@ -24,7 +24,12 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
         .unwrap_or_else(|_| inst::DEFAULT_STATE_DIR.to_string());
     let state_dir = state_dir.trim_end_matches('/').to_string();
     let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
-    let Some(manifest) = apply::read_manifest(root, &manifest_path)? else {
+    let manifest = apply::read_manifest(root, &manifest_path)?;
+    if manifest.is_none() {
+        // An uninstall killed after the state went leaves only temp names.
+        let _ = apply::sweep_temps(root, &[], &state_dir);
+    }
+    let Some(manifest) = manifest else {
         super::print(&format!(
             "nothing to do: no {} (outpost is not installed there)\n",
             root.path(&manifest_path).display()
@@ -34,6 +39,10 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
     if manifest.files.is_empty() && !a.purge {
         super::print("nothing to do: outpost's files are already removed (the state stays; --purge removes it)\n")?;
         return Ok(Code::Ok);
+    }
+    let owned = super::install::manifest_paths(&manifest);
+    for p in apply::sweep_temps(root, &owned, &state_dir)? {
+        log::info!("removed stale temp file {p}");
     }
     let acts = plan::plan_uninstall(
         &manifest,
@@ -50,12 +59,43 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
             format!("the image under {}", root.base().display())
         }
     ))?;
+    let manifest_files = manifest.files.clone();
     let mut ap = Applier::new(root, manifest, &state_dir);
     ap.run(&acts, &mut |act| {
         let _ = super::print(&format!("  {}\n", act.describe()));
     })?;
     for w in &ap.warnings {
         eprintln!("warning: {w}");
+    }
+    // What this run owns must be gone: the files it removed (a restored
+    // backup stands at its path again, so only the backups are checked for
+    // those), temp files of ours, and with --purge the state files.
+    let mut must_be_gone: Vec<String> = Vec::new();
+    for e in &manifest_files {
+        match &e.backup {
+            Some(b) if e.restore().is_some() => must_be_gone.push(b.clone()),
+            _ => must_be_gone.push(e.path.clone()),
+        }
+    }
+    let _ = apply::sweep_temps(root, &owned, &state_dir);
+    if a.purge {
+        for n in apply::STATE_FILES {
+            must_be_gone.push(format!("{state_dir}/{n}"));
+        }
+    }
+    let left = apply::leftovers(root, &must_be_gone, &state_dir);
+    if let Some(first) = left.first() {
+        return Err(Error::new(
+            Code::LocalIo,
+            format!(
+                "uninstall: {first} is still there after removing it{}",
+                if left.len() > 1 {
+                    format!(" (and {} more)", left.len() - 1)
+                } else {
+                    String::new()
+                }
+            ),
+        ));
     }
     super::print(&if a.purge {
         "removed outpost and its state\n".to_string()

@@ -204,7 +204,7 @@ impl Loaded {
             n => Err(Error::config(format!(
                 "{} (and {} more; run 'outpost config validate')",
                 self.problems[0],
-                n - 1
+                n - 1 + self.problems_dropped()
             ))),
         }
     }
@@ -306,6 +306,7 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
     } else {
         Vec::new()
     };
+    cap_problems(&mut st.problems);
     Loaded {
         config: cfg,
         problems: st.problems,
@@ -342,6 +343,10 @@ fn parse_document(file: &str, bytes: &[u8], problems: &mut Vec<String>) -> Optio
         ));
         return None;
     }
+    if let Some(problem) = check_shape(text) {
+        problems.push(format!("{file}: {problem}"));
+        return None;
+    }
     match serde_norway::from_str::<Node>(text) {
         Ok(Node::Null) => Some(Node::Map(Vec::new())),
         Ok(n @ Node::Map(_)) => Some(n),
@@ -356,6 +361,105 @@ fn parse_document(file: &str, bytes: &[u8], problems: &mut Vec<String>) -> Optio
             problems.push(format!("{file}: {}", yaml_error(text, &e)));
             None
         }
+    }
+}
+
+/// Deepest nesting a user-data file may have (block indentation levels,
+/// `- ` list markers on one line and flow brackets together); real files
+/// nest 4-6 levels.
+pub const MAX_DEPTH: usize = 64;
+/// Most `key:` pairs a user-data file may hold; real files hold tens.
+pub const MAX_KEYS: usize = 10_000;
+/// Most problems reported for one configuration (the rest are counted).
+pub const MAX_PROBLEMS: usize = 50;
+
+/// Bound nesting depth and key count on the raw text, in one linear pass,
+/// before the YAML library sees it: deep nesting is slow inside the
+/// library and a huge map costs time and memory for nothing. An estimate
+/// that never undercounts a real file's depth: it may count a `[` inside a
+/// plain scalar, which only matters past MAX_DEPTH. `None`: within bounds.
+pub fn check_shape(text: &str) -> Option<String> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut keys = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if flow == 0 {
+            while indents.last().is_some_and(|&i| i > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+        }
+        let mut dashes = 0usize;
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ") {
+            dashes += 1;
+            rest = r.trim_start_matches(' ');
+        }
+        let (mut quote, mut prev) = (None::<char>, ' ');
+        let mut deepest = flow;
+        for c in rest.chars() {
+            match quote {
+                Some(q) => {
+                    if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '#' if prev == ' ' => break,
+                    '"' | '\'' if matches!(prev, ' ' | '[' | '{' | ',' | ':') => quote = Some(c),
+                    '[' | '{' => {
+                        flow += 1;
+                        deepest = deepest.max(flow);
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    ':' => keys += 1,
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+        let depth = indents.len() + dashes + deepest;
+        if depth > MAX_DEPTH {
+            return Some(format!(
+                "line {}: nested more than {MAX_DEPTH} levels deep; user-data is a shallow map",
+                n + 1
+            ));
+        }
+        if keys > MAX_KEYS {
+            return Some(format!(
+                "line {}: more than {MAX_KEYS} keys; user-data holds a few tens",
+                n + 1
+            ));
+        }
+    }
+    None
+}
+
+impl Loaded {
+    /// Problems beyond MAX_PROBLEMS, counted in the list's last line.
+    fn problems_dropped(&self) -> usize {
+        self.problems
+            .last()
+            .and_then(|l| l.strip_prefix("... and "))
+            .and_then(|r| r.strip_suffix(" more problems not shown"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(0, |n| n - 1)
+    }
+}
+
+/// Keep the first MAX_PROBLEMS problems and count the rest in one line.
+fn cap_problems(problems: &mut Vec<String>) {
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(format!("... and {more} more problems not shown"));
     }
 }
 

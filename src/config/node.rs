@@ -3,6 +3,7 @@
 //! the key path. Must not know about outpost's keys (that is `keys.rs`).
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
 use std::fmt;
 
 /// One YAML node. Maps keep their order (for stable error order) and their
@@ -102,6 +103,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut v: Vec<(String, Node)> = Vec::new();
+        // Keys seen so far: a set, so a map of n keys costs O(n), not O(n^2).
+        let mut seen: HashSet<String> = HashSet::new();
         while let Some(k) = map.next_key::<Node>()? {
             let key = match k {
                 Node::Null => "null".to_string(),
@@ -110,7 +113,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
                 })?,
             };
             let val = map.next_value::<Node>()?;
-            if v.iter().any(|(k, _)| *k == key) {
+            if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
             v.push((key, val));

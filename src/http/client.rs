@@ -226,6 +226,9 @@ impl Client {
             .timeout_connect(Some(s.connect_timeout))
             .user_agent(s.user_agent.as_str())
             .input_buffer_size(IO_BUFFER)
+            // Below the input buffer: headers that do not fit are then
+            // "too large" (exit 12), not a stalled read ("disconnected").
+            .max_response_header_size(IO_BUFFER - 1024)
             .output_buffer_size(IO_BUFFER)
             .max_idle_connections(0)
             .tls_config(tls.build())

@@ -131,11 +131,16 @@ impl<'a> Applier<'a> {
                 if state_exists {
                     self.manifest.record_dir(rec.clone());
                     self.save()?;
-                }
-                fsutil::ensure_dir(&root.path(path), *mode)?;
-                if !state_exists {
+                    fsutil::ensure_dir(&root.path(path), *mode)?;
+                } else if is_self_or_ancestor(path, &self.state_dir) {
+                    // The state directory (and the missing ancestors from
+                    // `path` down) appear at once, already holding the
+                    // manifest that records them: a crash before the
+                    // rename leaves only a temp directory of our naming.
+                    self.make_state_chain(path, *mode)?;
+                } else {
+                    fsutil::ensure_dir(&root.path(path), *mode)?;
                     self.manifest.record_dir(rec);
-                    self.save()?;
                 }
             }
             Action::ChmodDir { path, from, to } => {
@@ -225,10 +230,24 @@ impl<'a> Applier<'a> {
                 let p = root.path(path);
                 self.purged = true;
                 if *whole {
-                    match fs::remove_dir_all(&p) {
+                    // Renamed aside first, so a crash while its files go
+                    // leaves a temp directory of our naming (removed by the
+                    // next install or uninstall), not half a state.
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let parent = p.parent().unwrap_or(Path::new("/"));
+                    let aside = parent.join(format!(".{name}.tmp.{}.1", std::process::id()));
+                    match fs::rename(&p, &aside) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                        Err(e) => return Err(Error::io("removing", &p, &e)),
+                    }
+                    match fs::remove_dir_all(&aside) {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io("removing", &p, &e)),
+                        Err(e) => return Err(Error::io("removing", &aside, &e)),
                     }
                 } else {
                     for name in STATE_FILES {
@@ -276,6 +295,61 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Build `top` .. `state_dir` under a temp name beside `top`, with the
+    /// manifest (recording every one of them as created) inside, then
+    /// rename it into place and sync the parent.
+    fn make_state_chain(&mut self, top: &str, top_mode: u32) -> Result<()> {
+        let root = self.root;
+        let mut chain = vec![top.to_string()];
+        for a in super::plan::ancestors(&self.state_dir) {
+            if a.len() > top.len() && is_self_or_ancestor(top, &a) {
+                chain.push(a);
+            }
+        }
+        if self.state_dir != top {
+            chain.push(self.state_dir.clone());
+        }
+        let final_top = root.path(top);
+        let parent = final_top.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let name = final_top
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.tmp.{}.0", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        for d in &chain {
+            let mode = if *d == self.state_dir {
+                fsutil::SECRET_DIR_MODE
+            } else if d == top {
+                top_mode
+            } else {
+                0o755
+            };
+            self.manifest.record_dir(DirEntry {
+                path: d.clone(),
+                created: true,
+                mode_before: None,
+            });
+            let rel = &d[top.len()..];
+            fsutil::ensure_dir(Path::new(&format!("{}{rel}", tmp.display())), mode)?;
+        }
+        let state_tmp = format!("{}{}", tmp.display(), &self.state_dir[top.len()..]);
+        let r = fsutil::write_atomic(
+            &Path::new(&state_tmp).join(super::MANIFEST_NAME),
+            self.manifest.to_json().as_bytes(),
+            fsutil::SECRET_FILE_MODE,
+        )
+        .and_then(|()| {
+            fs::rename(&tmp, &final_top)
+                .and_then(|()| fs::File::open(&parent)?.sync_all())
+                .map_err(|e| Error::io("creating directory", &final_top, &e))
+        });
+        if r.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        r
+    }
+
     fn take_backup(&mut self, e: &mut Entry) {
         if let Some((p, b, m)) = self.pending_backup.take() {
             if p == e.path {
@@ -300,6 +374,80 @@ pub const STATE_FILES: &[&str] = &[
     super::FIRSTBOOT_MARKER,
 ];
 
+/// `a` is `b` or a directory above it (host paths).
+fn is_self_or_ancestor(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches('/');
+    b == a || b.strip_prefix(a).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Every directory where outpost writes files of these host paths, with
+/// the names whose temp files it may leave there: each path's parent (the
+/// path's own name), every ancestor of the state directory (an interrupted
+/// creation of it), and the state directory and its backup directory
+/// (every name).
+fn temp_places(paths: &[String], state_dir: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut add = |dir: String, name: Option<String>| {
+        if !out.iter().any(|(d, n)| *d == dir && *n == name) {
+            out.push((dir, name));
+        }
+    };
+    let mut with_chain: Vec<String> = paths.to_vec();
+    with_chain.extend(super::plan::ancestors(state_dir));
+    with_chain.push(state_dir.to_string());
+    for p in &with_chain {
+        if let Some((dir, name)) = p.rsplit_once('/') {
+            if !name.is_empty() {
+                let dir = if dir.is_empty() { "/" } else { dir };
+                add(dir.to_string(), Some(name.to_string()));
+            }
+        }
+    }
+    add(state_dir.to_string(), None);
+    add(format!("{state_dir}/{}", super::BACKUP_DIR_NAME), None);
+    out
+}
+
+/// Remove the temp files an interrupted install, uninstall or check-in
+/// left (see `fsutil::sweep_temps`) beside `paths` and in the state
+/// directory. Returns what was removed.
+pub fn sweep_temps(root: &Root, paths: &[String], state_dir: &str) -> Result<Vec<String>> {
+    let mut gone = Vec::new();
+    for (dir, name) in temp_places(paths, state_dir) {
+        let names = name.as_deref().map(|n| [n]);
+        for p in fsutil::sweep_temps(&root.path(&dir), names.as_ref().map(|n| &n[..]))? {
+            gone.push(p.display().to_string());
+        }
+    }
+    Ok(gone)
+}
+
+/// What is still on disk of `paths` (files and links) and of temp files of
+/// our naming beside them and in the state directory: after a purge, this
+/// must be empty.
+pub fn leftovers(root: &Root, paths: &[String], state_dir: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for p in paths {
+        let hp = root.path(p);
+        if fs::symlink_metadata(&hp).is_ok() {
+            left.push(hp.display().to_string());
+        }
+    }
+    for (dir, name) in temp_places(paths, state_dir) {
+        let d = root.path(&dir);
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for ent in rd.flatten() {
+            let f = ent.file_name();
+            if fsutil::temp_owner(&f.to_string_lossy(), name.as_deref()).is_some() {
+                left.push(d.join(f).display().to_string());
+            }
+        }
+    }
+    left.sort();
+    left.dedup();
+    left
+}
+
 fn remove(p: &Path) -> Result<()> {
     match fs::remove_file(p) {
         Ok(()) => Ok(()),
@@ -316,7 +464,7 @@ fn link_atomic(path: &Path, target: &str) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.tmp.{}.0", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let r = std::os::unix::fs::symlink(target, &tmp)
         .and_then(|_| fs::rename(&tmp, path))

@@ -58,5 +58,6 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 pub mod agent;
 pub mod fault;
+pub mod kill;
 pub mod leak;
 pub mod proxy;

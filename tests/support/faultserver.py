@@ -21,6 +21,23 @@ so an agent can use e.g. https://127.0.0.1:PORT/stall as its endpoint):
   /429-delta            429 with Retry-After: 7
   /503-date             503 with Retry-After: an IMF-fixdate 120 s ahead
   /redirect/N           status N (default 302), Location: /ok on this server
+  /redirect-loop        302 to itself
+  /garbage              bytes that are not HTTP at all, then close
+  /huge-body            200, Content-Length 100 MiB, the body streamed
+  /headers-stall        headers (Content-Length 100), then silence
+  /lying-length         Content-Length 1000, a 2-byte body, then close
+  /short-length         Content-Length 5 for a longer valid JSON body
+  /http10               HTTP/1.0 200 without Content-Length, body until close
+  /huge-header          200 with one 1 MiB header line
+  /many-headers         200 with 100000 small headers
+  /deep-json            200, a JSON body nested 100000 levels deep
+  /deep-json-32k        200, JSON nested 32000 deep (64000 bytes: within
+                        the agent's body limit, so its JSON parser sees it)
+  /bad-utf8-header      200 with a header value that is not UTF-8
+  /absurd-interval      200, a well-formed check-in answer asking for an
+                        interval of 2^64-1 ms and a phase of 2^63 ms
+  /absurd-retry         503 with Retry-After: 99999999999999999999
+  /negative-retry       429 with Retry-After: -5
 
 With --refuse it binds a port, prints it, closes it and exits: connecting to
 that port is then refused (nothing listens). With --blackhole it listens with
@@ -157,6 +174,57 @@ def serve(conn, args):
     if path == "/503-date":
         when = email.utils.formatdate(time.time() + 120, usegmt=True)
         return respond(conn, 503, REASONS[503], b"{}", [f"Retry-After: {when}"])
+    if path == "/redirect-loop":
+        scheme = "https" if args.tls_cert else "http"
+        loc = f"{scheme}://127.0.0.1:{args.bound_port}/redirect-loop"
+        return respond(conn, 302, REASONS[302], b"", [f"Location: {loc}"])
+    if path == "/garbage":
+        conn.sendall(bytes((i * 2654435761 >> 13) & 0xFF for i in range(4096)))
+        return
+    if path == "/huge-body":
+        n = 100 << 20
+        conn.sendall(head(200, "OK", n))
+        block = b"z" * 65536
+        sent = 0
+        try:
+            while sent < n:
+                conn.sendall(block)
+                sent += len(block)
+        except OSError:
+            pass
+        return
+    if path == "/headers-stall":
+        conn.sendall(head(200, "OK", 100))
+        time.sleep(STALL_SECONDS)
+        return
+    if path == "/lying-length":
+        conn.sendall(head(200, "OK", 1000) + b"{}")
+        return
+    if path == "/short-length":
+        conn.sendall(head(200, "OK", 5) + b'{"v":1,"interval_ms":1}')
+        return
+    if path == "/http10":
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + b'{"unrelated":1}')
+        return
+    if path == "/huge-header":
+        return respond(conn, 200, "OK", b"{}", ["X-Huge: " + "h" * (1 << 20)])
+    if path == "/many-headers":
+        return respond(conn, 200, "OK", b"{}", [f"X-H{i}: v" for i in range(100000)])
+    if path in ("/deep-json", "/deep-json-32k"):
+        n = 32000 if path.endswith("32k") else 100000
+        return respond(conn, 200, "OK", b"[" * n + b"]" * n)
+    if path == "/bad-utf8-header":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: \xff\xfe\r\nConnection: close\r\n\r\n{}")
+        return
+    if path == "/absurd-interval":
+        body = json.dumps({"v": 1, "interval_ms": 2**64 - 1, "phase_ms": 2**63,
+                           "server_time": int(time.time()), "inventory_wanted": False,
+                           "desired_tag": "", "desired": None}).encode()
+        return respond(conn, 200, "OK", body)
+    if path == "/absurd-retry":
+        return respond(conn, 503, REASONS[503], b"{}", ["Retry-After: 99999999999999999999"])
+    if path == "/negative-retry":
+        return respond(conn, 429, REASONS[429], b"{}", ["Retry-After: -5"])
     if path.startswith("/redirect"):
         code = int(path[len("/redirect/"):] or 302) if path.startswith("/redirect/") else 302
         scheme = "https" if args.tls_cert else "http"
