@@ -140,7 +140,7 @@ lab_hub_bin() {
         echo "$OUTPOST_LAB_HUB"
         return
     fi
-    (cd "$LAB_ROOT" && nice cargo build -q --target x86_64-unknown-linux-musl --features hub --bin outpost-hub) >&2 ||
+    (cd "$LAB_ROOT" && nice cargo build -q --target x86_64-unknown-linux-musl -p outpost-hub --bin outpost-hub) >&2 ||
         lab_die "building outpost-hub failed"
     echo "$LAB_ROOT/target/x86_64-unknown-linux-musl/debug/outpost-hub"
 }
