@@ -135,6 +135,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
         inventory_hash: ing.hash.to_string(),
         desired_tag: state.desired_tag.clone(),
         inventory: send.then(|| ing.inventory.clone()),
+        upgrade: None,
     }
 }
 
@@ -483,8 +484,12 @@ impl Agent<'_> {
                 c
             }
         };
+        // Self-upgrade state rides along until a check-in carried it.
+        let upgrade_layout = crate::upgrade::layout(self.root, self.cfg);
+        let upgrade_report = crate::upgrade::report(&upgrade_layout);
         loop {
-            let req = build_checkin(&st, &ing);
+            let mut req = build_checkin(&st, &ing);
+            req.upgrade = upgrade_report.clone();
             let body = proto::encode(&req);
             log::debug!(
                 "check-in: {} bytes{}",
@@ -501,6 +506,9 @@ impl Agent<'_> {
                     let resp: CheckinResponse = decode(&reply)?;
                     let d = apply_checkin(&st, &req, &resp, self.bounds, self.now_s());
                     state::save_state(&self.paths, &d.state)?;
+                    if let Some(r) = &upgrade_report {
+                        crate::upgrade::mark_reported(&upgrade_layout, r);
+                    }
                     if d.deregister {
                         return Err(Error::new(
                             Code::Deregistered,
@@ -809,6 +817,7 @@ mod tests {
             inventory_hash: "sha256:new".into(),
             desired_tag: String::new(),
             inventory: Some(inv()),
+            upgrade: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

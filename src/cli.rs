@@ -35,6 +35,20 @@ pub enum Command {
     Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    /// Self-upgrade from a local signed artifact.
+    Upgrade(UpgradeArgs),
+    /// Put `outpost.prev` back.
+    Rollback(RunArgs),
+    /// Run by the previous binary before each start: count or roll back.
+    UpgradeGuard(RunArgs),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct UpgradeArgs {
+    pub src: ConfigSource,
+    /// `--bundle FILE`: the binary, with FILE.manifest and FILE.manifest.sig beside it.
+    pub bundle: PathBuf,
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -139,6 +153,8 @@ Commands:
   status     Show how the last check-ins went (exit 0 ok, 1 failed, 7 overdue)
   install    Put the agent on this host or into an image (--root)
   uninstall  Remove what install put there
+  upgrade    Upgrade this agent from a signed local artifact (--bundle)
+  rollback   Put the previous agent binary (outpost.prev) back
   help       Show help for a command
 
 Options:
@@ -397,6 +413,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
+        "upgrade" => parse_agent_cmd(&mut p, &mut verbosity, "upgrade")?,
+        "rollback" => parse_agent_cmd(&mut p, &mut verbosity, "rollback")?,
+        "upgrade-guard" => parse_agent_cmd(&mut p, &mut verbosity, "upgrade-guard")?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -426,6 +445,9 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("checkin") => CHECKIN_HELP.to_string(),
         Some("status") => STATUS_HELP.to_string(),
         Some("run") => RUN_HELP.to_string(),
+        Some("upgrade") => UPGRADE_HELP.to_string(),
+        Some("rollback") => ROLLBACK_HELP.to_string(),
+        Some("upgrade-guard") => GUARD_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -862,6 +884,52 @@ Exit status: 0 stopped by a signal; a permanent code (3, 4, 6, 13, 14, 15,
 16) ends the loop with that code.
 ";
 
+const UPGRADE_HELP: &str = "\
+outpost upgrade: upgrade this agent from a signed local artifact
+
+Usage: outpost upgrade --bundle FILE [--allow-downgrade] [--root DIR] [--config FILE]
+
+FILE is a release binary (outpost-<version>-<arch>-linux-musl) with its
+signed manifest FILE.manifest and signature FILE.manifest.sig beside it, or
+a folder holding exactly one such set (an unpacked airgap bundle). The
+signature must verify with a built-in key or one of outpost.upgrade.publicKeys;
+size, SHA-256, architecture and a smoke run (--version --json) are checked
+before the installed binary is swapped (the old one is kept as outpost.prev).
+The new binary is on trial until its first successful check-in; the
+previous binary's guard rolls it back otherwise (docs/upgrade.md).
+
+Options:
+  --bundle FILE       The artifact (or a folder holding it)
+  --allow-downgrade   Accept a version older than or equal to the running one
+  --root DIR          Operate on the installation under DIR (default /)
+  --config FILE       Configuration file (default <root>/etc/outpost/user-data)
+
+Exit status: 0 swapped (restart the service to run it), 3 configuration
+invalid, 20 local I/O (disk full), 21 refused (signature, key, size,
+SHA-256, architecture, smoke run, not newer).
+";
+
+const ROLLBACK_HELP: &str = "\
+outpost rollback: put the previous agent binary back
+
+Usage: outpost rollback [--root DIR] [--config FILE]
+
+Copies outpost.prev over the installed binary (outpost.prev stays), ends
+an open trial and records the rollback; the next check-in reports it.
+
+Exit status: 0 rolled back, 20 no previous binary or local I/O.
+";
+
+const GUARD_HELP: &str = "\
+outpost upgrade-guard: count a start of a new binary on trial, or roll it back
+
+Usage: outpost upgrade-guard [--root DIR] [--config FILE]
+
+Run by the PREVIOUS binary before each start of the agent (the unit's
+ExecStartPre=, first on the cron line). Always exits 0 unless it cannot
+write its files (20). Not listed in 'outpost --help'.
+";
+
 /// `checkin`, `status` and `run`: config flags plus their own.
 fn parse_agent_cmd(
     p: &mut lexopt::Parser,
@@ -873,6 +941,8 @@ fn parse_agent_cmd(
     let mut sets = Vec::new();
     let mut json = false;
     let mut splay = None;
+    let mut bundle = None;
+    let mut allow_downgrade = false;
     while let Some(tok) = next(p, cmd)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, cmd));
@@ -889,6 +959,10 @@ fn parse_agent_cmd(
                 ))
             }
             ("status", "--json") => json = true,
+            ("upgrade", "--bundle") => {
+                bundle = Some(PathBuf::from(value(p, cmd, "--bundle")?));
+            }
+            ("upgrade", "--allow-downgrade") => allow_downgrade = true,
             ("checkin", "--splay") => {
                 let v = value(p, cmd, "--splay")?;
                 splay = Some(
@@ -914,6 +988,15 @@ fn parse_agent_cmd(
     Ok(match cmd {
         "checkin" => Command::Checkin(CheckinArgs { src, splay }),
         "status" => Command::Status(StatusArgs { src, json }),
+        "upgrade" => Command::Upgrade(UpgradeArgs {
+            src,
+            bundle: bundle.ok_or_else(|| {
+                Error::usage("upgrade: --bundle FILE is required; see 'outpost upgrade --help'")
+            })?,
+            allow_downgrade,
+        }),
+        "rollback" => Command::Rollback(RunArgs { src }),
+        "upgrade-guard" => Command::UpgradeGuard(RunArgs { src }),
         _ => Command::Run(RunArgs { src }),
     })
 }

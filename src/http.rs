@@ -15,6 +15,8 @@
 //! proxy URL's credentials, and it must not decide what a status means for
 //! the protocol beyond transport classes (3xx, 408, 429, 5xx).
 
+mod download;
+
 use crate::error::{Code, Error, Result};
 use crate::noproxy::NoProxy;
 use crate::sys::Root;
@@ -370,6 +372,7 @@ pub struct Client {
     roots: Roots,
 }
 
+#[derive(Clone)]
 enum Roots {
     Specific(Arc<Vec<Certificate<'static>>>),
     #[cfg(feature = "webpki-roots")]

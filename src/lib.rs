@@ -23,4 +23,5 @@ pub mod schedule;
 pub mod state;
 pub mod sys;
 pub mod timefmt;
+pub mod upgrade;
 pub mod version;

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// The protocol revision carried as `v` in every message. Additive changes
 /// bump it; a breaking change gets a new path prefix (`/outpost/v2/`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The major version in the URL paths below.
 pub const PROTOCOL_MAJOR: u32 = 1;
 pub const PATH_PROBE: &str = "/outpost/v1/probe";
@@ -98,6 +98,22 @@ pub struct CheckinRequest {
     pub desired_tag: String,
     /// Present only when the hash changed or the server asked for it.
     pub inventory: Option<Inventory>,
+    /// (v2) The last self-upgrade's state, sent while on trial and until a
+    /// check-in carried its outcome.
+    pub upgrade: Option<UpgradeReport>,
+}
+
+/// (v2) How the agent's last self-upgrade went (docs/protocol.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct UpgradeReport {
+    /// `on_trial`, `committed`, `rolled_back` or `failed`.
+    pub state: String,
+    pub from: String,
+    pub to: String,
+    /// Why it failed or was rolled back ("" otherwise).
+    pub reason: String,
+    /// The agent exit code of a failure (0 otherwise).
+    pub code: i32,
 }
 
 /// 200 answer to a check-in.
@@ -142,6 +158,10 @@ pub struct Artifact {
     /// Lowercase hex SHA-256 of the binary.
     pub sha256: String,
     pub size: u64,
+    /// (v2) The signed release manifest (outpost.release/v1 JSON text) and
+    /// its signify signature; the agent acts on nothing else.
+    pub manifest: Option<String>,
+    pub signature: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -292,6 +312,15 @@ const ARTIFACT: &[Field] = &[
     req("url", Ty::Str(2048)),
     req("sha256", Ty::Str(64)),
     req("size", Ty::U64),
+    opt("manifest", Ty::Str(4096)),
+    opt("signature", Ty::Str(1024)),
+];
+const UPGRADE_REPORT: &[Field] = &[
+    req("state", Ty::Str(32)),
+    req("from", Ty::Str(64)),
+    req("to", Ty::Str(64)),
+    req("reason", Ty::Str(1024)),
+    req("code", Ty::U32),
 ];
 const UPGRADE: &[Field] = &[
     req("version", Ty::Str(64)),
@@ -372,6 +401,7 @@ message!(
         req("inventory_hash", Ty::Str(80)),
         req("desired_tag", Ty::Str(64)),
         opt("inventory", Ty::Obj(INVENTORY)),
+        opt("upgrade", Ty::Obj(UPGRADE_REPORT)),
     ]
 );
 message!(
@@ -588,6 +618,7 @@ mod tests {
             inventory_hash: format!("sha256:{}", "ab".repeat(32)),
             desired_tag: "d-0123456789abcdef".into(),
             inventory: None,
+            upgrade: None,
         }
     }
 
@@ -665,6 +696,8 @@ mod tests {
                             url: "https://hub.example/a".into(),
                             sha256: "cd".repeat(32),
                             size: 812_345,
+                            manifest: Some("{}".into()),
+                            signature: None,
                         }],
                     }),
                     config: tags,

@@ -128,5 +128,19 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
         super::print(&line)?;
     }
+    // Act on the desired state (self-upgrade; one run is the grace period).
+    let now = crate::sys::unix_secs(host.as_ref().now());
+    let swapped = crate::upgrade::after_checkin(&crate::upgrade::After {
+        root: &args.src.root,
+        cfg: &cfg,
+        client: &client,
+        offer: done.state.desired.as_ref().and_then(|d| d.upgrade.as_ref()),
+        now,
+        checked_in_at: now,
+        grace_s: 0,
+    })?;
+    if swapped {
+        return Ok(Code::Restart);
+    }
     Ok(Code::Ok)
 }

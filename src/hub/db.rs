@@ -759,6 +759,7 @@ mod tests {
             inventory_hash: hash.into(),
             desired_tag: tag.into(),
             inventory: None,
+            upgrade: None,
         }
     }
 
