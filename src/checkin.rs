@@ -117,7 +117,7 @@ pub fn build_register(
         project: cfg.project_name.value.clone(),
         hostname: ing.hostname.to_string(),
         tags: ing.inventory.tags.clone().unwrap_or_default(),
-        agent: crate::version::VERSION.to_string(),
+        agent: crate::version::running(),
         inventory: ing.inventory.clone(),
         inventory_hash: ing.hash.to_string(),
     }
@@ -130,7 +130,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
     CheckinRequest {
         v: proto::PROTOCOL_VERSION,
         host_id: ing.host_id.to_string(),
-        agent: crate::version::VERSION.to_string(),
+        agent: crate::version::running(),
         health: ing.health.clone(),
         inventory_hash: ing.hash.to_string(),
         desired_tag: state.desired_tag.clone(),

@@ -214,7 +214,9 @@ mod tests {
 
     #[test]
     fn codes_are_the_documented_numbers() {
-        let want = [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 20, 21, 75];
+        let want = [
+            0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 20, 21, 75,
+        ];
         let got: Vec<i32> = Code::ALL.iter().map(|c| c.as_i32()).collect();
         assert_eq!(got, want, "exit-code table changed");
     }

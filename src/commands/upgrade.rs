@@ -115,7 +115,7 @@ pub fn run(a: UpgradeArgs) -> Result<Code> {
     super::print(&format!(
         "upgraded {} from {} to {} (previous kept as {}); on trial until its first check-in: restart the service (systemctl restart outpost) or wait for the next cron run\n",
         l.bin.display(),
-        crate::version::VERSION,
+        crate::version::running(),
         m.version,
         l.prev.display()
     ))

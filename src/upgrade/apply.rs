@@ -120,7 +120,7 @@ pub fn save_outcome(l: &Layout, o: &Outcome) -> Result<()> {
 pub fn record_failure(l: &Layout, to: &str, e: &Error, now: u64) {
     let o = Outcome::new(
         Phase::Failed,
-        crate::version::VERSION,
+        &crate::version::running(),
         to,
         &e.message,
         e.code.as_i32(),
@@ -186,14 +186,14 @@ pub fn check_manifest(
             release::own_arch()
         )));
     }
-    let ord = release::compare(&m.version, crate::version::VERSION)
+    let ord = release::compare(&m.version, &crate::version::running())
         .map_err(|e| rejected(format!("release manifest {at}: {e}")))?;
     if ord != std::cmp::Ordering::Greater && !allow_downgrade {
         return Err(rejected(format!(
             "release {} is {} the running {}: refused (a downgrade needs --allow-downgrade on the host)",
             m.version,
             if ord == std::cmp::Ordering::Equal { "the same as" } else { "older than" },
-            crate::version::VERSION
+            crate::version::running()
         )));
     }
     log::info!(
@@ -363,7 +363,7 @@ pub fn smoke(path: &Path, m: &Manifest) -> Result<()> {
 /// Swap the staged binary in (see the order in the header) and start the
 /// trial. `now` is Unix seconds.
 pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
-    let from = crate::version::VERSION;
+    let from = &crate::version::running();
     save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
     let tmp = l.dir().join(".outpost.prev.tmp");
     remove(&tmp)?;

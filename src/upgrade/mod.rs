@@ -112,7 +112,7 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
     if let Some(t) = &trial {
         if trial::commit_due(
             trial.as_ref(),
-            crate::version::VERSION,
+            &crate::version::running(),
             Some(a.checked_in_at),
             a.now,
             a.grace_s,
@@ -125,7 +125,7 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
     let Some(offer) = a.offer else {
         return Ok(false);
     };
-    let ord = match release::compare(&offer.version, crate::version::VERSION) {
+    let ord = match release::compare(&offer.version, &crate::version::running()) {
         Ok(o) => o,
         Err(e) => {
             let e = Error::new(Code::UpgradeRejected, format!("upgrade offer: {e}"));
@@ -141,7 +141,7 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
                 format!(
                     "upgrade offer: {} is older than the running {}: refused (a downgrade needs --allow-downgrade on the host)",
                     offer.version,
-                    crate::version::VERSION
+                    crate::version::running()
                 ),
             );
             note_failure(&l, &offer.version, &e, a.now);
@@ -231,7 +231,7 @@ fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
     }
     log::info!(
         "upgrading from {} to {}",
-        crate::version::VERSION,
+        crate::version::running(),
         m.version
     );
     let timeout = download_timeout(Duration::from_secs(a.cfg.request_timeout.value), m.size);
