@@ -140,6 +140,16 @@ pub struct Desired {
     pub config: BTreeMap<String, String>,
     /// The operator deregistered this device: clean up and stop (exit 15).
     pub deregister: bool,
+    /// (v2) A Kubernetes upgrade the cluster gate released for this host.
+    pub kubernetes: Option<KubernetesUpgrade>,
+}
+
+/// (v2) A cluster's Kubernetes upgrade, with the agent version it needs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct KubernetesUpgrade {
+    pub version: String,
+    /// The agent refuses the instruction when it is older than this.
+    pub min_agent_version: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -332,6 +342,11 @@ const DESIRED: &[Field] = &[
     opt("upgrade", Ty::Obj(UPGRADE)),
     req("config", Ty::MapStr(64, 1024)),
     req("deregister", Ty::Bool),
+    opt("kubernetes", Ty::Obj(KUBERNETES)),
+];
+const KUBERNETES: &[Field] = &[
+    req("version", Ty::Str(64)),
+    req("min_agent_version", Ty::Str(64)),
 ];
 
 /// A message type with its schema, for [`decode`].
@@ -702,6 +717,10 @@ mod tests {
                     }),
                     config: tags,
                     deregister: false,
+                    kubernetes: Some(KubernetesUpgrade {
+                        version: "1.30.2".into(),
+                        min_agent_version: "0.2.0".into(),
+                    }),
                 }),
             },
         );

@@ -135,6 +135,11 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         cfg: &cfg,
         client: &client,
         offer: done.state.desired.as_ref().and_then(|d| d.upgrade.as_ref()),
+        kubernetes: done
+            .state
+            .desired
+            .as_ref()
+            .and_then(|d| d.kubernetes.as_ref()),
         now,
         checked_in_at: now,
         grace_s: 0,

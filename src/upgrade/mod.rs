@@ -20,7 +20,7 @@ pub mod trial;
 
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::proto::{UpgradeOffer, UpgradeReport};
+use crate::proto::{KubernetesUpgrade, UpgradeOffer, UpgradeReport};
 use crate::sys::Root;
 use apply::{Layout, Source};
 use sig::PublicKey;
@@ -96,6 +96,8 @@ pub struct After<'a> {
     pub cfg: &'a Config,
     pub client: &'a crate::http::Client,
     pub offer: Option<&'a UpgradeOffer>,
+    /// A Kubernetes upgrade the hub's cluster gate released.
+    pub kubernetes: Option<&'a KubernetesUpgrade>,
     /// Unix seconds now and of the first successful check-in of this process.
     pub now: u64,
     pub checked_in_at: u64,
@@ -108,6 +110,16 @@ pub struct After<'a> {
 /// it. A failure is recorded (reported at the next check-in) and returned.
 pub fn after_checkin(a: &After<'_>) -> Result<bool> {
     let l = layout(a.root, a.cfg);
+    if let Some(k) = a.kubernetes {
+        match kubernetes_verdict(k, &crate::version::running()) {
+            Ok(()) => log::info!(
+                "Kubernetes upgrade to {} released for this host (needs agent >= {}: ok)",
+                k.version,
+                k.min_agent_version
+            ),
+            Err(why) => log::error!("{why}"),
+        }
+    }
     let trial = apply::load_trial(&l).unwrap_or(None);
     if let Some(t) = &trial {
         if trial::commit_due(
@@ -248,6 +260,19 @@ fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
     Ok(())
 }
 
+/// Defense in depth for the cluster gate: an instruction whose minimum
+/// agent version is above ours is refused, whatever the hub decided.
+pub fn kubernetes_verdict(k: &KubernetesUpgrade, running: &str) -> std::result::Result<(), String> {
+    match release::compare(running, &k.min_agent_version) {
+        Ok(std::cmp::Ordering::Less) => Err(format!(
+            "refusing the Kubernetes upgrade to {}: it needs agent >= {}, this agent is {running} (agent_too_old)",
+            k.version, k.min_agent_version
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("refusing the Kubernetes upgrade to {}: {e}", k.version)),
+    }
+}
+
 /// The line `outpost status` shows for the last upgrade, if any.
 pub fn status_line(l: &Layout) -> Option<String> {
     let trial = apply::load_trial(l).unwrap_or(None);
@@ -280,4 +305,34 @@ pub fn status_line(l: &Layout) -> Option<String> {
         ),
         _ => format!("upgrade: {} -> {} {}", o.from, o.to, o.state),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_instruction_needs_a_new_enough_agent() {
+        let k = KubernetesUpgrade {
+            version: "1.30.2".into(),
+            min_agent_version: "4.7.7".into(),
+        };
+        for (running, ok) in [
+            ("4.7.6", false),
+            ("4.7.7-rc.1", false),
+            ("4.7.7", true),
+            ("4.7.20", true),
+        ] {
+            let v = kubernetes_verdict(&k, running);
+            assert_eq!(v.is_ok(), ok, "{running}: {v:?}");
+            if let Err(e) = v {
+                assert!(e.contains("agent_too_old") && e.contains(running), "{e}");
+            }
+        }
+        let bad = KubernetesUpgrade {
+            version: "1.30.2".into(),
+            min_agent_version: "latest".into(),
+        };
+        assert!(kubernetes_verdict(&bad, "1.0.0").is_err());
+    }
 }
