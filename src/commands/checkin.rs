@@ -135,6 +135,7 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         cfg: &cfg,
         client: &client,
         offer: done.state.desired.as_ref().and_then(|d| d.upgrade.as_ref()),
+        desired_tag: &done.state.desired_tag,
         kubernetes: done
             .state
             .desired

@@ -137,6 +137,7 @@ fn after_checkin(
         cfg,
         client,
         offer: d.state.desired.as_ref().and_then(|x| x.upgrade.as_ref()),
+        desired_tag: &d.state.desired_tag,
         kubernetes: d.state.desired.as_ref().and_then(|x| x.kubernetes.as_ref()),
         now,
         checked_in_at: ok_at,

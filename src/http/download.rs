@@ -73,6 +73,18 @@ impl Client {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
+                    || e.to_string().contains("timeout") =>
+                {
+                    return Err(Error::new(
+                        Code::Network,
+                        format!(
+                            "{what}: artifact download stalled: {total} of {max} bytes within {} s (timeout)",
+                            timeout.as_secs()
+                        ),
+                    )
+                    .into())
+                }
                 Err(e) => return Err(ctx.classify(&ureq::Error::Io(e))),
             };
             total += n as u64;

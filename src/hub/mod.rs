@@ -683,6 +683,7 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
     })()
 }
 
+#[cfg(test)]
 fn parse_artifact(s: &str) -> Result<Artifact> {
     parse_artifact_mode(s, false)
 }

@@ -110,23 +110,31 @@ fn views(tx: &Transaction, now: u64, default_iv: u64) -> rusqlite::Result<Vec<(D
     Ok(out)
 }
 
-fn release_of(tx: &Transaction, version: &str, arch: &str) -> rusqlite::Result<Option<Release>> {
-    Ok(meta(tx, &format!("release:{version}:{arch}"))?.and_then(|t| json::from_str(&t).ok()))
-}
-
-fn offer(r: &Release, base: &str) -> UpgradeOffer {
-    UpgradeOffer {
-        version: r.version.clone(),
-        min_version: String::new(),
-        artifacts: vec![Artifact {
-            arch: r.arch.clone(),
-            url: format!("{base}{PATH_ARTIFACTS}{}", r.sha256),
-            sha256: r.sha256.clone(),
-            size: r.size,
-            manifest: Some(r.manifest.clone()),
-            signature: Some(r.signature.clone()),
-        }],
+/// The offer of `version`: one artifact per architecture released (the
+/// agent picks its own; a device's inventory may not name its arch).
+fn offer_of(tx: &Transaction, version: &str, base: &str) -> rusqlite::Result<Option<UpgradeOffer>> {
+    let rels: Vec<Release> = metas(tx, &format!("release:{version}:"))?
+        .into_iter()
+        .filter_map(|(_, t)| json::from_str(&t).ok())
+        .collect();
+    if rels.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(UpgradeOffer {
+        version: version.to_string(),
+        min_version: String::new(),
+        artifacts: rels
+            .iter()
+            .map(|r| Artifact {
+                arch: r.arch.clone(),
+                url: format!("{base}{PATH_ARTIFACTS}{}", r.sha256),
+                sha256: r.sha256.clone(),
+                size: r.size,
+                manifest: Some(r.manifest.clone()),
+                signature: Some(r.signature.clone()),
+            })
+            .collect(),
+    }))
 }
 
 /// What the desired state of `host` gets from rollouts and cluster gates.
@@ -175,9 +183,7 @@ pub fn on_checkin(
                 set_meta(tx, "rollout", Some(&json::to_string(&n)))?;
             }
             if rollout::offers_to(&n, host) {
-                if let Some(rel) = release_of(tx, &n.version, arch)? {
-                    acts.upgrade = Some(offer(&rel, base));
-                }
+                acts.upgrade = offer_of(tx, &n.version, base)?;
             }
         }
     }
@@ -211,7 +217,7 @@ pub fn on_checkin(
         {
             // Members too old get the newest release at or above the minimum.
             if let Some(rel) = newest_at_least(tx, &n.min_agent, arch)? {
-                acts.upgrade = Some(offer(&rel, base));
+                acts.upgrade = offer_of(tx, &rel.version, base)?;
             }
         }
     }
@@ -224,7 +230,7 @@ fn newest_at_least(tx: &Transaction, min: &str, arch: &str) -> rusqlite::Result<
         let Ok(r) = json::from_str::<Release>(&t) else {
             continue;
         };
-        if r.arch != arch {
+        if !arch.is_empty() && r.arch != arch {
             continue;
         }
         let ok = matches!(

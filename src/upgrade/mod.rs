@@ -96,6 +96,8 @@ pub struct After<'a> {
     pub cfg: &'a Config,
     pub client: &'a crate::http::Client,
     pub offer: Option<&'a UpgradeOffer>,
+    /// Tag of the desired state holding the offer.
+    pub desired_tag: &'a str,
     /// A Kubernetes upgrade the hub's cluster gate released.
     pub kubernetes: Option<&'a KubernetesUpgrade>,
     /// Unix seconds now and of the first successful check-in of this process.
@@ -141,7 +143,7 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
         Ok(o) => o,
         Err(e) => {
             let e = Error::new(Code::UpgradeRejected, format!("upgrade offer: {e}"));
-            note_failure(&l, &offer.version, &e, a.now);
+            note_failure(&l, &offer.version, &e, a.now, a.desired_tag);
             return Err(e);
         }
     };
@@ -156,19 +158,21 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
                     crate::version::running()
                 ),
             );
-            note_failure(&l, &offer.version, &e, a.now);
+            note_failure(&l, &offer.version, &e, a.now, a.desired_tag);
             return Err(e);
         }
         std::cmp::Ordering::Greater => {}
     }
     if let Some(o) = apply::load_outcome(&l) {
-        let permanent = o.code == 0
-            || Code::ALL
-                .iter()
-                .any(|c| c.as_i32() == o.code && !c.is_retryable());
+        // A rolled-back version is never tried again automatically; an
+        // offer refused for good is not tried again until the hub changes it.
+        let permanent = Code::ALL
+            .iter()
+            .any(|c| c.as_i32() == o.code && !c.is_retryable());
+        let same_offer = o.offer_tag.as_deref() == Some(a.desired_tag);
         if o.to == offer.version
             && (o.phase() == Some(Phase::RolledBack)
-                || (o.phase() == Some(Phase::Failed) && permanent))
+                || (o.phase() == Some(Phase::Failed) && permanent && same_offer))
         {
             log::info!(
                 "upgrade offer {}: not tried again ({} earlier: {})",
@@ -181,20 +185,35 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
     }
     let r = act(a, &l, offer);
     if let Err(e) = &r {
-        note_failure(&l, &offer.version, e, a.now);
+        note_failure(&l, &offer.version, e, a.now, a.desired_tag);
     }
     r.map(|_| true)
 }
 
-fn note_failure(l: &Layout, to: &str, e: &Error, now: u64) {
+fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
     // The same refusal again is not news for the hub.
     if let Some(o) = apply::load_outcome(l) {
-        if o.to == to && o.reason == e.message && o.phase() == Some(Phase::Failed) {
+        if o.to == to
+            && o.reason == e.message
+            && o.phase() == Some(Phase::Failed)
+            && o.offer_tag.as_deref() == Some(tag)
+        {
             return;
         }
     }
     log::error!("upgrade to {to} failed: {e}");
-    apply::record_failure(l, to, e, now);
+    let mut o = trial::Outcome::new(
+        Phase::Failed,
+        &crate::version::running(),
+        to,
+        &e.message,
+        e.code.as_i32(),
+        now,
+    );
+    o.offer_tag = Some(tag.to_string());
+    if let Err(w) = apply::save_outcome(l, &o) {
+        log::warn!("recording the failed upgrade: {w}");
+    }
 }
 
 fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {

@@ -113,6 +113,9 @@ pub struct Outcome {
     pub at: u64,
     /// A successful check-in carried this outcome to the hub.
     pub reported: bool,
+    /// The desired-state tag of the offer that failed: the same offer is
+    /// not tried again, a new one is.
+    pub offer_tag: Option<String>,
 }
 
 impl Outcome {
@@ -126,6 +129,7 @@ impl Outcome {
             code,
             at,
             reported: false,
+            offer_tag: None,
         }
     }
     pub fn phase(&self) -> Option<Phase> {
