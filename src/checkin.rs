@@ -136,6 +136,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
         desired_tag: state.desired_tag.clone(),
         inventory: send.then(|| ing.inventory.clone()),
         upgrade: None,
+        config: None,
     }
 }
 
@@ -487,9 +488,11 @@ impl Agent<'_> {
         // Self-upgrade state rides along until a check-in carried it.
         let upgrade_layout = crate::upgrade::layout(self.root, self.cfg);
         let upgrade_report = crate::upgrade::report(&upgrade_layout);
+        let config_report = crate::remote::report(&self.paths.dir);
         loop {
             let mut req = build_checkin(&st, &ing);
             req.upgrade = upgrade_report.clone();
+            req.config = config_report.clone();
             let body = proto::encode(&req);
             log::debug!(
                 "check-in: {} bytes{}",
@@ -508,6 +511,9 @@ impl Agent<'_> {
                     state::save_state(&self.paths, &d.state)?;
                     if let Some(r) = &upgrade_report {
                         crate::upgrade::mark_reported(&upgrade_layout, r);
+                    }
+                    if let Some(r) = &config_report {
+                        crate::remote::mark_reported(&self.paths.dir, r);
                     }
                     if d.deregister {
                         return Err(Error::new(
@@ -818,6 +824,7 @@ mod tests {
             desired_tag: String::new(),
             inventory: Some(inv()),
             upgrade: None,
+            config: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

@@ -377,6 +377,7 @@ mod tests {
             desired_tag: String::new(),
             inventory: Some(inv.clone()),
             upgrade: None,
+            config: None,
         };
         let back: crate::proto::CheckinRequest =
             crate::proto::decode(&crate::proto::encode(&req)).expect("schema accepts it");

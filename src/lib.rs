@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod noproxy;
 pub mod notify;
 pub mod proto;
+pub mod remote;
 pub mod schedule;
 pub mod state;
 pub mod sys;

@@ -101,6 +101,17 @@ pub struct CheckinRequest {
     /// (v2) The last self-upgrade's state, sent while on trial and until a
     /// check-in carried its outcome.
     pub upgrade: Option<UpgradeReport>,
+    /// (v2) What the agent did with `desired.config`, sent once per change.
+    pub config: Option<ConfigReport>,
+}
+
+/// (v2) Remote configuration: keys applied, keys refused with the reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ConfigReport {
+    /// The desired-state tag the agent acted on.
+    pub tag: String,
+    pub applied: Vec<String>,
+    pub refused: BTreeMap<String, String>,
 }
 
 /// (v2) How the agent's last self-upgrade went (docs/protocol.md).
@@ -325,6 +336,11 @@ const ARTIFACT: &[Field] = &[
     opt("manifest", Ty::Str(4096)),
     opt("signature", Ty::Str(1024)),
 ];
+const CONFIG_REPORT: &[Field] = &[
+    req("tag", Ty::Str(64)),
+    req("applied", Ty::ArrStr(64, 256)),
+    req("refused", Ty::MapStr(64, 1024)),
+];
 const UPGRADE_REPORT: &[Field] = &[
     req("state", Ty::Str(32)),
     req("from", Ty::Str(64)),
@@ -417,6 +433,7 @@ message!(
         req("desired_tag", Ty::Str(64)),
         opt("inventory", Ty::Obj(INVENTORY)),
         opt("upgrade", Ty::Obj(UPGRADE_REPORT)),
+        opt("config", Ty::Obj(CONFIG_REPORT)),
     ]
 );
 message!(
@@ -634,6 +651,7 @@ mod tests {
             desired_tag: "d-0123456789abcdef".into(),
             inventory: None,
             upgrade: None,
+            config: None,
         }
     }
 

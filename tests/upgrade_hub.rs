@@ -463,3 +463,71 @@ fn gate_holds_the_cluster_upgrade_until_every_agent_is_new_enough() {
         "{err}"
     );
 }
+
+#[test]
+fn set_config_applies_safe_keys_and_reports_the_refused_ones() {
+    let w = world("hub-setconfig");
+    let a = w.host("edge-a", false);
+    let file_before = bytes(&a.dev.config);
+    w.hub_ok(&[
+        "set-config",
+        "outpost.interval.min=120",
+        "outpost.logLevel=info",
+        "outpost.timeouts.request=0",
+        "stylus.site.paletteEndpoint=evil.example",
+        "stylus.site.edgeHostToken=stolen",
+        "outpost.upgrade.publicKeys=RWQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ]);
+    let (code, out, err) = a.tick();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("remote configuration: outpost.interval.min = 120"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stylus.site.paletteEndpoint refused: the endpoint is never changed remotely"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("stolen") && !err.contains("evil.example"),
+        "values of refused keys are not logged: {err}"
+    );
+    let rec = std::fs::read_to_string(a.dev.file("remote-config.json")).unwrap();
+    assert!(
+        rec.contains(
+            "\"applied\":{\"outpost.interval.min\":\"120\",\"outpost.logLevel\":\"info\"}"
+        ),
+        "{rec}"
+    );
+    assert_eq!(
+        bytes(&a.dev.config),
+        file_before,
+        "the operator's file is never rewritten"
+    );
+    // The next check-in reports what was applied and refused.
+    let (code, _, err) = a.tick();
+    assert_eq!(code, 0, "{err}");
+    let out = Command::new("sqlite3")
+        .arg(&w.hub.db)
+        .arg("SELECT value FROM meta WHERE key='config-report:edge-a'")
+        .output()
+        .expect("sqlite3");
+    let r = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "\"applied\":[\"outpost.interval.min\",\"outpost.logLevel\"]",
+        "\"stylus.site.edgeHostToken\":\"a secret is never changed remotely\"",
+        "\"outpost.upgrade.publicKeys\":\"trust",
+        "\"outpost.timeouts.request\":\"invalid:",
+    ] {
+        assert!(r.contains(want), "{want} in {r}");
+    }
+    // Applied: the logLevel from the server makes info lines appear without -v.
+    let (code, out, err) = a.run_exe(&a.bin(), &["checkin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("checked in to"), "logLevel info from the server is in force: {out}{err}");
+    let (_, _, err) = a.run_exe(&a.bin(), &["checkin"]);
+    assert!(
+        !err.contains("refused"),
+        "a handled change is not acted on again: {err}"
+    );
+}

@@ -93,6 +93,12 @@ pub fn run(args: RunArgs) -> Result<Code> {
             }
             Err(f) if f.error.code.is_retryable() => {
                 log::warn!("{}", f.error);
+                // A new binary on trial that cannot check in within its
+                // window exits, so the previous binary's guard rolls it back.
+                if trial_expired(&args, &cfg, host.as_ref()) {
+                    notify.send("STOPPING=1");
+                    return Ok(Code::Restart);
+                }
                 notify.send(&format!("STATUS=retrying: {}", f.error));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now))
             }
@@ -143,6 +149,19 @@ fn after_checkin(
         checked_in_at: ok_at,
         grace_s: crate::upgrade::trial::GRACE_S,
     });
+    if let (Ok(false), Some(x)) = (&r, &d.state.desired) {
+        let dir = args.src.root.path(&cfg.state_dir.value);
+        match crate::remote::after_checkin(&args.src, &dir, &x.config, &d.state.desired_tag, now) {
+            Ok(true) => {
+                log::info!(
+                    "configuration changed by the server: exiting with 75 to restart with it"
+                );
+                return Err(Code::Restart);
+            }
+            Ok(false) => {}
+            Err(e) => log::error!("{e}"),
+        }
+    }
     match r {
         Ok(true) => {
             log::info!("new binary in place: exiting with 75 to be restarted into it");
@@ -161,6 +180,23 @@ fn after_checkin(
             Ok(None)
         }
     }
+}
+
+fn trial_expired(args: &RunArgs, cfg: &crate::config::Config, host: &dyn Host) -> bool {
+    let l = crate::upgrade::layout(&args.src.root, cfg);
+    let Ok(Some(t)) = crate::upgrade::apply::load_trial(&l) else {
+        return false;
+    };
+    let now = sys::unix_secs(host.now());
+    let over = t.first_start != 0 && now >= t.first_start.saturating_add(t.window_s);
+    if over {
+        log::error!(
+            "{} on trial could not check in within {} minutes: exiting so the previous binary's guard rolls it back",
+            t.to,
+            t.window_s / 60
+        );
+    }
+    over
 }
 
 fn random(host: &dyn Host) -> u64 {

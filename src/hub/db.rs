@@ -478,6 +478,7 @@ impl Db {
                 tx,
                 &host_id,
                 req.upgrade.as_ref(),
+                req.config.as_ref(),
                 now,
                 default_iv,
                 base,
@@ -800,6 +801,7 @@ mod tests {
             desired_tag: tag.into(),
             inventory: None,
             upgrade: None,
+            config: None,
         }
     }
 

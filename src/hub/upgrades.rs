@@ -12,7 +12,7 @@
 use super::db::{Db, MISSED_INTERVALS};
 use super::rollout::{self, ClusterUpgrade, DevView, Rollout};
 use crate::error::{Code, Error, Result};
-use crate::proto::{Artifact, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
+use crate::proto::{Artifact, ConfigReport, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
 use crate::upgrade::{release, sig};
 use miniserde::{json, Deserialize, Serialize};
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -150,10 +150,22 @@ pub fn on_checkin(
     tx: &Transaction,
     host: &str,
     report: Option<&UpgradeReport>,
+    config: Option<&ConfigReport>,
     now: u64,
     default_iv: u64,
     base: &str,
 ) -> rusqlite::Result<Acts> {
+    if let Some(c) = config {
+        // What the agent did with set-config (applied, refused: why).
+        set_meta(
+            tx,
+            &format!("config-report:{host}"),
+            Some(&json::to_string(c)),
+        )?;
+        for (k, why) in &c.refused {
+            log::warn!("{host} refused config {k}: {why}");
+        }
+    }
     if let Some(r) = report {
         let rec = Report {
             state: r.state.clone(),
