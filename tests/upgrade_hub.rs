@@ -524,7 +524,10 @@ fn set_config_applies_safe_keys_and_reports_the_refused_ones() {
     // Applied: the logLevel from the server makes info lines appear without -v.
     let (code, out, err) = a.run_exe(&a.bin(), &["checkin"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("checked in to"), "logLevel info from the server is in force: {out}{err}");
+    assert!(
+        out.contains("checked in to"),
+        "logLevel info from the server is in force: {out}{err}"
+    );
     let (_, _, err) = a.run_exe(&a.bin(), &["checkin"]);
     assert!(
         !err.contains("refused"),

@@ -104,7 +104,7 @@ pub fn dev_state(r: &Rollout, d: &DevView) -> DevState {
             }
         }
     }
-    if r.offered.iter().any(|h| *h == d.host_id) {
+    if r.offered.contains(&d.host_id) {
         DevState::Offered
     } else {
         DevState::Waiting
@@ -280,7 +280,15 @@ mod tests {
         let old = |h| dev(h, "0.1.0", None);
         let new = |h| dev(h, "0.2.0", None);
         let three = [old("a"), old("b"), old("c")];
-        let cases: Vec<(&str, Rollout, Vec<DevView>, &str, Vec<&str>, &str)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Rollout,
+            Vec<DevView>,
+            &'a str,
+            Vec<&'a str>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "canary 1 first",
                 ro(1, 100, 0, &[]),

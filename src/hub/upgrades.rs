@@ -351,11 +351,11 @@ pub fn rollout_put(db: &mut Db, r: &Rollout) -> Result<()> {
     db.write_tx(|tx| set_meta(tx, "rollout", Some(&json::to_string(r))))
 }
 
+/// One row of `rollout status`: host, agent version, state.
+pub type RolloutRow = (String, String, String);
+
 /// Per-device state of the rollout, and the rollout itself after a step.
-pub fn rollout_view(
-    db: &mut Db,
-    now: u64,
-) -> Result<Option<(Rollout, Vec<(String, String, String)>)>> {
+pub fn rollout_view(db: &mut Db, now: u64) -> Result<Option<(Rollout, Vec<RolloutRow>)>> {
     let iv = db.default_interval()?;
     db.write_tx(|tx| {
         let Some(r) = meta(tx, "rollout")?.and_then(|t| json::from_str::<Rollout>(&t).ok()) else {

@@ -180,7 +180,14 @@ mod tests {
         let by_forged = forged.sign(&msg);
         let truncated = good[..good.len() - 12].to_string();
         let by_b = b.sign(&msg);
-        let cases: Vec<(&str, &[u8], &str, Vec<PublicKey>, Result<(), &str>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            &'a [u8],
+            &'a str,
+            Vec<PublicKey>,
+            Result<(), &'a str>,
+        );
+        let cases: Vec<Case> = vec![
             ("good", &msg, &good, vec![pa.clone()], Ok(())),
             (
                 "good among two keys",

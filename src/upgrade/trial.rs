@@ -232,7 +232,14 @@ mod tests {
             ..started.clone()
         };
         use GuardAction::*;
-        let cases: Vec<(&str, Option<&Trial>, Option<&str>, u64, GuardAction)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Option<&'a Trial>,
+            Option<&'a str>,
+            u64,
+            GuardAction,
+        );
+        let cases: Vec<Case> = vec![
             ("no trial", None, Some("x"), 5, Nothing),
             ("swap never happened", Some(&t0), Some("old"), 5, DropStale),
             (
