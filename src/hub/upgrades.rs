@@ -177,15 +177,24 @@ pub fn on_checkin(
         };
         set_meta(tx, &format!("report:{host}"), Some(&json::to_string(&rec)))?;
     }
-    let all = views(tx, now, default_iv)?;
-    let devs: Vec<DevView> = all.iter().map(|(d, _)| d.clone()).collect();
-    let me = all.iter().find(|(d, _)| d.host_id == host);
-    let arch = me.map(|(_, a)| a.as_str()).unwrap_or("");
     let mut acts = Acts {
         upgrade: None,
         kubernetes: None,
     };
-    if let Some(t) = meta(tx, "rollout")? {
+    // Only a rollout in progress or a cluster upgrade costs a look at the
+    // whole fleet; a plain check-in stays one row.
+    let rollout_text = meta(tx, "rollout")?.filter(|t| {
+        json::from_str::<Rollout>(t).is_ok_and(|r| r.state == "running" || r.state == "paused")
+    });
+    let clusters = metas(tx, "cluster:")?;
+    if rollout_text.is_none() && clusters.is_empty() {
+        return Ok(acts);
+    }
+    let all = views(tx, now, default_iv)?;
+    let devs: Vec<DevView> = all.iter().map(|(d, _)| d.clone()).collect();
+    let me = all.iter().find(|(d, _)| d.host_id == host);
+    let arch = me.map(|(_, a)| a.as_str()).unwrap_or("");
+    if let Some(t) = rollout_text {
         if let Ok(r) = json::from_str::<Rollout>(&t) {
             let n = rollout::step(&r, &devs);
             if n != r {
@@ -199,7 +208,7 @@ pub fn on_checkin(
             }
         }
     }
-    for (key, t) in metas(tx, "cluster:")? {
+    for (key, t) in clusters {
         let Ok(c) = json::from_str::<ClusterUpgrade>(&t) else {
             continue;
         };
