@@ -602,7 +602,7 @@ pub fn record(
     let mut s = prev.unwrap_or_else(|| state::Status::new(host_id));
     s.schema = state::STATUS_SCHEMA.into();
     s.host_id = host_id.into();
-    s.agent_version = crate::version::VERSION.into();
+    s.agent_version = crate::version::running();
     s.last_attempt = Some(crate::timefmt::rfc3339(now_s));
     match result {
         Ok(_) => {
