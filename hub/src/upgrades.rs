@@ -9,11 +9,11 @@
 //! `rollout`, `report:<host>`, `cluster:<name>`), so no schema change.
 //! Decisions are `rollout.rs` (pure); this file loads, stores and prints.
 
-use super::db::{Db, MISSED_INTERVALS};
-use super::rollout::{self, ClusterUpgrade, DevView, Rollout};
-use crate::error::{Code, Error, Result};
-use crate::proto::{Artifact, ConfigReport, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
-use crate::upgrade::{release, sig};
+use crate::db::{Db, MISSED_INTERVALS};
+use crate::rollout::{self, ClusterUpgrade, DevView, Rollout};
+use outpost::error::{Code, Error, Result};
+use outpost::proto::{Artifact, ConfigReport, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
+use outpost::upgrade::{release, sig};
 use miniserde::{json, Deserialize, Serialize};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ fn views(tx: &Transaction, now: u64, default_iv: u64) -> rusqlite::Result<Vec<(D
             json::from_str(&labels).unwrap_or_default();
         let iv_ms = iv.unwrap_or(default_iv).max(1);
         let online = (last_seen + 1).saturating_mul(1000) + MISSED_INTERVALS * iv_ms >= now * 1000;
-        let arch = json::from_str::<crate::proto::Inventory>(&inv)
+        let arch = json::from_str::<outpost::proto::Inventory>(&inv)
             .map(|i| i.arch)
             .unwrap_or_default();
         out.push((
@@ -311,7 +311,7 @@ pub fn release_add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<Rel
         bin
     };
     let data = std::fs::read(&bin).map_err(|e| Error::io("reading", &bin, &e))?;
-    let sha = crate::install::sha256_hex(&data);
+    let sha = outpost::install::sha256_hex(&data);
     if data.len() as u64 != m.size || sha != m.sha256 {
         return Err(Error::new(
             Code::UpgradeRejected,
@@ -322,8 +322,8 @@ pub fn release_add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<Rel
         ));
     }
     let dir = artifacts_dir(db.path());
-    crate::fsutil::ensure_dir(&dir, 0o755)?;
-    crate::fsutil::write_atomic(&dir.join(&m.sha256), &data, 0o644)?;
+    outpost::fsutil::ensure_dir(&dir, 0o755)?;
+    outpost::fsutil::write_atomic(&dir.join(&m.sha256), &data, 0o644)?;
     let rel = Release {
         version: m.version.clone(),
         arch: m.arch.clone(),

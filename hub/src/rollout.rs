@@ -4,7 +4,7 @@
 //! a cluster's Kubernetes upgrade is held (with explicit reasons) or
 //! released. No I/O: `upgrades.rs` loads the records and stores the result.
 
-use crate::upgrade::release;
+use outpost::upgrade::release;
 use miniserde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -219,7 +219,7 @@ pub fn gate(c: &ClusterUpgrade, devs: &[DevView], now: u64) -> ClusterUpgrade {
             reasons.push(format!(
                 "{}: offline (last check-in {})",
                 d.host_id,
-                crate::timefmt::rfc3339(d.last_seen)
+                outpost::timefmt::rfc3339(d.last_seen)
             ));
         } else if !d.at_least(&c.min_agent) {
             let rolled = d.report.as_ref().filter(|(s, _, _)| s == "rolled_back");

@@ -1,7 +1,7 @@
 //! `outpost-hub`, the reference server of the outpost protocol: argv
 //! parsing and the operator commands (tokens, devices, interval, upgrade
-//! offers, labels, config, deregistration, load shedding). Compiled only with
-//! the `hub` feature; the device binary never contains any of it.
+//! offers, labels, config, deregistration, load shedding). Its own crate (hub/), so
+//! the device binary never contains any of it.
 //!
 //! Must not print secrets except a new token, once, on stdout.
 
@@ -12,12 +12,12 @@ pub mod secret;
 pub mod server;
 pub mod upgrades;
 
-use crate::error::{Code, Error, Result};
-use crate::proto::{Artifact, UpgradeOffer};
-use crate::timefmt;
 use db::{Db, Shed};
 use lexopt::prelude::*;
 use miniserde::json::{self, Number, Object, Value};
+use outpost::error::{Code, Error, Result};
+use outpost::proto::{Artifact, UpgradeOffer};
+use outpost::timefmt;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -184,7 +184,7 @@ fn run(args: Vec<OsString>) -> Result<()> {
                 return Ok(());
             }
             Some(Short('V') | Long("version")) => {
-                println!("outpost-hub {}", crate::version::VERSION);
+                println!("outpost-hub {}", outpost::version::VERSION);
                 return Ok(());
             }
             Some(Value(v)) => break string(v, "command")?,
@@ -893,7 +893,7 @@ fn rollout_cmd(a: &mut Args, mut db: PathBuf) -> Result<()> {
         Some("start") => {
             let v =
                 version.ok_or_else(|| Error::usage("rollout start: --version V is required"))?;
-            crate::upgrade::release::parse_version(&v).map_err(Error::usage)?;
+            outpost::upgrade::release::parse_version(&v).map_err(Error::usage)?;
             if !upgrades::releases(&mut d)?.iter().any(|r| r.version == v) {
                 return Err(Error::usage(format!(
                     "rollout start: no release {v}; add it first (outpost-hub release add)"
@@ -994,7 +994,7 @@ fn cluster_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
             "cluster-upgrade: CLUSTER --kubernetes V --min-agent A are required",
         ));
     };
-    crate::upgrade::release::parse_version(&min).map_err(Error::usage)?;
+    outpost::upgrade::release::parse_version(&min).map_err(Error::usage)?;
     let mut d = Db::open(&db)?;
     let c = rollout::ClusterUpgrade {
         cluster: cluster.clone(),
