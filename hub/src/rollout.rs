@@ -4,8 +4,8 @@
 //! a cluster's Kubernetes upgrade is held (with explicit reasons) or
 //! released. No I/O: `upgrades.rs` loads the records and stores the result.
 
-use outpost::upgrade::release;
 use miniserde::{Deserialize, Serialize};
+use outpost::upgrade::release;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 

@@ -11,10 +11,10 @@
 
 use crate::db::{Db, MISSED_INTERVALS};
 use crate::rollout::{self, ClusterUpgrade, DevView, Rollout};
+use miniserde::{json, Deserialize, Serialize};
 use outpost::error::{Code, Error, Result};
 use outpost::proto::{Artifact, ConfigReport, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
 use outpost::upgrade::{release, sig};
-use miniserde::{json, Deserialize, Serialize};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
