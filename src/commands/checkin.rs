@@ -157,6 +157,7 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         now,
         checked_in_at: now,
         grace_s: 0,
+        progress: &|| {},
     })?;
     if swapped {
         return Ok(Code::Restart);

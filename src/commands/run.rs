@@ -82,7 +82,15 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 notify.send(&format!("STATUS=checked in; next at {next}"));
                 let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter;
                 // Act on the desired state: commit a trial, or self-upgrade.
-                match after_checkin(&args, &cfg, &client, d, host.as_ref(), &mut first_ok) {
+                match after_checkin(
+                    &args,
+                    &cfg,
+                    &client,
+                    d,
+                    host.as_ref(),
+                    &mut first_ok,
+                    &notify,
+                ) {
                     Ok(Some(w)) => wait.min(w),
                     Ok(None) => wait,
                     Err(code) => {
@@ -135,7 +143,9 @@ fn after_checkin(
     d: &crate::checkin::Done,
     host: &dyn Host,
     first_ok: &mut Option<u64>,
+    notify: &Notifier,
 ) -> std::result::Result<Option<Duration>, Code> {
+    let last_ping = std::cell::Cell::new(Instant::now());
     let now = sys::unix_secs(host.now());
     let ok_at = *first_ok.get_or_insert(now);
     let r = crate::upgrade::after_checkin(&crate::upgrade::After {
@@ -148,6 +158,16 @@ fn after_checkin(
         now,
         checked_in_at: ok_at,
         grace_s: crate::upgrade::trial::GRACE_S,
+        progress: &|| {
+            // At most one ping a second, however small the pieces.
+            if notify.watchdog_every.is_some() {
+                let now = Instant::now();
+                if now.duration_since(last_ping.get()) >= Duration::from_secs(1) {
+                    notify.send("WATCHDOG=1");
+                    last_ping.set(now);
+                }
+            }
+        },
     });
     if let (Ok(false), Some(x)) = (&r, &d.state.desired) {
         let dir = args.src.root.path(&cfg.state_dir.value);

@@ -98,6 +98,7 @@ pub fn run(a: UpgradeArgs) -> Result<Code> {
             &v.manifest,
             &apply::Source::File(&file),
             apply::SMOKE_TIMEOUT,
+            &|| {},
         )?;
         apply::swap(&l, &v.manifest, now())?;
         Ok(v.manifest)

@@ -209,7 +209,15 @@ pub fn check_manifest(
 /// Copy or download the artifact to the staging file, check size and
 /// SHA-256, make it executable and smoke-run it. On any failure the
 /// staging file is removed and the installed binary is untouched.
-pub fn stage(l: &Layout, m: &Manifest, src: &Source<'_>, timeout: Duration) -> Result<()> {
+/// `progress` is called for every piece written (the service pings the
+/// systemd watchdog from it, so a long download is not mistaken for a hang).
+pub fn stage(
+    l: &Layout,
+    m: &Manifest,
+    src: &Source<'_>,
+    timeout: Duration,
+    progress: &dyn Fn(),
+) -> Result<()> {
     if !l.bin.is_file() {
         return Err(Error::new(
             Code::LocalIo,
@@ -217,14 +225,20 @@ pub fn stage(l: &Layout, m: &Manifest, src: &Source<'_>, timeout: Duration) -> R
         ));
     }
     remove(&l.staging)?;
-    let r = stage_inner(l, m, src, timeout);
+    let r = stage_inner(l, m, src, timeout, progress);
     if r.is_err() {
         let _ = fs::remove_file(&l.staging);
     }
     r
 }
 
-fn stage_inner(l: &Layout, m: &Manifest, src: &Source<'_>, timeout: Duration) -> Result<()> {
+fn stage_inner(
+    l: &Layout,
+    m: &Manifest,
+    src: &Source<'_>,
+    timeout: Duration,
+    progress: &dyn Fn(),
+) -> Result<()> {
     let path = &l.staging;
     let mut f = OpenOptions::new()
         .write(true)
@@ -238,6 +252,7 @@ fn stage_inner(l: &Layout, m: &Manifest, src: &Source<'_>, timeout: Duration) ->
         f.write_all(b).map_err(|e| Error::io("writing", path, &e))?;
         ctx.update(b);
         written += b.len() as u64;
+        progress();
         Ok(())
     };
     let what = match src {

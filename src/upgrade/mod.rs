@@ -105,6 +105,8 @@ pub struct After<'a> {
     pub checked_in_at: u64,
     /// Seconds to stay up after that check-in before committing.
     pub grace_s: u64,
+    /// Called while an artifact streams in (the service pings its watchdog).
+    pub progress: &'a dyn Fn(),
 }
 
 /// Commit a trial that is due, else act on an upgrade offer. `Ok(true)`:
@@ -274,6 +276,7 @@ fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
             url: &art.url,
         },
         timeout,
+        a.progress,
     )?;
     apply::swap(l, m, a.now)?;
     Ok(())
