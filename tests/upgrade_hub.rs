@@ -534,3 +534,21 @@ fn set_config_applies_safe_keys_and_reports_the_refused_ones() {
         "a handled change is not acted on again: {err}"
     );
 }
+
+#[test]
+fn run_exits_75_after_the_swap() {
+    // `outpost run` (the systemd service): the offer is acted on after the
+    // first check-in and the loop ends with 75 (systemd restarts it into
+    // the new binary at once: SuccessExitStatus/RestartForceExitStatus=75).
+    let w = world("hub-run");
+    let a = w.host("edge-a", false);
+    let new = wrapper("0.9.0");
+    w.release(&new, "0.9.0");
+    w.hub_ok(&["rollout", "start", "--version", "0.9.0"]);
+    let (code, out, err) = a.run_exe(&a.bin(), &["-v", "run"]);
+    assert_eq!(code, 75, "{out}{err}");
+    assert!(err.contains("exiting with 75"), "{err}");
+    assert_eq!(bytes(&a.bin()), new);
+    let st = std::fs::read_to_string(a.dev.file("trial.json")).unwrap();
+    assert!(st.contains("\"to\":\"0.9.0\""), "{st}");
+}
