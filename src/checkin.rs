@@ -113,7 +113,7 @@ pub fn build_register(
         project: cfg.project_name.value.clone(),
         hostname: ing.hostname.to_string(),
         tags: ing.inventory.tags.clone().unwrap_or_default(),
-        agent: crate::version::VERSION.to_string(),
+        agent: crate::version::running(),
         inventory: ing.inventory.clone(),
         inventory_hash: ing.hash.to_string(),
     }
@@ -126,11 +126,13 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
     CheckinRequest {
         v: proto::PROTOCOL_VERSION,
         host_id: ing.host_id.to_string(),
-        agent: crate::version::VERSION.to_string(),
+        agent: crate::version::running(),
         health: ing.health.clone(),
         inventory_hash: ing.hash.to_string(),
         desired_tag: state.desired_tag.clone(),
         inventory: send.then(|| ing.inventory.clone()),
+        upgrade: None,
+        config: None,
     }
 }
 
@@ -493,8 +495,14 @@ impl Agent<'_> {
                 c
             }
         };
+        // Self-upgrade state rides along until a check-in carried it.
+        let upgrade_layout = crate::upgrade::layout(self.root, self.cfg);
+        let upgrade_report = crate::upgrade::report(&upgrade_layout);
+        let config_report = crate::remote::report(&self.paths.dir);
         loop {
-            let req = build_checkin(&st, &ing);
+            let mut req = build_checkin(&st, &ing);
+            req.upgrade = upgrade_report.clone();
+            req.config = config_report.clone();
             let body = proto::encode(&req);
             log::debug!(
                 "check-in: {} bytes{}",
@@ -511,6 +519,12 @@ impl Agent<'_> {
                     let resp: CheckinResponse = decode(&reply)?;
                     let d = apply_checkin(&st, &req, &resp, self.bounds, self.now_s());
                     state::save_state(&self.paths, &d.state)?;
+                    if let Some(r) = &upgrade_report {
+                        crate::upgrade::mark_reported(&upgrade_layout, r);
+                    }
+                    if let Some(r) = &config_report {
+                        crate::remote::mark_reported(&self.paths.dir, r);
+                    }
                     if d.deregister {
                         return Err(Error::new(
                             Code::Deregistered,
@@ -602,7 +616,7 @@ pub fn record(
     let mut s = prev.unwrap_or_else(|| state::Status::new(host_id));
     s.schema = state::STATUS_SCHEMA.into();
     s.host_id = host_id.into();
-    s.agent_version = crate::version::VERSION.into();
+    s.agent_version = crate::version::running();
     s.last_attempt = Some(crate::timefmt::rfc3339(now_s));
     match result {
         Ok(_) => {
@@ -817,6 +831,8 @@ mod tests {
             inventory_hash: "sha256:new".into(),
             desired_tag: String::new(),
             inventory: Some(inv()),
+            upgrade: None,
+            config: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

@@ -44,6 +44,9 @@ pub enum Code {
     Untrusted = 16,
     /// Local I/O: disk full, state not writable.
     LocalIo = 20,
+    /// Upgrade refused: the artifact failed verification (signature, key,
+    /// size, SHA-256, architecture, smoke run) or is not newer.
+    UpgradeRejected = 21,
     /// Restart requested (after a self-upgrade).
     Restart = 75,
 }
@@ -65,7 +68,7 @@ pub enum Kind {
 
 impl Code {
     /// Every code, in table order (used by `--help`, the README test and systemd units).
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::Ok,
         Code::CheckFailed,
         Code::Usage,
@@ -82,6 +85,7 @@ impl Code {
         Code::Deregistered,
         Code::Untrusted,
         Code::LocalIo,
+        Code::UpgradeRejected,
         Code::Restart,
     ];
 
@@ -98,7 +102,8 @@ impl Code {
             | Code::RegistrationRefused
             | Code::DuplicateHost
             | Code::Deregistered
-            | Code::Untrusted => Kind::Permanent,
+            | Code::Untrusted
+            | Code::UpgradeRejected => Kind::Permanent,
             Code::Locked | Code::LocalMode => Kind::Skip,
             Code::Network | Code::ServerBusy | Code::BadAnswer | Code::LocalIo => Kind::Retryable,
             Code::Restart => Kind::Restart,
@@ -132,6 +137,9 @@ impl Code {
             Code::Deregistered => "deregistered by the server",
             Code::Untrusted => "server certificate not trusted (wrong CA, expired, name mismatch)",
             Code::LocalIo => "local I/O: disk full, state not writable",
+            Code::UpgradeRejected => {
+                "upgrade refused: artifact failed verification (signature, size, sha256, arch, smoke run) or not newer"
+            }
             Code::Restart => "restart requested (after a self-upgrade)",
         }
     }
@@ -206,14 +214,16 @@ mod tests {
 
     #[test]
     fn codes_are_the_documented_numbers() {
-        let want = [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 20, 75];
+        let want = [
+            0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 20, 21, 75,
+        ];
         let got: Vec<i32> = Code::ALL.iter().map(|c| c.as_i32()).collect();
         assert_eq!(got, want, "exit-code table changed");
     }
 
     #[test]
     fn permanent_codes_for_systemd() {
-        assert_eq!(Code::permanent_list(), "2 3 4 13 14 15 16");
+        assert_eq!(Code::permanent_list(), "2 3 4 13 14 15 16 21");
     }
 
     #[test]

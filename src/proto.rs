@@ -14,7 +14,7 @@ use std::fmt;
 
 /// The protocol revision carried as `v` in every message. Additive changes
 /// bump it; a breaking change gets a new path prefix (`/outpost/v2/`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The major version in the URL paths below.
 pub const PROTOCOL_MAJOR: u32 = 1;
 pub const PATH_PROBE: &str = "/outpost/v1/probe";
@@ -98,6 +98,33 @@ pub struct CheckinRequest {
     pub desired_tag: String,
     /// Present only when the hash changed or the server asked for it.
     pub inventory: Option<Inventory>,
+    /// (v2) The last self-upgrade's state, sent while on trial and until a
+    /// check-in carried its outcome.
+    pub upgrade: Option<UpgradeReport>,
+    /// (v2) What the agent did with `desired.config`, sent once per change.
+    pub config: Option<ConfigReport>,
+}
+
+/// (v2) Remote configuration: keys applied, keys refused with the reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ConfigReport {
+    /// The desired-state tag the agent acted on.
+    pub tag: String,
+    pub applied: Vec<String>,
+    pub refused: BTreeMap<String, String>,
+}
+
+/// (v2) How the agent's last self-upgrade went (docs/protocol.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct UpgradeReport {
+    /// `on_trial`, `committed`, `rolled_back` or `failed`.
+    pub state: String,
+    pub from: String,
+    pub to: String,
+    /// Why it failed or was rolled back ("" otherwise).
+    pub reason: String,
+    /// The agent exit code of a failure (0 otherwise).
+    pub code: i32,
 }
 
 /// 200 answer to a check-in.
@@ -124,6 +151,16 @@ pub struct Desired {
     pub config: BTreeMap<String, String>,
     /// The operator deregistered this device: clean up and stop (exit 15).
     pub deregister: bool,
+    /// (v2) A Kubernetes upgrade the cluster gate released for this host.
+    pub kubernetes: Option<KubernetesUpgrade>,
+}
+
+/// (v2) A cluster's Kubernetes upgrade, with the agent version it needs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct KubernetesUpgrade {
+    pub version: String,
+    /// The agent refuses the instruction when it is older than this.
+    pub min_agent_version: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -142,6 +179,10 @@ pub struct Artifact {
     /// Lowercase hex SHA-256 of the binary.
     pub sha256: String,
     pub size: u64,
+    /// (v2) The signed release manifest (outpost.release/v1 JSON text) and
+    /// its signify signature; the agent acts on nothing else.
+    pub manifest: Option<String>,
+    pub signature: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -292,6 +333,20 @@ const ARTIFACT: &[Field] = &[
     req("url", Ty::Str(2048)),
     req("sha256", Ty::Str(64)),
     req("size", Ty::U64),
+    opt("manifest", Ty::Str(4096)),
+    opt("signature", Ty::Str(1024)),
+];
+const CONFIG_REPORT: &[Field] = &[
+    req("tag", Ty::Str(64)),
+    req("applied", Ty::ArrStr(64, 256)),
+    req("refused", Ty::MapStr(64, 1024)),
+];
+const UPGRADE_REPORT: &[Field] = &[
+    req("state", Ty::Str(32)),
+    req("from", Ty::Str(64)),
+    req("to", Ty::Str(64)),
+    req("reason", Ty::Str(1024)),
+    req("code", Ty::U32),
 ];
 const UPGRADE: &[Field] = &[
     req("version", Ty::Str(64)),
@@ -303,6 +358,11 @@ const DESIRED: &[Field] = &[
     opt("upgrade", Ty::Obj(UPGRADE)),
     req("config", Ty::MapStr(64, 1024)),
     req("deregister", Ty::Bool),
+    opt("kubernetes", Ty::Obj(KUBERNETES)),
+];
+const KUBERNETES: &[Field] = &[
+    req("version", Ty::Str(64)),
+    req("min_agent_version", Ty::Str(64)),
 ];
 
 /// A message type with its schema, for [`decode`].
@@ -372,6 +432,8 @@ message!(
         req("inventory_hash", Ty::Str(80)),
         req("desired_tag", Ty::Str(64)),
         opt("inventory", Ty::Obj(INVENTORY)),
+        opt("upgrade", Ty::Obj(UPGRADE_REPORT)),
+        opt("config", Ty::Obj(CONFIG_REPORT)),
     ]
 );
 message!(
@@ -601,6 +663,8 @@ mod tests {
             inventory_hash: format!("sha256:{}", "ab".repeat(32)),
             desired_tag: "d-0123456789abcdef".into(),
             inventory: None,
+            upgrade: None,
+            config: None,
         }
     }
 
@@ -678,10 +742,16 @@ mod tests {
                             url: "https://hub.example/a".into(),
                             sha256: "cd".repeat(32),
                             size: 812_345,
+                            manifest: Some("{}".into()),
+                            signature: None,
                         }],
                     }),
                     config: tags,
                     deregister: false,
+                    kubernetes: Some(KubernetesUpgrade {
+                        version: "1.30.2".into(),
+                        min_agent_version: "0.2.0".into(),
+                    }),
                 }),
             },
         );

@@ -121,7 +121,7 @@ impl Status {
         Status {
             schema: STATUS_SCHEMA.into(),
             host_id: host_id.into(),
-            agent_version: crate::version::VERSION.into(),
+            agent_version: crate::version::running(),
             last_attempt: None,
             last_success: None,
             last_error: None,

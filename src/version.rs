@@ -7,6 +7,19 @@ pub const GIT_REV: &str = env!("OUTPOST_GIT_REV");
 pub const TARGET: &str = env!("OUTPOST_TARGET");
 const BUILD_EPOCH_STR: &str = env!("OUTPOST_BUILD_EPOCH");
 
+/// The version this process reports and upgrades from: `VERSION`, or with
+/// the `test-hooks` feature `OUTPOST_TEST_VERSION` (tests stand in a second
+/// release with a wrapper script that sets it; release builds never read it).
+pub fn running() -> String {
+    #[cfg(feature = "test-hooks")]
+    if let Ok(v) = std::env::var("OUTPOST_TEST_VERSION") {
+        if !v.is_empty() {
+            return v;
+        }
+    }
+    VERSION.to_string()
+}
+
 /// The build time in Unix seconds (0 when unknown). A wall clock earlier than
 /// this cannot be right.
 pub fn build_epoch() -> u64 {
@@ -25,7 +38,8 @@ pub fn user_agent() -> String {
 
 pub fn text() -> String {
     format!(
-        "outpost {VERSION} (rev {GIT_REV}, {TARGET}, built {})\n",
+        "outpost {} (rev {GIT_REV}, {TARGET}, built {})\n",
+        running(),
         build_date()
     )
 }
@@ -33,7 +47,7 @@ pub fn text() -> String {
 #[derive(Serialize)]
 struct Json {
     schema: &'static str,
-    version: &'static str,
+    version: String,
     git_rev: &'static str,
     target: &'static str,
     build_date: String,
@@ -42,7 +56,7 @@ struct Json {
 pub fn json() -> String {
     let j = Json {
         schema: "outpost.version/v1",
-        version: VERSION,
+        version: running(),
         git_rev: GIT_REV,
         target: TARGET,
         build_date: build_date(),

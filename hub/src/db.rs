@@ -187,6 +187,19 @@ impl Db {
         Ok(db)
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `write` for the hub's other modules (upgrades.rs).
+    pub fn write_tx<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.write(f)
+    }
+
     /// Run `f` in one IMMEDIATE transaction; commit when it returns Ok.
     fn write<T>(
         &mut self,
@@ -384,6 +397,19 @@ impl Db {
         now: u64,
         peer: &str,
     ) -> Result<std::result::Result<CheckinResponse, CheckinRefusal>> {
+        self.checkin_with(cred_hash, req, now, peer, "")
+    }
+
+    /// `checkin`, with `base` (`https://host:port` as the agent reached us)
+    /// for the artifact URLs of rollouts and cluster gates.
+    pub fn checkin_with(
+        &mut self,
+        cred_hash: &str,
+        req: &CheckinRequest,
+        now: u64,
+        peer: &str,
+        base: &str,
+    ) -> Result<std::result::Result<CheckinResponse, CheckinRefusal>> {
         let default_iv = self.default_interval()?;
         let global_upgrade = self.meta("upgrade")?;
         let global_config = self.meta("config")?;
@@ -444,8 +470,22 @@ impl Db {
                 )
                 .optional()?
                 .or(global_upgrade);
-            let upgrade: Option<UpgradeOffer> =
+            let mut upgrade: Option<UpgradeOffer> =
                 upgrade_text.and_then(|t| json::from_str(&t).ok());
+            // Rollouts and cluster gates (hub/upgrades.rs) win over a
+            // hand-made offer-upgrade.
+            let acts = crate::upgrades::on_checkin(
+                tx,
+                &host_id,
+                req.upgrade.as_ref(),
+                req.config.as_ref(),
+                now,
+                default_iv,
+                base,
+            )?;
+            if acts.upgrade.is_some() {
+                upgrade = acts.upgrade;
+            }
             let mut config = global_config.as_deref().map(json_map).unwrap_or_default();
             let dev_config: Option<String> = tx
                 .query_row(
@@ -460,6 +500,7 @@ impl Db {
                 upgrade,
                 config,
                 deregister,
+                kubernetes: acts.kubernetes,
             };
             let tag = format!(
                 "d-{}",
@@ -759,6 +800,8 @@ mod tests {
             inventory_hash: hash.into(),
             desired_tag: tag.into(),
             inventory: None,
+            upgrade: None,
+            config: None,
         }
     }
 

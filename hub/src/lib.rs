@@ -28,8 +28,10 @@ macro_rules! outln {
 
 pub mod db;
 pub mod http;
+pub mod rollout;
 pub mod secret;
 pub mod server;
+pub mod upgrades;
 
 use db::{Db, Shed};
 use lexopt::prelude::*;
@@ -60,6 +62,10 @@ Commands:
   deregister      Deregister a device (its agent stops, exit 15)
   delete          Delete a device record (frees its host ID)
   shed            Answer register/check-in with 429 or 503 (tests, drills)
+  release         Add a signed agent release (add FILE.manifest --key PUB), list
+  rollout         Roll a release out: start, status, pause, resume, abort
+  cluster-upgrade Hold a cluster's Kubernetes upgrade until its agents are new enough
+  clusters        Show each cluster upgrade's gate: holding (why) or released
 
 Options:
   --db FILE       Registry database (default: outpost-hub.db)
@@ -100,9 +106,44 @@ SECONDS: 1 to 604800, fractions allowed; below 1 only with --test-mode.
 Without --device it sets the default and clears per-device intervals.
 ";
 
+const RELEASE_HELP: &str = "\
+Usage: outpost-hub release add FILE.manifest --key PUB [--key PUB]
+       outpost-hub release list
+
+add verifies FILE.manifest.sig (signify) with one of the keys, checks the
+artifact beside it (FILE) against size and sha256, and stores it; the hub
+serves it at /outpost/v1/artifacts/<sha256>.
+";
+
+const ROLLOUT_HELP: &str = "\
+Usage: outpost-hub rollout start --version V [--canary N] [--percent P]
+                                 [--max-parallel K] [--label KEY=VALUE]
+       outpost-hub rollout status | pause | resume | abort
+
+One rollout at a time. Canaries (the first N devices by host ID) get the
+offer first; the rest only after every canary committed V. --percent caps
+the share of devices, --max-parallel the devices upgrading at once. A
+device that rolls back or fails pauses the rollout with its reason.
+";
+
+const CLUSTER_HELP: &str = "\
+Usage: outpost-hub cluster-upgrade CLUSTER --kubernetes V --min-agent A
+       outpost-hub clusters [--json]
+
+Members are devices labelled cluster=CLUSTER. The Kubernetes upgrade is
+held, with the reason per host (too old, offline, rolled back), and members
+below A are offered the newest release >= A, until every member runs an
+agent >= A; then it is released to them.
+";
+
 const UPGRADE_HELP: &str = "\
 Usage: outpost-hub offer-upgrade [--device ID] --version V [--min-version V]
-                                 --artifact ARCH=URL,SHA256,SIZE ...
+                                 --artifact ARCH=URL,SHA256,SIZE ... [--manifest FILE]
+                                 [--test-mode]
+
+--manifest attaches a signed release manifest (and FILE.sig) to the
+artifact; agents act only on signed offers. --test-mode admits a plain
+http:// URL (agents refuse it; for tests).
        outpost-hub offer-upgrade [--device ID] --withdraw
 ";
 
@@ -182,6 +223,10 @@ fn run(args: Vec<OsString>) -> Result<()> {
         "set-config" | "label" => set_kv(&mut a, db_path, &cmd),
         "deregister" | "delete" => remove(&mut a, db_path, &cmd),
         "shed" => shed(&mut a, db_path),
+        "release" => release_cmd(&mut a, db_path),
+        "rollout" => rollout_cmd(&mut a, db_path),
+        "cluster-upgrade" => cluster_upgrade(&mut a, db_path),
+        "clusters" => clusters_cmd(&mut a, db_path),
         other => Err(Error::usage(format!(
             "unknown command '{other}'; try 'outpost-hub --help'"
         ))),
@@ -667,7 +712,14 @@ fn set_interval(a: &mut Args, mut db: PathBuf) -> Result<()> {
     })()
 }
 
+#[cfg(test)]
 fn parse_artifact(s: &str) -> Result<Artifact> {
+    parse_artifact_mode(s, false)
+}
+
+/// `--test-mode` admits a plain `http://` URL, so tests can show that
+/// agents refuse it.
+fn parse_artifact_mode(s: &str, test_mode: bool) -> Result<Artifact> {
     let bad = |why: &str| {
         Error::usage(format!(
             "--artifact {s}: {why} (expected ARCH=URL,SHA256,SIZE)"
@@ -681,7 +733,8 @@ fn parse_artifact(s: &str) -> Result<Artifact> {
     let [url, sha, size] = parts.as_slice() else {
         return Err(bad("three comma-separated parts needed"));
     };
-    if !url.starts_with("https://") || url.len() > 2048 {
+    let plain_ok = test_mode && url.starts_with("http://");
+    if !(url.starts_with("https://") || plain_ok) || url.len() > 2048 {
         return Err(bad("URL must start with https://"));
     }
     if sha.len() != 64
@@ -701,6 +754,8 @@ fn parse_artifact(s: &str) -> Result<Artifact> {
         url: url.to_string(),
         sha256: sha.to_string(),
         size,
+        manifest: None,
+        signature: None,
     })
 }
 
@@ -717,12 +772,17 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let (mut device, mut version, mut min_version, mut withdraw) =
             (None, None, String::new(), false);
         let mut artifacts = Vec::new();
+        let mut manifest: Option<PathBuf> = None;
+        let mut raw_artifacts = Vec::new();
+        let mut test_mode = false;
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
                 Long("device") => device = Some(a.value("--device")?),
                 Long("version") => version = Some(a.value("--version")?),
                 Long("min-version") => min_version = a.value("--min-version")?,
-                Long("artifact") => artifacts.push(parse_artifact(&a.value("--artifact")?)?),
+                Long("artifact") => raw_artifacts.push(a.value("--artifact")?),
+                Long("test-mode") => test_mode = true,
+                Long("manifest") => manifest = Some(PathBuf::from(a.value("--manifest")?)),
                 Long("withdraw") => withdraw = true,
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
@@ -731,6 +791,9 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 }
                 other => return Err(usage(other.unexpected())),
             }
+        }
+        for r in &raw_artifacts {
+            artifacts.push(parse_artifact_mode(r, test_mode)?);
         }
         let mut d = Db::open(&db)?;
         if withdraw {
@@ -760,6 +823,19 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 "offer-upgrade: at least one --artifact is required",
             ));
         }
+        if let Some(m) = &manifest {
+            // Attach a signed manifest (and FILE.sig) as they are: the
+            // agent verifies them; a test can hand it anything.
+            let rd = |p: &std::path::Path| {
+                std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, &e))
+            };
+            let mtext = rd(m)?;
+            let stext = rd(&PathBuf::from(format!("{}.sig", m.display())))?;
+            for art in &mut artifacts {
+                art.manifest = Some(mtext.clone());
+                art.signature = Some(stext.clone());
+            }
+        }
         let offer = UpgradeOffer {
             version: version.clone(),
             min_version,
@@ -769,6 +845,249 @@ fn offer_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
         eprintln!("upgrade to {version} offered");
         Ok(())
     })()
+}
+
+fn release_cmd(a: &mut Args, mut db: PathBuf) -> Result<()> {
+    let (mut sub, mut file, mut keys) = (None::<String>, None::<PathBuf>, Vec::new());
+    while let Some(arg) = a.p.next().map_err(usage)? {
+        match arg {
+            Long("key") => keys.push(PathBuf::from(a.value("--key")?)),
+            Long("db") => db = PathBuf::from(a.value("--db")?),
+            Short('h') | Long("help") => {
+                print!("{RELEASE_HELP}");
+                return Ok(());
+            }
+            Value(v) if sub.is_none() => sub = Some(string(v, "release")?),
+            Value(v) if file.is_none() => file = Some(PathBuf::from(v)),
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let mut d = Db::open(&db)?;
+    match (sub.as_deref(), file) {
+        (Some("add"), Some(f)) => {
+            let r = upgrades::release_add(&mut d, &f, &keys)?;
+            println!(
+                "release {} {} added ({} bytes, sha256 {}, signed by key {})",
+                r.version, r.arch, r.size, r.sha256, r.key
+            );
+            Ok(())
+        }
+        (Some("list"), None) => {
+            println!("{:<12} {:<8} {:>10}  SHA256", "VERSION", "ARCH", "SIZE");
+            for r in upgrades::releases(&mut d)? {
+                println!(
+                    "{:<12} {:<8} {:>10}  {}",
+                    r.version, r.arch, r.size, r.sha256
+                );
+            }
+            Ok(())
+        }
+        _ => Err(Error::usage(
+            "release: expected 'add FILE.manifest --key PUB' or 'list'",
+        )),
+    }
+}
+
+fn rollout_cmd(a: &mut Args, mut db: PathBuf) -> Result<()> {
+    let mut sub = None::<String>;
+    let (mut version, mut canary, mut percent, mut par, mut label) =
+        (None, 0u32, 100u32, 0u32, String::new());
+    let num = |v: String, flag: &str, max: u32| -> Result<u32> {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| Error::usage(format!("rollout {flag} {v}: expected 0..={max}")))
+    };
+    while let Some(arg) = a.p.next().map_err(usage)? {
+        match arg {
+            Long("version") => version = Some(a.value("--version")?),
+            Long("canary") => canary = num(a.value("--canary")?, "--canary", 10_000)?,
+            Long("percent") => percent = num(a.value("--percent")?, "--percent", 100)?.max(1),
+            Long("max-parallel") => {
+                par = num(a.value("--max-parallel")?, "--max-parallel", 10_000)?
+            }
+            Long("label") => label = a.value("--label")?,
+            Long("db") => db = PathBuf::from(a.value("--db")?),
+            Short('h') | Long("help") => {
+                print!("{ROLLOUT_HELP}");
+                return Ok(());
+            }
+            Value(v) if sub.is_none() => sub = Some(string(v, "rollout")?),
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let mut d = Db::open(&db)?;
+    let now = server::now_unix();
+    match sub.as_deref() {
+        Some("start") => {
+            let v =
+                version.ok_or_else(|| Error::usage("rollout start: --version V is required"))?;
+            outpost::upgrade::release::parse_version(&v).map_err(Error::usage)?;
+            if !upgrades::releases(&mut d)?.iter().any(|r| r.version == v) {
+                return Err(Error::usage(format!(
+                    "rollout start: no release {v}; add it first (outpost-hub release add)"
+                )));
+            }
+            if let Some(r) = upgrades::rollout_get(&mut d)? {
+                if r.state == "running" || r.state == "paused" {
+                    return Err(Error::usage(format!(
+                        "rollout start: the rollout of {} is {}; abort it first",
+                        r.version, r.state
+                    )));
+                }
+            }
+            let r = rollout::Rollout {
+                version: v.clone(),
+                canary,
+                percent,
+                max_parallel: par,
+                selector: label,
+                state: "running".into(),
+                reason: String::new(),
+                offered: Vec::new(),
+                started: now,
+            };
+            upgrades::rollout_put(&mut d, &r)?;
+            println!(
+                "rollout of {v} started (canary {canary}, {percent}%, max-parallel {})",
+                if par == 0 {
+                    "unlimited".to_string()
+                } else {
+                    par.to_string()
+                }
+            );
+            Ok(())
+        }
+        Some(cmd @ ("pause" | "resume" | "abort")) => {
+            let mut r = upgrades::rollout_get(&mut d)?
+                .ok_or_else(|| Error::usage(format!("rollout {cmd}: no rollout")))?;
+            r.state = match cmd {
+                "pause" => "paused",
+                "resume" => "running",
+                _ => "aborted",
+            }
+            .into();
+            r.reason = match cmd {
+                "pause" => "paused by the operator".into(),
+                "abort" => "aborted by the operator (offers withdrawn)".into(),
+                _ => String::new(),
+            };
+            upgrades::rollout_put(&mut d, &r)?;
+            println!("rollout of {}: {}", r.version, r.state);
+            Ok(())
+        }
+        Some("status") | None => {
+            let Some((r, rows)) = upgrades::rollout_view(&mut d, now)? else {
+                println!("no rollout");
+                return Ok(());
+            };
+            println!(
+                "rollout of {}: {}{}",
+                r.version,
+                r.state,
+                if r.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.reason)
+                }
+            );
+            println!("{:<28} {:<12} STATE", "HOST", "AGENT");
+            for (h, agent, st) in rows {
+                println!("{h:<28} {agent:<12} {st}");
+            }
+            Ok(())
+        }
+        Some(other) => Err(Error::usage(format!(
+            "rollout {other}: unknown; see 'outpost-hub rollout --help'"
+        ))),
+    }
+}
+
+fn cluster_upgrade(a: &mut Args, mut db: PathBuf) -> Result<()> {
+    let (mut cluster, mut k8s, mut min) = (None::<String>, None::<String>, None::<String>);
+    while let Some(arg) = a.p.next().map_err(usage)? {
+        match arg {
+            Long("kubernetes") => k8s = Some(a.value("--kubernetes")?),
+            Long("min-agent") => min = Some(a.value("--min-agent")?),
+            Long("db") => db = PathBuf::from(a.value("--db")?),
+            Short('h') | Long("help") => {
+                print!("{CLUSTER_HELP}");
+                return Ok(());
+            }
+            Value(v) if cluster.is_none() => cluster = Some(string(v, "CLUSTER")?),
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let (Some(cluster), Some(k8s), Some(min)) = (cluster, k8s, min) else {
+        return Err(Error::usage(
+            "cluster-upgrade: CLUSTER --kubernetes V --min-agent A are required",
+        ));
+    };
+    outpost::upgrade::release::parse_version(&min).map_err(Error::usage)?;
+    let mut d = Db::open(&db)?;
+    let c = rollout::ClusterUpgrade {
+        cluster: cluster.clone(),
+        kubernetes: k8s.clone(),
+        min_agent: min.clone(),
+        state: "holding".into(),
+        reasons: vec!["not evaluated yet".into()],
+        released_at: 0,
+    };
+    upgrades::cluster_put(&mut d, &c)?;
+    for c in upgrades::clusters(&mut d, server::now_unix())? {
+        if c.cluster == cluster {
+            println!(
+                "cluster {cluster}: Kubernetes {k8s} needs agents >= {min}: {}",
+                c.state
+            );
+            for r in &c.reasons {
+                println!("  {r}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn clusters_cmd(a: &mut Args, mut db: PathBuf) -> Result<()> {
+    let mut as_json = false;
+    while let Some(arg) = a.p.next().map_err(usage)? {
+        match arg {
+            Long("json") => as_json = true,
+            Long("db") => db = PathBuf::from(a.value("--db")?),
+            Short('h') | Long("help") => {
+                print!("{CLUSTER_HELP}");
+                return Ok(());
+            }
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let mut d = Db::open(&db)?;
+    let list = upgrades::clusters(&mut d, server::now_unix())?;
+    if as_json {
+        println!("{}", json::to_string(&list));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no cluster upgrades");
+    }
+    for c in list {
+        println!(
+            "{}: Kubernetes {} (agents >= {}): {}{}",
+            c.cluster,
+            c.kubernetes,
+            c.min_agent,
+            c.state,
+            if c.state == "released" {
+                format!(" at {}", timefmt::rfc3339(c.released_at))
+            } else {
+                String::new()
+            }
+        );
+        for r in &c.reasons {
+            println!("  {r}");
+        }
+    }
+    Ok(())
 }
 
 fn set_kv(a: &mut Args, mut db: PathBuf, cmd: &str) -> Result<()> {

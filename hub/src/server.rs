@@ -220,6 +220,8 @@ struct Answer {
     body: String,
     /// Error code for the log ("" on success).
     error: String,
+    /// Send this file as the body instead (release artifacts), streamed.
+    file: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Answer {
@@ -229,6 +231,7 @@ impl Answer {
             headers: vec![],
             body: proto::encode(msg),
             error: String::new(),
+            file: None,
         }
     }
 
@@ -242,6 +245,7 @@ impl Answer {
                 message: message.into(),
             }),
             error: code.to_string(),
+            file: None,
         }
     }
 }
@@ -331,8 +335,24 @@ fn exchange<S: std::io::Read + Write>(
         .iter()
         .map(|(k, v)| (*k, v.clone()))
         .collect();
-    let bytes = http::response(answer.status, &headers, &answer.body);
-    let sent = s.write_all(&bytes).and_then(|_| s.flush());
+    let (bytes, sent) = match &answer.file {
+        None => {
+            let bytes = http::response(answer.status, &headers, &answer.body);
+            let sent = s.write_all(&bytes).and_then(|_| s.flush());
+            (bytes, sent)
+        }
+        Some((path, len)) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            );
+            let sent = s.write_all(head.as_bytes()).and_then(|_| {
+                let mut f = File::open(path)?;
+                std::io::copy(&mut f, s)?;
+                s.flush()
+            });
+            (head.into_bytes(), sent)
+        }
+    };
     let error = if sent.is_err() && answer.error.is_empty() {
         "write_failed".to_string()
     } else {
@@ -416,6 +436,9 @@ fn internal(e: &Error) -> Answer {
 
 fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
     let path = req.path.split('?').next().unwrap_or("");
+    if let Some(sha) = path.strip_prefix(crate::upgrades::PATH_ARTIFACTS) {
+        return artifact(req, shared, sha);
+    }
     let post = match path {
         proto::PATH_PROBE => false,
         proto::PATH_REGISTER | proto::PATH_CHECKIN => true,
@@ -454,7 +477,48 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
     if path == proto::PATH_REGISTER {
         register(&mut db, text, peer)
     } else {
-        checkin(&mut db, req, text, peer)
+        let base = format!(
+            "{}://{}",
+            if shared.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            req.header("host")
+                .filter(|h| h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+                .unwrap_or("localhost")
+        );
+        checkin(&mut db, req, text, peer, &base)
+    }
+}
+
+/// GET /outpost/v1/artifacts/<sha256>: a stored release artifact (public:
+/// it is useless without its signed manifest, and agents verify both).
+fn artifact(req: &Request, shared: &Shared, sha: &str) -> Answer {
+    if req.method != "GET" {
+        let mut a = Answer::err(405, "method_not_allowed", "artifacts take GET");
+        a.headers.push(("Allow", "GET".to_string()));
+        return a;
+    }
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Answer::err(404, "not_found", "no such artifact");
+    }
+    let db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    let path = crate::upgrades::artifacts_dir(db.path()).join(sha);
+    drop(db);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {
+            let mut a = Answer::err(200, "", "");
+            a.file = Some((path, m.len()));
+            a
+        }
+        _ => Answer::err(404, "not_found", "no such artifact"),
     }
 }
 
@@ -523,7 +587,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
     }
 }
 
-fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str) -> Answer {
+fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str, base: &str) -> Answer {
     let cred = req
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -542,7 +606,7 @@ fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str) -> Answer {
         Ok(r) => r,
         Err(e) => return Answer::err(400, "bad_request", e.0),
     };
-    match db.checkin(&secret::hash_secret(cred), &body, now_unix(), peer) {
+    match db.checkin_with(&secret::hash_secret(cred), &body, now_unix(), peer, base) {
         Ok(Ok(resp)) => Answer::ok(&resp),
         Ok(Err(CheckinRefusal::Unknown)) => {
             let mut a = Answer::err(

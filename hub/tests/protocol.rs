@@ -81,6 +81,8 @@ fn checkin_req(host: &str, hash: &str, tag: &str) -> CheckinRequest {
         inventory_hash: hash.into(),
         desired_tag: tag.into(),
         inventory: None,
+        upgrade: None,
+        config: None,
     }
 }
 

@@ -15,6 +15,8 @@ Commands:
   status     Show how the last check-ins went (exit 0 ok, 1 failed, 7 overdue)
   install    Put the agent on this host or into an image (--root)
   uninstall  Remove what install put there
+  upgrade    Upgrade this agent from a signed local artifact (--bundle)
+  rollback   Put the previous agent binary (outpost.prev) back
   help       Show help for a command
 
 Options:
@@ -280,4 +282,50 @@ Options:
 
 Exit status: 0 stopped by a signal; a permanent code (3, 4, 6, 13, 14, 15,
 16) ends the loop with that code.
+";
+
+pub const UPGRADE_HELP: &str = "\
+outpost upgrade: upgrade this agent from a signed local artifact
+
+Usage: outpost upgrade --bundle FILE [--allow-downgrade] [--root DIR] [--config FILE]
+
+FILE is a release binary (outpost-<version>-<arch>-linux-musl) with its
+signed manifest FILE.manifest and signature FILE.manifest.sig beside it, or
+a folder holding exactly one such set (an unpacked airgap bundle). The
+signature must verify with a built-in key or one of outpost.upgrade.publicKeys;
+size, SHA-256, architecture and a smoke run (--version --json) are checked
+before the installed binary is swapped (the old one is kept as outpost.prev).
+The new binary is on trial until its first successful check-in; the
+previous binary's guard rolls it back otherwise (docs/upgrade.md).
+
+Options:
+  --bundle FILE       The artifact (or a folder holding it)
+  --allow-downgrade   Accept a version older than or equal to the running one
+  --root DIR          Operate on the installation under DIR (default /)
+  --config FILE       Configuration file (default <root>/etc/outpost/user-data)
+
+Exit status: 0 swapped (restart the service to run it), 3 configuration
+invalid, 20 local I/O (disk full), 21 refused (signature, key, size,
+SHA-256, architecture, smoke run, not newer).
+";
+
+pub const ROLLBACK_HELP: &str = "\
+outpost rollback: put the previous agent binary back
+
+Usage: outpost rollback [--root DIR] [--config FILE]
+
+Copies outpost.prev over the installed binary (outpost.prev stays), ends
+an open trial and records the rollback; the next check-in reports it.
+
+Exit status: 0 rolled back, 20 no previous binary or local I/O.
+";
+
+pub const GUARD_HELP: &str = "\
+outpost upgrade-guard: count a start of a new binary on trial, or roll it back
+
+Usage: outpost upgrade-guard [--root DIR] [--config FILE]
+
+Run by the PREVIOUS binary before each start of the agent (the unit's
+ExecStartPre=, first on the cron line). Always exits 0 unless it cannot
+write its files (20). Not listed in 'outpost --help'.
 ";

@@ -39,6 +39,20 @@ pub enum Command {
     Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    /// Self-upgrade from a local signed artifact.
+    Upgrade(UpgradeArgs),
+    /// Put `outpost.prev` back.
+    Rollback(RunArgs),
+    /// Run by the previous binary before each start: count or roll back.
+    UpgradeGuard(RunArgs),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct UpgradeArgs {
+    pub src: ConfigSource,
+    /// `--bundle FILE`: the binary, with FILE.manifest and FILE.manifest.sig beside it.
+    pub bundle: PathBuf,
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -216,6 +230,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
+        "upgrade" => parse_agent_cmd(&mut p, &mut verbosity, "upgrade")?,
+        "rollback" => parse_agent_cmd(&mut p, &mut verbosity, "rollback")?,
+        "upgrade-guard" => parse_agent_cmd(&mut p, &mut verbosity, "upgrade-guard")?,
         "help" => {
             let topic = p.next().map_err(|e| lex(e, "help"))?.map(|a| match a {
                 Value(v) => v.to_string_lossy().into_owned(),
@@ -245,6 +262,9 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("checkin") => CHECKIN_HELP.to_string(),
         Some("status") => STATUS_HELP.to_string(),
         Some("run") => RUN_HELP.to_string(),
+        Some("upgrade") => UPGRADE_HELP.to_string(),
+        Some("rollback") => ROLLBACK_HELP.to_string(),
+        Some("upgrade-guard") => GUARD_HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -607,6 +627,8 @@ fn parse_agent_cmd(
     let mut sets = Vec::new();
     let mut json = false;
     let mut splay = None;
+    let mut bundle = None;
+    let mut allow_downgrade = false;
     while let Some(tok) = next(p, cmd)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, cmd));
@@ -623,6 +645,10 @@ fn parse_agent_cmd(
                 ))
             }
             ("status", "--json") => json = true,
+            ("upgrade", "--bundle") => {
+                bundle = Some(PathBuf::from(value(p, cmd, "--bundle")?));
+            }
+            ("upgrade", "--allow-downgrade") => allow_downgrade = true,
             ("checkin", "--splay") => {
                 let v = value(p, cmd, "--splay")?;
                 splay = Some(
@@ -648,6 +674,15 @@ fn parse_agent_cmd(
     Ok(match cmd {
         "checkin" => Command::Checkin(CheckinArgs { src, splay }),
         "status" => Command::Status(StatusArgs { src, json }),
+        "upgrade" => Command::Upgrade(UpgradeArgs {
+            src,
+            bundle: bundle.ok_or_else(|| {
+                Error::usage("upgrade: --bundle FILE is required; see 'outpost upgrade --help'")
+            })?,
+            allow_downgrade,
+        }),
+        "rollback" => Command::Rollback(RunArgs { src }),
+        "upgrade-guard" => Command::UpgradeGuard(RunArgs { src }),
         _ => Command::Run(RunArgs { src }),
     })
 }

@@ -22,7 +22,20 @@ pub fn load_config(src: &ConfigSource) -> Result<Config> {
     for w in &l.warnings {
         log::warn!("{w}");
     }
-    let cfg = l.into_valid()?;
+    let mut cfg = l.into_valid()?;
+    // Changes the server made (crate::remote), under the command line's --set.
+    let layer = crate::remote::layer(&src.root.path(&cfg.state_dir.value));
+    if !layer.is_empty() {
+        let with = ConfigSource {
+            root: crate::sys::Root::new(src.root.base()),
+            file: src.file.clone(),
+            sets: layer.into_iter().chain(src.sets.iter().cloned()).collect(),
+        };
+        match super::config::load(&with, false).and_then(|l| l.into_valid()) {
+            Ok(c) => cfg = c,
+            Err(e) => log::warn!("remote configuration not applied: {e}"),
+        }
+    }
     super::apply_log_level(&cfg);
     Ok(cfg)
 }
@@ -127,6 +140,31 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     );
     if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
         super::print(&line)?;
+    }
+    // Act on the desired state (self-upgrade; one run is the grace period).
+    let now = crate::sys::unix_secs(host.as_ref().now());
+    let swapped = crate::upgrade::after_checkin(&crate::upgrade::After {
+        root: &args.src.root,
+        cfg: &cfg,
+        client: &client,
+        offer: done.state.desired.as_ref().and_then(|d| d.upgrade.as_ref()),
+        desired_tag: &done.state.desired_tag,
+        kubernetes: done
+            .state
+            .desired
+            .as_ref()
+            .and_then(|d| d.kubernetes.as_ref()),
+        now,
+        checked_in_at: now,
+        grace_s: 0,
+        progress: &|| {},
+    })?;
+    if swapped {
+        return Ok(Code::Restart);
+    }
+    if let Some(d) = &done.state.desired {
+        let dir = args.src.root.path(&cfg.state_dir.value);
+        crate::remote::after_checkin(&args.src, &dir, &d.config, &done.state.desired_tag, now)?;
     }
     Ok(Code::Ok)
 }

@@ -11,6 +11,7 @@ pub mod probe;
 pub mod run;
 pub mod status;
 pub mod uninstall;
+pub mod upgrade;
 
 use crate::cli::Command;
 use crate::error::{Code, Result};
@@ -34,6 +35,9 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Checkin(args) => checkin::run(args),
         Command::Status(args) => status::run(args),
         Command::Run(args) => run::run(args),
+        Command::Upgrade(args) => upgrade::run(args),
+        Command::Rollback(args) => upgrade::rollback(args),
+        Command::UpgradeGuard(args) => upgrade::guard(args),
     }
 }
 

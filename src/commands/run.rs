@@ -41,6 +41,8 @@ pub fn run(args: RunArgs) -> Result<Code> {
     }
     log::info!("checking in with {} as {}", agent.base, agent.host_id);
     let mut ready = false;
+    // Unix seconds of the first successful check-in (a trial's commit clock).
+    let mut first_ok: Option<u64> = None;
     loop {
         if sys::stop_requested() {
             break;
@@ -78,10 +80,33 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     }
                 );
                 notify.send(&format!("STATUS=checked in; next at {next}"));
-                Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter
+                let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter;
+                // Act on the desired state: commit a trial, or self-upgrade.
+                match after_checkin(
+                    &args,
+                    &cfg,
+                    &client,
+                    d,
+                    host.as_ref(),
+                    &mut first_ok,
+                    &notify,
+                ) {
+                    Ok(Some(w)) => wait.min(w),
+                    Ok(None) => wait,
+                    Err(code) => {
+                        notify.send("STOPPING=1");
+                        return Ok(code);
+                    }
+                }
             }
             Err(f) if f.error.code.is_retryable() => {
                 log::warn!("{}", f.error);
+                // A new binary on trial that cannot check in within its
+                // window exits, so the previous binary's guard rolls it back.
+                if trial_expired(&args, &cfg, host.as_ref()) {
+                    notify.send("STOPPING=1");
+                    return Ok(Code::Restart);
+                }
                 notify.send(&format!("STATUS=retrying: {}", f.error));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now))
             }
@@ -105,6 +130,93 @@ pub fn run(args: RunArgs) -> Result<Code> {
     notify.send("STOPPING=1");
     log::info!("stopped by signal");
     Ok(Code::Ok)
+}
+
+/// After a successful check-in: commit a due trial or act on an upgrade
+/// offer. `Ok(Some(d))`: wake within `d` (a trial waits out its grace);
+/// `Err(75)`: a new binary is in place, exit so the next start runs it. A
+/// failed upgrade is logged and reported; the loop goes on.
+fn after_checkin(
+    args: &RunArgs,
+    cfg: &crate::config::Config,
+    client: &crate::http::Client,
+    d: &crate::checkin::Done,
+    host: &dyn Host,
+    first_ok: &mut Option<u64>,
+    notify: &Notifier,
+) -> std::result::Result<Option<Duration>, Code> {
+    let last_ping = std::cell::Cell::new(Instant::now());
+    let now = sys::unix_secs(host.now());
+    let ok_at = *first_ok.get_or_insert(now);
+    let r = crate::upgrade::after_checkin(&crate::upgrade::After {
+        root: &args.src.root,
+        cfg,
+        client,
+        offer: d.state.desired.as_ref().and_then(|x| x.upgrade.as_ref()),
+        desired_tag: &d.state.desired_tag,
+        kubernetes: d.state.desired.as_ref().and_then(|x| x.kubernetes.as_ref()),
+        now,
+        checked_in_at: ok_at,
+        grace_s: crate::upgrade::trial::GRACE_S,
+        progress: &|| {
+            // At most one ping a second, however small the pieces.
+            if notify.watchdog_every.is_some() {
+                let now = Instant::now();
+                if now.duration_since(last_ping.get()) >= Duration::from_secs(1) {
+                    notify.send("WATCHDOG=1");
+                    last_ping.set(now);
+                }
+            }
+        },
+    });
+    if let (Ok(false), Some(x)) = (&r, &d.state.desired) {
+        let dir = args.src.root.path(&cfg.state_dir.value);
+        match crate::remote::after_checkin(&args.src, &dir, &x.config, &d.state.desired_tag, now) {
+            Ok(true) => {
+                log::info!(
+                    "configuration changed by the server: exiting with 75 to restart with it"
+                );
+                return Err(Code::Restart);
+            }
+            Ok(false) => {}
+            Err(e) => log::error!("{e}"),
+        }
+    }
+    match r {
+        Ok(true) => {
+            log::info!("new binary in place: exiting with 75 to be restarted into it");
+            Err(Code::Restart)
+        }
+        Ok(false) => {
+            let l = crate::upgrade::layout(&args.src.root, cfg);
+            let on_trial = matches!(crate::upgrade::apply::load_trial(&l), Ok(Some(_)));
+            Ok(on_trial.then(|| {
+                let due = ok_at + crate::upgrade::trial::GRACE_S;
+                Duration::from_secs(due.saturating_sub(now).max(1))
+            }))
+        }
+        Err(e) => {
+            log::error!("{e}");
+            Ok(None)
+        }
+    }
+}
+
+fn trial_expired(args: &RunArgs, cfg: &crate::config::Config, host: &dyn Host) -> bool {
+    let l = crate::upgrade::layout(&args.src.root, cfg);
+    let Ok(Some(t)) = crate::upgrade::apply::load_trial(&l) else {
+        return false;
+    };
+    let now = sys::unix_secs(host.now());
+    let over = t.first_start != 0 && now >= t.first_start.saturating_add(t.window_s);
+    if over {
+        log::error!(
+            "{} on trial could not check in within {} minutes: exiting so the previous binary's guard rolls it back",
+            t.to,
+            t.window_s / 60
+        );
+    }
+    over
 }
 
 fn random(host: &dyn Host) -> u64 {

@@ -101,7 +101,14 @@ pub fn run(args: StatusArgs) -> Result<Code> {
         };
         super::print(&out)?;
     } else {
-        super::print(&text(status.as_ref(), &why, &paths.dir))?;
+        let mut out = text(status.as_ref(), &why, &paths.dir);
+        // The last self-upgrade (on trial, committed, rolled back, failed).
+        let l = crate::upgrade::layout(&args.src.root, &cfg);
+        if let Some(line) = crate::upgrade::status_line(&l) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        super::print(&out)?;
     }
     Ok(code)
 }

@@ -132,6 +132,8 @@ pub const KEYS: &[Key] = &[
     k("outpost.timeouts", Ty::Object, None, "", "Network timeouts."),
     k("outpost.timeouts.connect", Ty::Int, Some("OUTPOST_TIMEOUT_CONNECT"), "10", "Connect timeout, seconds (1..=300)."),
     k("outpost.timeouts.request", Ty::Int, Some("OUTPOST_TIMEOUT_REQUEST"), "30", "Whole-request timeout, seconds (1..=3600)."),
+    k("outpost.upgrade", Ty::Object, None, "", "Self-upgrade settings."),
+    k("outpost.upgrade.publicKeys", Ty::List, None, "", "Extra trusted release keys (signify public keys: the file text or its base64 line), beside the built-in ones."),
     // -- platform keys accepted and ignored --
     ign("stylus.site.clusterId", "Cluster the host belongs to."),
     ign("stylus.site.clusterName", "Cluster the host belongs to."),

@@ -113,6 +113,8 @@ pub struct Config {
     pub log_level: Val<String>,
     pub connect_timeout: Val<u64>,
     pub request_timeout: Val<u64>,
+    /// `outpost.upgrade.publicKeys`: signify public keys, each checked.
+    pub upgrade_keys: Val<Vec<String>>,
     /// Ignored platform keys present in the file, as written (`stages`, ...).
     pub ignored: Vec<String>,
 }
@@ -155,6 +157,7 @@ impl Default for Config {
             log_level: dflt("warn".into()),
             connect_timeout: dflt(10),
             request_timeout: dflt(30),
+            upgrade_keys: dflt(Vec::new()),
             ignored: Vec::new(),
         }
     }

@@ -677,6 +677,23 @@ pub(super) fn resolve(
     }
     set_int!(connect_timeout, "outpost.timeouts.connect", 1, 300);
     set_int!(request_timeout, "outpost.timeouts.request", 1, 3600);
+    if let Some(raw) = get("outpost.upgrade.publicKeys") {
+        if let Some(items) = list(&raw, &mut ctx, false) {
+            let mut ok = true;
+            for (i, e) in items.iter().enumerate() {
+                if let Err(why) = crate::upgrade::sig::PublicKey::parse(e) {
+                    ctx.bad(&raw.at, format!("entry {}: {why}", i + 1));
+                    ok = false;
+                }
+            }
+            if ok {
+                cfg.upgrade_keys = Val {
+                    value: items,
+                    source: raw.source,
+                };
+            }
+        }
+    }
 }
 
 /// What central management needs and the config lacks.
@@ -1146,6 +1163,19 @@ impl Config {
                 "outpost.timeouts.request",
                 Shown::Num(self.request_timeout.value),
                 &self.request_timeout.source,
+            ),
+            e(
+                "outpost.upgrade.publicKeys",
+                Shown::Text(
+                    self.upgrade_keys
+                        .value
+                        .iter()
+                        .filter_map(|k| crate::upgrade::sig::PublicKey::parse(k).ok())
+                        .map(|k| format!("key {}", k.id()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                &self.upgrade_keys.source,
             ),
         ]
     }

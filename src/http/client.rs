@@ -46,8 +46,8 @@ impl Reply {
 
 /// The transport, ready to send requests.
 pub struct Client {
-    settings: HttpSettings,
-    roots: Roots,
+    pub(super) settings: HttpSettings,
+    pub(super) roots: Roots,
 }
 
 impl Client {

@@ -30,6 +30,7 @@ use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 mod client;
+mod download;
 mod errors;
 mod route;
 mod settings;

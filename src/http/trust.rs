@@ -35,6 +35,7 @@ pub fn read_system_ca(root: &Root) -> Result<Option<CaBundle>> {
     Ok(None)
 }
 
+#[derive(Clone)]
 pub(super) enum Roots {
     Specific(Arc<Vec<Certificate<'static>>>),
     #[cfg(feature = "webpki-roots")]

@@ -430,8 +430,15 @@ mod tests {
             (
                 "cron",
                 CRON_FILE,
-                "root /usr/local/bin/outpost checkin --splay 240",
+                "root [ ! -x /usr/local/bin/outpost.prev ] || /usr/local/bin/outpost.prev upgrade-guard; /usr/local/bin/outpost checkin --splay 240",
             ),
+            (
+                "outpost.service",
+                SERVICE_UNIT,
+                "ExecStartPre=-/usr/local/bin/outpost.prev upgrade-guard",
+            ),
+            ("outpost.service", SERVICE_UNIT, "SuccessExitStatus=75"),
+            ("outpost.service", SERVICE_UNIT, "RestartForceExitStatus=75"),
         ] {
             assert!(text.contains(must), "{name} lacks {must:?}");
         }
