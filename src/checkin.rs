@@ -135,6 +135,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
         inventory_hash: ing.hash.to_string(),
         desired_tag: state.desired_tag.clone(),
         inventory: send.then(|| ing.inventory.clone()),
+        boot: None,
     }
 }
 
@@ -483,8 +484,10 @@ impl Agent<'_> {
                 c
             }
         };
+        let boot = crate::boot::agent::pending(self.root);
         loop {
-            let req = build_checkin(&st, &ing);
+            let mut req = build_checkin(&st, &ing);
+            req.boot = boot.clone();
             let body = proto::encode(&req);
             log::debug!(
                 "check-in: {} bytes{}",
@@ -501,6 +504,9 @@ impl Agent<'_> {
                     let resp: CheckinResponse = decode(&reply)?;
                     let d = apply_checkin(&st, &req, &resp, self.bounds, self.now_s());
                     state::save_state(&self.paths, &d.state)?;
+                    if let Some(b) = &boot {
+                        crate::boot::agent::reported(self.root, &self.paths.dir, b);
+                    }
                     if d.deregister {
                         return Err(Error::new(
                             Code::Deregistered,

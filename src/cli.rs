@@ -35,6 +35,8 @@ pub enum Command {
     Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    /// `outpost boot` (initramfs; src/boot/command.rs parses its flags).
+    Boot(crate::boot::command::BootArgs),
 }
 
 #[derive(Debug, PartialEq)]
@@ -123,6 +125,8 @@ pub struct CheckArgs {
     pub selection: Selection,
     /// `--distro`: judge against one row of docs/support.md (None: all rows).
     pub distro: Option<Distro>,
+    /// `--boot`: only the checks that make sense in the initramfs.
+    pub boot: bool,
 }
 
 pub const HELP: &str = "\
@@ -139,6 +143,7 @@ Commands:
   status     Show how the last check-ins went (exit 0 ok, 1 failed, 7 overdue)
   install    Put the agent on this host or into an image (--root)
   uninstall  Remove what install put there
+  boot       Record this boot from the initramfs (docs/boot.md)
   help       Show help for a command
 
 Options:
@@ -156,7 +161,7 @@ pub const CHECK_HELP: &str = "\
 outpost check: is this host fit to become a managed edge Kubernetes node?
 
 Usage: outpost check [--root DIR] [--json] [--distro NAME] [--only IDS]
-                     [--skip IDS]
+                     [--skip IDS] [--boot]
 
 Reads the host (or the tree under --root) and runs every check. Needs no
 server and no configuration. Checks (IDs for --only and --skip):
@@ -183,6 +188,9 @@ Options:
                   (default: any of them; see docs/support.md)
   --only IDS      Run only these checks (comma-separated IDs)
   --skip IDS      Skip these checks (comma-separated IDs)
+  --boot          Only what makes sense before the real root runs (in the
+                  initramfs): cpu, memory and rootdev (the root= device
+                  is present)
   -v, -q          More or less log output on stderr
   -h, --help      Show this help
 
@@ -394,6 +402,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "probe" => parse_probe(&mut p, &mut verbosity)?,
         "install" => parse_install(&mut p, &mut verbosity)?,
         "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
+        "boot" => crate::boot::command::parse(p.raw_args().map_err(|e| lex(e, "boot"))?.collect())?,
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
@@ -496,6 +505,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut json = false;
     let mut selection = Selection::default();
     let mut distro = None;
+    let mut boot = false;
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -506,6 +516,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
             "--json" => json = true,
+            "--boot" => boot = true,
             "--only" => selection.only.extend(ids(p, CMD, "--only")?),
             "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
             "--distro" => {
@@ -520,11 +531,17 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         }
     }
     selection.validate()?;
+    if boot && (!selection.only.is_empty() || !selection.skip.is_empty()) {
+        return Err(Error::usage(format!(
+            "{CMD}: --boot runs a fixed set (cpu, memory, rootdev); it takes no --only or --skip"
+        )));
+    }
     Ok(Command::Check(CheckArgs {
         root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
         json,
         selection,
         distro,
+        boot,
     }))
 }
 
@@ -953,6 +970,7 @@ mod tests {
                     skip: vec![],
                 },
                 distro: None,
+                boot: false,
             })
         );
         let i = p(&["check", "--distro", "pxke"]).expect("parse");

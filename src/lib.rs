@@ -2,6 +2,7 @@
 //! central management. The device binary (`src/main.rs`) is a thin shell over
 //! this library; see DESIGN notes in each module's header.
 
+pub mod boot;
 pub mod checkin;
 pub mod checks;
 pub mod cli;

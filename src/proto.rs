@@ -14,7 +14,7 @@ use std::fmt;
 
 /// The protocol revision carried as `v` in every message. Additive changes
 /// bump it; a breaking change gets a new path prefix (`/outpost/v2/`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The major version in the URL paths below.
 pub const PROTOCOL_MAJOR: u32 = 1;
 pub const PATH_PROBE: &str = "/outpost/v1/probe";
@@ -98,6 +98,10 @@ pub struct CheckinRequest {
     pub desired_tag: String,
     /// Present only when the hash changed or the server asked for it.
     pub inventory: Option<Inventory>,
+    /// v2: this boot's beacon (`outpost.boot/v1`, docs/boot.md), sent once
+    /// per boot: by the early check-in from the initramfs, then by the
+    /// agent's first check-in after boot.
+    pub boot: Option<crate::boot::Beacon>,
 }
 
 /// 200 answer to a check-in.

@@ -112,6 +112,8 @@ pub struct Config {
     pub log_level: Val<String>,
     pub connect_timeout: Val<u64>,
     pub request_timeout: Val<u64>,
+    /// `outpost.boot.checkin` (docs/boot.md).
+    pub boot_checkin: Val<bool>,
     /// Ignored platform keys present in the file, as written (`stages`, ...).
     pub ignored: Vec<String>,
 }
@@ -154,6 +156,7 @@ impl Default for Config {
             log_level: dflt("warn".into()),
             connect_timeout: dflt(10),
             request_timeout: dflt(30),
+            boot_checkin: dflt(false),
             ignored: Vec::new(),
         }
     }
