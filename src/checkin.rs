@@ -815,6 +815,7 @@ mod tests {
             inventory_hash: "sha256:new".into(),
             desired_tag: String::new(),
             inventory: Some(inv()),
+            boot: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

@@ -376,6 +376,7 @@ mod tests {
             inventory_hash: hash(&inv),
             desired_tag: String::new(),
             inventory: Some(inv.clone()),
+            boot: None,
         };
         let back: crate::proto::CheckinRequest =
             crate::proto::decode(&crate::proto::encode(&req)).expect("schema accepts it");

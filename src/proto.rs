@@ -592,6 +592,7 @@ mod tests {
             inventory_hash: format!("sha256:{}", "ab".repeat(32)),
             desired_tag: "d-0123456789abcdef".into(),
             inventory: None,
+            boot: None,
         }
     }
 

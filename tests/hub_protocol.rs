@@ -82,6 +82,7 @@ fn checkin_req(host: &str, hash: &str, tag: &str) -> CheckinRequest {
         inventory_hash: hash.into(),
         desired_tag: tag.into(),
         inventory: None,
+        boot: None,
     }
 }
 

@@ -20,7 +20,10 @@ pub fn pending(root: &Root) -> Option<Beacon> {
         }
     };
     let sent = root.read_trim(REPORTED).unwrap_or_default();
-    (sent.is_empty() || sent != b.boot_id).then_some(b)
+    (sent.is_empty() || sent != b.boot_id).then_some(Beacon {
+        reported_by: "agent".into(),
+        ..b
+    })
 }
 
 /// The hub acknowledged `b`: remember that, and save the boot counter.

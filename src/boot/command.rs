@@ -77,14 +77,13 @@ pub fn parse(args: Vec<OsString>) -> Result<crate::cli::Command> {
             .into_string()
             .map_err(|_| Error::usage(format!("{CMD}: {flag} value is not valid UTF-8")))
     };
-    while let Some(arg) = p
-        .next()
-        .map_err(|e| Error::usage(format!("{CMD}: {e}")))?
-    {
+    while let Some(arg) = p.next().map_err(|e| Error::usage(format!("{CMD}: {e}")))? {
         match arg {
             Short('h') | Long("help") => return Ok(crate::cli::Command::Help(HELP.to_string())),
             Long("root") => a.root = Root::new(PathBuf::from(val(&mut p, "--root")?)),
-            Long("sysroot") => a.sysroot = Some(Root::new(PathBuf::from(val(&mut p, "--sysroot")?))),
+            Long("sysroot") => {
+                a.sysroot = Some(Root::new(PathBuf::from(val(&mut p, "--sysroot")?)))
+            }
             Long("generator") => a.generator = val(&mut p, "--generator")?,
             Long("stage") => a.stage = val(&mut p, "--stage")?,
             Long("cap") => {
@@ -222,9 +221,13 @@ pub fn gather(a: &BootArgs, host: &dyn Host) -> (Beacon, Option<RealRootFacts>) 
         },
         cmdline: cmd,
         reasons: Vec::new(),
+        reported_by: String::new(),
     };
     if b.boot_id.is_empty() {
-        b.reason("no-boot-id", "/proc/sys/kernel/random/boot_id is not readable");
+        b.reason(
+            "no-boot-id",
+            "/proc/sys/kernel/random/boot_id is not readable",
+        );
     }
     if !clock_valid {
         b.reason(
@@ -300,6 +303,10 @@ pub fn run(a: BootArgs) -> Result<Code> {
     let start = Instant::now();
     let host = crate::sys::host();
     let (mut b, rf) = gather(&a, host.as_ref());
+    if b.checkin.wanted {
+        // What the hub sees in the early check-in's own copy.
+        b.checkin.result = "pending".into();
+    }
     if let Err(e) = save(&a.root, &b) {
         log::error!("boot beacon: {}", e.message);
     }
@@ -366,15 +373,18 @@ fn early(a: &BootArgs, b: &mut Beacon, rf: Option<&RealRootFacts>, start: Instan
         _ => {}
     }
     if !b.clock_valid {
-        return skip(b, "the clock is earlier than this agent's build: TLS cannot be judged");
+        return skip(
+            b,
+            "the clock is earlier than this agent's build: TLS cannot be judged",
+        );
     }
     if !b.network {
         return skip(b, "no network in the initramfs (no default route)");
     }
     let cap = Duration::from_secs(a.cap_s);
     let left = cap.saturating_sub(start.elapsed());
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
+    let mut cmd = match crate::sys::self_command() {
+        Ok(c) => c,
         Err(e) => return skip(b, &format!("cannot find this binary: {e}")),
     };
     // The child's stderr goes to a file in /run (its error line is the
@@ -394,7 +404,7 @@ fn early(a: &BootArgs, b: &mut Beacon, rf: Option<&RealRootFacts>, start: Instan
         Err(e) => return skip(b, &format!("cannot create {}: {e}", log_path.display())),
     };
     let t0 = Instant::now();
-    let child = std::process::Command::new(exe)
+    let child = cmd
         .arg("boot")
         .arg("--early-checkin")
         .arg("--root")

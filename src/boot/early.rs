@@ -36,7 +36,10 @@ pub fn request(st: &crate::state::State, b: &Beacon) -> CheckinRequest {
         inventory_hash: st.inventory_hash.clone(),
         desired_tag: st.desired_tag.clone(),
         inventory: None,
-        boot: Some(b.clone()),
+        boot: Some(Beacon {
+            reported_by: "initramfs".into(),
+            ..b.clone()
+        }),
     }
 }
 
@@ -94,7 +97,11 @@ pub fn child(a: &BootArgs) -> Result<Code> {
     let beacon = Beacon::parse(&text)
         .map_err(|e| Error::new(Code::LocalIo, format!("{}: {e}", path.display())))?;
     let body = proto::encode(&request(&st, &beacon));
-    let url = format!("{}{}", crate::checkin::base_url(endpoint), proto::PATH_CHECKIN);
+    let url = format!(
+        "{}{}",
+        crate::checkin::base_url(endpoint),
+        proto::PATH_CHECKIN
+    );
     let auth = format!("Bearer {cred}");
     let reply = client
         .post_json(&url, body.as_bytes(), &[("Authorization", auth.as_str())])

@@ -74,7 +74,8 @@ pub struct BootCheck {
 pub struct EarlyCheckin {
     /// `outpost.boot.checkin` (or the `outpost.boot.checkin=` parameter).
     pub wanted: bool,
-    /// `off`, `skipped`, `ok`, `failed` or `timeout`.
+    /// `off`, `pending` (in the copy the early check-in itself carries),
+    /// `skipped`, `ok`, `failed` or `timeout`.
     pub result: String,
     /// The exit code the check-in ended with (0 ok).
     pub code: Option<i32>,
@@ -126,6 +127,9 @@ pub struct Beacon {
     pub checks: Vec<BootCheck>,
     pub checkin: EarlyCheckin,
     pub reasons: Vec<Reason>,
+    /// Who sent this copy to the hub: `initramfs` (the early check-in) or
+    /// `agent` (the first check-in after boot); empty in the file.
+    pub reported_by: String,
 }
 
 impl Beacon {
@@ -278,13 +282,21 @@ pub fn rootdev_check(root: &Root, cmd: &Cmdline, mounted: bool) -> (Outcome, Roo
     let mut dev = <RootDev as Default>::default();
     let Some(r) = &cmd.root else {
         return (
-            Outcome::new(Status::Skip, "no root= on the kernel command line", REQUIRED),
+            Outcome::new(
+                Status::Skip,
+                "no root= on the kernel command line",
+                REQUIRED,
+            ),
             dev,
         );
     };
     let Some(path) = root_device_path(r) else {
         return (
-            Outcome::new(Status::Skip, format!("root={r} is not a block device"), REQUIRED),
+            Outcome::new(
+                Status::Skip,
+                format!("root={r} is not a block device"),
+                REQUIRED,
+            ),
             dev,
         );
     };
@@ -351,6 +363,48 @@ pub fn checkin_reason(code: i32, message: &str, network: bool) -> &'static str {
         c if c == Code::Config.as_i32() => "config-invalid",
         _ => "checkin-refused",
     }
+}
+
+/// The hub's JSON for a device's last boot: the beacon plus `received`.
+pub fn hub_summary(b: &Beacon, received: u64) -> json::Value {
+    let mut v: json::Value = json::from_str(&json::to_string(b)).unwrap_or(json::Value::Null);
+    if let json::Value::Object(o) = &mut v {
+        o.insert(
+            "received".into(),
+            json::Value::String(crate::timefmt::rfc3339(received)),
+        );
+    }
+    v
+}
+
+/// One cell for the hub's device table: `#3 dracut 4.2s ok`.
+pub fn hub_text(b: &Beacon) -> String {
+    let mut notes: Vec<String> = b
+        .checks
+        .iter()
+        .filter(|c| c.status == "fail")
+        .map(|c| format!("fail:{}", c.id))
+        .collect();
+    notes.extend(b.reasons.iter().map(|r| r.id.clone()));
+    if b.checkin.wanted {
+        notes.push(format!("early:{}", b.checkin.result));
+    }
+    format!(
+        "#{} {} {}.{}s {}",
+        b.boot_count,
+        if b.generator.is_empty() {
+            "-"
+        } else {
+            &b.generator
+        },
+        b.uptime_ms / 1000,
+        (b.uptime_ms % 1000) / 100,
+        if notes.is_empty() {
+            "ok".to_string()
+        } else {
+            notes.join(",")
+        }
+    )
 }
 
 #[cfg(test)]

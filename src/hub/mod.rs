@@ -534,6 +534,13 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     o.insert("registered".into(), s(&timefmt::rfc3339(r.registered)));
                     o.insert("last_seen".into(), s(&timefmt::rfc3339(r.last_seen)));
                     o.insert("checkins".into(), n(r.checkins));
+                    o.insert(
+                        "last_boot".into(),
+                        r.last_boot
+                            .as_ref()
+                            .map(|(b, at)| crate::boot::hub_summary(b, *at))
+                            .unwrap_or(Value::Null),
+                    );
                     Value::Object(o)
                 })
                 .collect();
@@ -559,6 +566,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
             "ARCH",
             "TAGS",
             "LAST SEEN",
+            "LAST BOOT",
         ];
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -581,6 +589,10 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         tags.join(",")
                     },
                     timefmt::rfc3339(r.last_seen),
+                    r.last_boot
+                        .as_ref()
+                        .map(|(b, _)| crate::boot::hub_text(b))
+                        .unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
