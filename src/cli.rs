@@ -49,6 +49,9 @@ pub struct InstallArgs {
     pub dry_run: bool,
     pub force: bool,
     pub ignore_checks: bool,
+    /// `--initramfs`: put the early-boot files in place (docs/boot.md);
+    /// `None` keeps what an earlier install chose.
+    pub initramfs: Option<crate::install::initramfs::Initramfs>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -248,6 +251,7 @@ outpost install: put the agent on this host or into an OS image
 Usage: outpost install [--config FILE|https-URL] [--root DIR]
                        [--binary FILE] [--scheduler systemd|cron|none]
                        [--dry-run] [--force] [--ignore-checks]
+                       [--initramfs auto|initramfs-tools|dracut|none]
 
 Runs the checks (on an image root only those that make sense for a tree
 that is not running), then places the binary, the user-data (0600), the
@@ -268,6 +272,10 @@ Options:
   --force           Replace files outpost did not create, keeping a backup
                     in <stateDir>/backup
   --ignore-checks   Install even when a check fails
+  --initramfs G     Also put the boot beacon into the initramfs
+                    (docs/boot.md): auto, initramfs-tools, dracut or none;
+                    regenerates the image on the running system (default:
+                    keep what the last install chose, else none)
   -h, --help        Show this help
 
 Exit status: 0 installed or nothing to do, 1 a check failed, 2 usage,
@@ -745,6 +753,7 @@ fn parse_install(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> 
         dry_run: false,
         force: false,
         ignore_checks: false,
+        initramfs: None,
     };
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
@@ -778,6 +787,16 @@ fn parse_install(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> 
                         "{CMD}: --scheduler {v:?} is not one of systemd, cron, none"
                     ))
                 })?);
+            }
+            "--initramfs" => {
+                let v = value(p, CMD, "--initramfs")?;
+                a.initramfs = Some(crate::install::initramfs::Initramfs::parse(&v).ok_or_else(
+                    || {
+                        Error::usage(format!(
+                        "{CMD}: --initramfs {v:?} is not one of auto, initramfs-tools, dracut, none"
+                    ))
+                    },
+                )?);
             }
             "--dry-run" => a.dry_run = true,
             "--force" => a.force = true,
@@ -1223,6 +1242,8 @@ mod tests {
             "--dry-run",
             "--force",
             "--ignore-checks",
+            "--initramfs",
+            "dracut",
         ])
         .expect("parse");
         assert_eq!(
@@ -1235,6 +1256,7 @@ mod tests {
                 dry_run: true,
                 force: true,
                 ignore_checks: true,
+                initramfs: Some(crate::install::initramfs::Initramfs::Dracut),
             }),
             "install with every flag"
         );

@@ -35,13 +35,16 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
         super::print("nothing to do: outpost's files are already removed (the state stays; --purge removes it)\n")?;
         return Ok(Code::Ok);
     }
-    let acts = plan::plan_uninstall(
+    let mut acts = plan::plan_uninstall(
         &manifest,
         &state_dir,
         a.purge,
         live,
         live && root.exists("/run/systemd/system"),
     );
+    if live {
+        inst::initramfs::add_regeneration(root, &mut acts);
+    }
     super::print(&format!(
         "uninstalling from {}:\n",
         if live {
