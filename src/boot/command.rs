@@ -176,9 +176,12 @@ pub fn gather(a: &BootArgs, host: &dyn Host) -> (Beacon, Option<RealRootFacts>) 
     let (checks, mut dev) = super::checks(root, &facts, mounted);
     let now = facts.now;
     let clock_valid = now >= facts.build_epoch;
-    let boot_id = root
-        .read_trim("/proc/sys/kernel/random/boot_id")
-        .unwrap_or_default();
+    let boot_id = super::clip(
+        &root
+            .read_trim("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default(),
+        64,
+    );
     let count_root = a.sysroot.as_ref().unwrap_or(root);
     let state_dir = rr
         .as_ref()
@@ -187,7 +190,9 @@ pub fn gather(a: &BootArgs, host: &dyn Host) -> (Beacon, Option<RealRootFacts>) 
     let count_path = count_root.path(&state_dir).join(COUNT_FILE);
     let stored = super::read_small(&count_path).and_then(|t| super::parse_count(&t));
     if let (Some(s), Some(r)) = (&a.sysroot, &rr) {
-        dev.mounted_at = r.mounted.then(|| s.base().to_string_lossy().into_owned());
+        dev.mounted_at = r
+            .mounted
+            .then(|| super::clip(&s.base().to_string_lossy(), 256));
         dev.read_only = r.read_only;
     }
     let mut b = Beacon {
@@ -435,15 +440,14 @@ fn early(a: &BootArgs, b: &mut Beacon, rf: Option<&RealRootFacts>, start: Instan
     };
     b.checkin.elapsed_ms = t0.elapsed().as_millis() as u64;
     let text = super::read_small(&log_path).unwrap_or_default();
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim_start_matches("outpost: ")
-        .chars()
-        .take(300)
-        .collect::<String>();
+    let last = super::clip(
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_start_matches("outpost: "),
+        1000,
+    );
     match status.and_then(|s| s.code()) {
         Some(0) => {
             b.checkin.result = "ok".into();

@@ -134,10 +134,10 @@ pub struct Beacon {
 
 impl Beacon {
     pub fn reason(&mut self, id: &str, detail: impl Into<String>) {
-        if !self.reasons.iter().any(|r| r.id == id) {
+        if !self.reasons.iter().any(|r| r.id == id) && self.reasons.len() < 16 {
             self.reasons.push(Reason {
                 id: id.into(),
-                detail: detail.into(),
+                detail: clip(&detail.into(), 1024),
             });
         }
     }
@@ -189,6 +189,16 @@ pub fn read_small(path: &std::path::Path) -> Option<String> {
     Some(s)
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary (the protocol's
+/// limits, docs/protocol.md).
+pub fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// Pick the boot facts out of `/proc/cmdline`.
 pub fn parse_cmdline(text: &str) -> Cmdline {
     let mut c = <Cmdline as Default>::default();
@@ -198,11 +208,13 @@ pub fn parse_cmdline(text: &str) -> Cmdline {
             None => (word, None),
         };
         match (k, v) {
-            ("root", Some(v)) => c.root = Some(v.to_string()),
+            ("root", Some(v)) => c.root = Some(clip(v, 256)),
             ("ro", None) | ("rw", None) => c.root_mode = Some(k.to_string()),
-            ("ip", Some(v)) => c.ip = Some(v.to_string()),
+            ("ip", Some(v)) => c.ip = Some(clip(v, 256)),
             ("rd.neednet", Some(v)) => c.neednet = v == "1",
-            _ if k.starts_with("outpost.") => c.outpost.push(word.to_string()),
+            _ if k.starts_with("outpost.") && c.outpost.len() < 16 => {
+                c.outpost.push(clip(word, 256))
+            }
             _ => {}
         }
     }
@@ -301,7 +313,7 @@ pub fn rootdev_check(root: &Root, cmd: &Cmdline, mounted: bool) -> (Outcome, Roo
         );
     };
     dev.present = root.exists(&path);
-    dev.device = Some(path.clone());
+    dev.device = Some(clip(&path, 256));
     let o = if dev.present {
         Outcome::new(Status::Pass, format!("{path} present"), REQUIRED)
     } else if mounted {
@@ -338,7 +350,7 @@ pub fn boot_checks_json(checks: &[Check]) -> Vec<BootCheck> {
         .map(|c| BootCheck {
             id: c.id.to_string(),
             status: c.outcome.status.as_str().to_string(),
-            observed: c.outcome.observed.clone(),
+            observed: clip(&c.outcome.observed, 256),
         })
         .collect()
 }

@@ -313,3 +313,38 @@ fn early_request_carries_the_beacon_and_no_inventory() {
         "{body}"
     );
 }
+
+#[test]
+fn oversized_inputs_stay_within_the_protocol_limits() {
+    let long = "x".repeat(5000);
+    let mut b = beacon();
+    b.cmdline = parse_cmdline(&format!(
+        "root=LABEL={long} ip={long} {}",
+        (0..40)
+            .map(|i| format!("outpost.k{i}={long}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    b.root.device =
+        root_device_path(b.cmdline.root.as_deref().unwrap_or("")).map(|p| clip(&p, 256));
+    for i in 0..40 {
+        b.reason(&format!("r{i}"), format!("{long}é"));
+    }
+    b.checkin.message = clip(&"é".repeat(3000), 1000);
+    let st = crate::state::State::new("edge-1");
+    let body = crate::proto::encode(&early::request(&st, &b));
+    let back: crate::proto::CheckinRequest =
+        crate::proto::decode(&body).expect("the hub accepts it");
+    let got = back.boot.expect("boot");
+    assert_eq!(got.cmdline.outpost.len(), 16);
+    assert_eq!(got.reasons.len(), 16, "1 + 15 new reasons");
+    assert!(got.cmdline.root.as_deref().is_some_and(|r| r.len() == 256));
+    // And the hub refuses a beacon over the limits (another sender).
+    let bad = body.replace(r#""stage":"pre-pivot""#, &format!(r#""stage":"{long}""#));
+    assert_eq!(
+        crate::proto::decode::<crate::proto::CheckinRequest>(&bad).map(|_| ()),
+        Err(crate::proto::DecodeError(
+            "check-in request: field `boot.stage` is longer than 64 bytes".into()
+        ))
+    );
+}
