@@ -45,7 +45,7 @@ def hub_binary(root):
     log("building outpost-hub (release, native)")
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "--target", "x86_64-unknown-linux-musl",
-         "--features", "hub", "--bin", "outpost-hub"],
+         "-p", "outpost-hub", "--bin", "outpost-hub"],
         cwd=root, check=True, stdout=sys.stderr)
     return os.path.join(root, "target/x86_64-unknown-linux-musl/release/outpost-hub")
 

@@ -12,8 +12,6 @@ pub mod error;
 pub mod facts;
 pub mod fsutil;
 pub mod http;
-#[cfg(feature = "hub")]
-pub mod hub;
 pub mod identity;
 pub mod install;
 pub mod inventory;

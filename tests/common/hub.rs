@@ -14,17 +14,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Path of the hub binary, or a clear panic saying how to get one.
+/// Path of the hub binary, or a clear panic saying how to get one: the hub is
+/// its own crate (hub/), so the agent's tests find the one cargo built into
+/// the same target directory (`cargo build -p outpost-hub`).
 pub fn hub_bin() -> PathBuf {
     if let Ok(p) = std::env::var("OUTPOST_TEST_HUB") {
         if !p.trim().is_empty() {
             return PathBuf::from(p);
         }
     }
-    match option_env!("CARGO_BIN_EXE_outpost-hub") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "no outpost-hub: build it natively (cargo build --features hub --bin outpost-hub) and set OUTPOST_TEST_HUB"
+    if let Some(p) = option_env!("CARGO_BIN_EXE_outpost-hub") {
+        return PathBuf::from(p);
+    }
+    // target/<triple>/debug/deps/<test> -> target/<triple>/debug/outpost-hub
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|t| Some(t.parent()?.parent()?.join("outpost-hub")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => panic!(
+            "no outpost-hub: build it (cargo build -p outpost-hub) or set OUTPOST_TEST_HUB to a native build"
         ),
     }
 }

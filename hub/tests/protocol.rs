@@ -2,7 +2,6 @@
 //! made with openssl), with a ureq client set up as the agent's will be:
 //! register, check in, inventory, re-registration, duplicates,
 //! deregistration, load shedding, restart, and bad input of every kind.
-#![cfg(feature = "hub")]
 
 mod common;
 

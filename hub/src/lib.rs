@@ -1,7 +1,7 @@
 //! `outpost-hub`, the reference server of the outpost protocol: argv
 //! parsing and the operator commands (tokens, devices, interval, upgrade
-//! offers, labels, config, deregistration, load shedding). Compiled only with
-//! the `hub` feature; the device binary never contains any of it.
+//! offers, labels, config, deregistration, load shedding). Its own crate (hub/), so
+//! the device binary never contains any of it.
 //!
 //! Must not print secrets except a new token, once, on stdout.
 
@@ -10,12 +10,12 @@ pub mod http;
 pub mod secret;
 pub mod server;
 
-use crate::error::{Code, Error, Result};
-use crate::proto::{Artifact, UpgradeOffer};
-use crate::timefmt;
 use db::{Db, Shed};
 use lexopt::prelude::*;
 use miniserde::json::{self, Number, Object, Value};
+use outpost::error::{Code, Error, Result};
+use outpost::proto::{Artifact, UpgradeOffer};
+use outpost::timefmt;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,7 +143,7 @@ fn run(args: Vec<OsString>) -> Result<()> {
                 return Ok(());
             }
             Some(Short('V') | Long("version")) => {
-                println!("outpost-hub {}", crate::version::VERSION);
+                println!("outpost-hub {}", outpost::version::VERSION);
                 return Ok(());
             }
             Some(Value(v)) => break string(v, "command")?,

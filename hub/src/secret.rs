@@ -4,7 +4,7 @@
 //!
 //! Must not log, print or store a secret; callers print a new token once.
 
-use crate::error::{Code, Error, Result};
+use outpost::error::{Code, Error, Result};
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 

@@ -4,12 +4,12 @@
 //!
 //! Must not do network I/O or know HTTP; it speaks in protocol values.
 
-use crate::error::{Code, Error, Result};
-use crate::hub::secret;
-use crate::proto::{
+use crate::secret;
+use miniserde::json;
+use outpost::error::{Code, Error, Result};
+use outpost::proto::{
     self, CheckinRequest, CheckinResponse, Desired, Inventory, RegisterRequest, UpgradeOffer,
 };
-use miniserde::json;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -742,7 +742,7 @@ impl DeviceRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Health;
+    use outpost::proto::Health;
 
     fn tmpdb(name: &str) -> (Db, PathBuf) {
         let dir = std::env::temp_dir().join(format!("outpost-hubdb-{}-{name}", std::process::id()));

@@ -7,13 +7,13 @@
 //! Must not spawn a thread per connection, read without a deadline, or put a
 //! secret (token, credential, install secret) in a log line or an error.
 
-use crate::error::{Code, Error, Result};
-use crate::hub::db::{CheckinRefusal, Db, RegisterRefusal, Shed};
-use crate::hub::http::{self, HttpError, Request, Timed};
-use crate::hub::secret;
-use crate::proto::{self, CheckinRequest, ErrorBody, Probe, RegisterRequest, RegisterResponse};
-use crate::timefmt;
+use crate::db::{CheckinRefusal, Db, RegisterRefusal, Shed};
+use crate::http::{self, HttpError, Request, Timed};
+use crate::secret;
 use miniserde::Serialize;
+use outpost::error::{Code, Error, Result};
+use outpost::proto::{self, CheckinRequest, ErrorBody, Probe, RegisterRequest, RegisterResponse};
+use outpost::timefmt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::fs::File;
@@ -72,7 +72,7 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
 fn pem_err(what: &str, path: &Path, e: &rustls::pki_types::pem::Error) -> Error {
     use rustls::pki_types::pem::Error as P;
     let why = match e {
-        P::Io(io) => crate::error::io_text(io),
+        P::Io(io) => outpost::error::io_text(io),
         P::NoItemsFound => format!("no PEM {what} found"),
         other => format!("not valid PEM ({other:?})"),
     };
@@ -131,13 +131,13 @@ pub fn serve(opts: Options) -> Result<()> {
     let listener = TcpListener::bind(addr).map_err(|e| {
         Error::new(
             Code::Network,
-            format!("binding {addr}: {}", crate::error::io_text(&e)),
+            format!("binding {addr}: {}", outpost::error::io_text(&e)),
         )
     })?;
     let local = listener.local_addr().map_err(|e| {
         Error::new(
             Code::Network,
-            format!("binding {addr}: {}", crate::error::io_text(&e)),
+            format!("binding {addr}: {}", outpost::error::io_text(&e)),
         )
     })?;
     let shared = Arc::new(Shared {
@@ -438,7 +438,7 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
             v: proto::PROTOCOL_VERSION,
             protocol: proto::PROTOCOL_NAME.to_string(),
             majors: vec![proto::PROTOCOL_MAJOR],
-            server: format!("outpost-hub {}", crate::version::VERSION),
+            server: format!("outpost-hub {}", outpost::version::VERSION),
             server_time: now_unix(),
         });
     }

@@ -1,0 +1,10 @@
+//! The agent's test support for the hub and its test PKI (tests/common in
+//! the agent's crate), shared rather than copied.
+#![allow(dead_code)]
+
+#[path = "../../../tests/common/fault.rs"]
+pub mod fault;
+#[path = "../../../tests/common/hub.rs"]
+pub mod hub;
+#[path = "../../../tests/common/tls.rs"]
+pub mod tls;
