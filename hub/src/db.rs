@@ -127,7 +127,7 @@ pub struct DeviceRow {
     pub last_seen: u64,
     pub checkins: u64,
     /// The last boot beacon and when it arrived (Unix seconds).
-    pub last_boot: Option<(crate::boot::Beacon, u64)>,
+    pub last_boot: Option<(outpost::boot::Beacon, u64)>,
 }
 
 pub struct Db {
@@ -654,7 +654,7 @@ impl Db {
                     checkins: r.get::<_, i64>(14)? as u64,
                     last_boot: r
                         .get::<_, Option<String>>(15)?
-                        .and_then(|t| crate::boot::Beacon::parse(&t).ok())
+                        .and_then(|t| outpost::boot::Beacon::parse(&t).ok())
                         .zip(r.get::<_, Option<i64>>(16)?.map(|v| v as u64)),
                 })
             })

@@ -538,7 +538,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         "last_boot".into(),
                         r.last_boot
                             .as_ref()
-                            .map(|(b, at)| crate::boot::hub_summary(b, *at))
+                            .map(|(b, at)| outpost::boot::hub_summary(b, *at))
                             .unwrap_or(Value::Null),
                     );
                     Value::Object(o)
@@ -591,7 +591,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     timefmt::rfc3339(r.last_seen),
                     r.last_boot
                         .as_ref()
-                        .map(|(b, _)| crate::boot::hub_text(b))
+                        .map(|(b, _)| outpost::boot::hub_text(b))
                         .unwrap_or_else(|| "-".into()),
                 ]
             })
