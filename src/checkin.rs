@@ -133,6 +133,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
         inventory: send.then(|| ing.inventory.clone()),
         upgrade: None,
         config: None,
+        boot: None,
     }
 }
 
@@ -499,10 +500,12 @@ impl Agent<'_> {
         let upgrade_layout = crate::upgrade::layout(self.root, self.cfg);
         let upgrade_report = crate::upgrade::report(&upgrade_layout);
         let config_report = crate::remote::report(&self.paths.dir);
+        let boot = crate::boot::agent::pending(self.root);
         loop {
             let mut req = build_checkin(&st, &ing);
             req.upgrade = upgrade_report.clone();
             req.config = config_report.clone();
+            req.boot = boot.clone();
             let body = proto::encode(&req);
             log::debug!(
                 "check-in: {} bytes{}",
@@ -524,6 +527,9 @@ impl Agent<'_> {
                     }
                     if let Some(r) = &config_report {
                         crate::remote::mark_reported(&self.paths.dir, r);
+                    }
+                    if let Some(b) = &boot {
+                        crate::boot::agent::reported(self.root, &self.paths.dir, b);
                     }
                     if d.deregister {
                         return Err(Error::new(
@@ -833,6 +839,7 @@ mod tests {
             inventory: Some(inv()),
             upgrade: None,
             config: None,
+            boot: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

@@ -378,6 +378,7 @@ mod tests {
             inventory: Some(inv.clone()),
             upgrade: None,
             config: None,
+            boot: None,
         };
         let back: crate::proto::CheckinRequest =
             crate::proto::decode(&crate::proto::encode(&req)).expect("schema accepts it");

@@ -5,6 +5,7 @@
 // `unsafe` lives in `sys.rs` only (it opts out, and says why there).
 #![deny(unsafe_code)]
 
+pub mod boot;
 pub mod checkin;
 pub mod checks;
 pub mod cli;

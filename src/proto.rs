@@ -103,6 +103,10 @@ pub struct CheckinRequest {
     pub upgrade: Option<UpgradeReport>,
     /// (v2) What the agent did with `desired.config`, sent once per change.
     pub config: Option<ConfigReport>,
+    /// (v2) This boot's beacon (`outpost.boot/v1`, docs/boot.md), sent once
+    /// per boot: by the early check-in from the initramfs, then by the
+    /// agent's first check-in after boot.
+    pub boot: Option<crate::boot::Beacon>,
 }
 
 /// (v2) Remote configuration: keys applied, keys refused with the reason.
@@ -365,6 +369,56 @@ const KUBERNETES: &[Field] = &[
     req("min_agent_version", Ty::Str(64)),
 ];
 
+// The boot beacon (`outpost.boot/v1`, docs/boot.md), v2 of the check-in.
+const BOOT_CMDLINE: &[Field] = &[
+    opt("root", Ty::Str(S)),
+    opt("root_mode", Ty::Str(8)),
+    opt("ip", Ty::Str(S)),
+    req("neednet", Ty::Bool),
+    req("outpost", Ty::ArrStr(16, S)),
+];
+const BOOT_ROOT: &[Field] = &[
+    opt("device", Ty::Str(S)),
+    req("present", Ty::Bool),
+    opt("mounted_at", Ty::Str(S)),
+    opt("read_only", Ty::Bool),
+];
+const BOOT_CHECK: &[Field] = &[
+    req("id", Ty::Str(32)),
+    req("status", Ty::Str(8)),
+    req("observed", Ty::Str(S)),
+];
+const BOOT_CHECKIN: &[Field] = &[
+    req("wanted", Ty::Bool),
+    req("result", Ty::Str(16)),
+    opt("code", Ty::U32),
+    req("message", Ty::Str(1024)),
+    req("elapsed_ms", Ty::U64),
+];
+const BOOT_REASON: &[Field] = &[req("id", Ty::Str(32)), req("detail", Ty::Str(1024))];
+const BOOT: &[Field] = &[
+    req("schema", Ty::Str(32)),
+    req("agent_version", Ty::Str(64)),
+    req("boot_id", Ty::Str(64)),
+    req("boot_count", Ty::U64),
+    req("generator", Ty::Str(64)),
+    req("stage", Ty::Str(64)),
+    req("uptime_ms", Ty::U64),
+    opt("written_at", Ty::Str(32)),
+    req("clock_valid", Ty::Bool),
+    req("cmdline", Ty::Obj(BOOT_CMDLINE)),
+    opt("cpus", Ty::U32),
+    opt("memory_bytes", Ty::U64),
+    req("root", Ty::Obj(BOOT_ROOT)),
+    req("network", Ty::Bool),
+    req("installed", Ty::Bool),
+    req("registered", Ty::Bool),
+    req("checks", Ty::ArrObj(16, BOOT_CHECK)),
+    req("checkin", Ty::Obj(BOOT_CHECKIN)),
+    req("reasons", Ty::ArrObj(16, BOOT_REASON)),
+    req("reported_by", Ty::Str(16)),
+];
+
 /// A message type with its schema, for [`decode`].
 pub trait Message: Deserialize + Serialize {
     /// Name used in error messages ("check-in request").
@@ -434,6 +488,7 @@ message!(
         opt("inventory", Ty::Obj(INVENTORY)),
         opt("upgrade", Ty::Obj(UPGRADE_REPORT)),
         opt("config", Ty::Obj(CONFIG_REPORT)),
+        opt("boot", Ty::Obj(BOOT)),
     ]
 );
 message!(
@@ -665,6 +720,7 @@ mod tests {
             inventory: None,
             upgrade: None,
             config: None,
+            boot: None,
         }
     }
 

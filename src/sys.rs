@@ -331,6 +331,23 @@ pub fn interface_addrs() -> io::Result<Vec<IfAddr>> {
     Ok(out)
 }
 
+/// A command that runs this binary again (`outpost boot` runs its early
+/// check-in as a child). With `test-hooks`, `OUTPOST_TEST_RUNNER` (e.g.
+/// `qemu-aarch64-static`) is put in front, as the tests do for the parent.
+pub fn self_command() -> io::Result<std::process::Command> {
+    let exe = std::env::current_exe()?;
+    #[cfg(feature = "test-hooks")]
+    if let Ok(runner) = std::env::var("OUTPOST_TEST_RUNNER") {
+        let mut parts = runner.split_whitespace();
+        if let Some(first) = parts.next() {
+            let mut c = std::process::Command::new(first);
+            c.args(parts).arg(exe);
+            return Ok(c);
+        }
+    }
+    Ok(std::process::Command::new(exe))
+}
+
 /// The host to use: the real one, or with the `test-hooks` feature, the real
 /// one with `OUTPOST_TEST_NOW` (Unix seconds), `OUTPOST_TEST_EUID` and
 /// `OUTPOST_TEST_FREE_BYTES` (what statvfs reports as total and available) applied,

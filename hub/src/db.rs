@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen INTEGER NOT NULL,
     checkins INTEGER NOT NULL DEFAULT 0
 );
+-- The last boot beacon (outpost.boot/v1) each device reported (protocol v2).
+CREATE TABLE IF NOT EXISTS boots (
+    host_id TEXT PRIMARY KEY,
+    beacon TEXT NOT NULL,
+    received INTEGER NOT NULL
+);
 ";
 const SCHEMA_VERSION: &str = "1";
 
@@ -120,6 +126,8 @@ pub struct DeviceRow {
     pub registered: u64,
     pub last_seen: u64,
     pub checkins: u64,
+    /// The last boot beacon and when it arrived (Unix seconds).
+    pub last_boot: Option<(outpost::boot::Beacon, u64)>,
 }
 
 pub struct Db {
@@ -455,6 +463,13 @@ impl Db {
                     inventory_wanted
                 ],
             )?;
+            if let Some(b) = &req.boot {
+                tx.execute(
+                    "INSERT INTO boots(host_id, beacon, received) VALUES(?1, ?2, ?3)
+                     ON CONFLICT(host_id) DO UPDATE SET beacon=excluded.beacon, received=excluded.received",
+                    params![host_id, json::to_string(b), now as i64],
+                )?;
+            }
             let deregister = state == "deregistering";
             if deregister {
                 tx.execute(
@@ -650,8 +665,9 @@ impl Db {
         let mut st = self
             .conn
             .prepare(
-                "SELECT host_id, project, hostname, agent, tags, labels, inventory, healthy, failing,
-                 interval_ms, state, peer, registered, last_seen, checkins FROM devices ORDER BY host_id",
+                "SELECT d.host_id, project, hostname, agent, tags, labels, inventory, healthy, failing,
+                 interval_ms, state, peer, registered, last_seen, checkins, b.beacon, b.received
+                 FROM devices d LEFT JOIN boots b ON b.host_id = d.host_id ORDER BY d.host_id",
             )
             .map_err(|e| db_err(&self.path, "reading", &e))?;
         let rows = st
@@ -677,6 +693,10 @@ impl Db {
                     registered: r.get::<_, i64>(12)? as u64,
                     last_seen: r.get::<_, i64>(13)? as u64,
                     checkins: r.get::<_, i64>(14)? as u64,
+                    last_boot: r
+                        .get::<_, Option<String>>(15)?
+                        .and_then(|t| outpost::boot::Beacon::parse(&t).ok())
+                        .zip(r.get::<_, Option<i64>>(16)?.map(|v| v as u64)),
                 })
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -802,6 +822,7 @@ mod tests {
             inventory: None,
             upgrade: None,
             config: None,
+            boot: None,
         }
     }
 

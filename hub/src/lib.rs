@@ -608,6 +608,13 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                     o.insert("registered".into(), s(&timefmt::rfc3339(r.registered)));
                     o.insert("last_seen".into(), s(&timefmt::rfc3339(r.last_seen)));
                     o.insert("checkins".into(), n(r.checkins));
+                    o.insert(
+                        "last_boot".into(),
+                        r.last_boot
+                            .as_ref()
+                            .map(|(b, at)| outpost::boot::hub_summary(b, *at))
+                            .unwrap_or(Value::Null),
+                    );
                     Value::Object(o)
                 })
                 .collect();
@@ -633,6 +640,7 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
             "ARCH",
             "TAGS",
             "LAST SEEN",
+            "LAST BOOT",
         ];
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -655,6 +663,10 @@ fn devices(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         tags.join(",")
                     },
                     timefmt::rfc3339(r.last_seen),
+                    r.last_boot
+                        .as_ref()
+                        .map(|(b, _)| outpost::boot::hub_text(b))
+                        .unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();

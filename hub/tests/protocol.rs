@@ -83,6 +83,7 @@ fn checkin_req(host: &str, hash: &str, tag: &str) -> CheckinRequest {
         inventory: None,
         upgrade: None,
         config: None,
+        boot: None,
     }
 }
 

@@ -17,6 +17,7 @@ Commands:
   uninstall  Remove what install put there
   upgrade    Upgrade this agent from a signed local artifact (--bundle)
   rollback   Put the previous agent binary (outpost.prev) back
+  boot       Record this boot from the initramfs (docs/boot.md)
   help       Show help for a command
 
 Options:
@@ -34,7 +35,7 @@ pub const CHECK_HELP: &str = "\
 outpost check: is this host fit to become a managed edge Kubernetes node?
 
 Usage: outpost check [--root DIR] [--json] [--distro NAME] [--only IDS]
-                     [--skip IDS]
+                     [--skip IDS] [--boot]
 
 Reads the host (or the tree under --root) and runs every check. Needs no
 server and no configuration. Checks (IDs for --only and --skip):
@@ -61,6 +62,9 @@ Options:
                   (default: any of them; see docs/support.md)
   --only IDS      Run only these checks (comma-separated IDs)
   --skip IDS      Skip these checks (comma-separated IDs)
+  --boot          Only what makes sense before the real root runs (in the
+                  initramfs): cpu, memory and rootdev (the root= device
+                  is present)
   -v, -q          More or less log output on stderr
   -h, --help      Show this help
 
@@ -119,6 +123,7 @@ outpost install: put the agent on this host or into an OS image
 Usage: outpost install [--config FILE|https-URL] [--root DIR]
                        [--binary FILE] [--scheduler systemd|cron|none]
                        [--dry-run] [--force] [--ignore-checks]
+                       [--initramfs auto|initramfs-tools|dracut|none]
 
 Runs the checks (on an image root only those that make sense for a tree
 that is not running), then places the binary, the user-data (0600), the
@@ -139,6 +144,10 @@ Options:
   --force           Replace files outpost did not create, keeping a backup
                     in <stateDir>/backup
   --ignore-checks   Install even when a check fails
+  --initramfs G     Also put the boot beacon into the initramfs
+                    (docs/boot.md): auto, initramfs-tools, dracut or none;
+                    regenerates the image on the running system (default:
+                    keep what the last install chose, else none)
   -h, --help        Show this help
 
 Exit status: 0 installed or nothing to do, 1 a check failed, 2 usage,

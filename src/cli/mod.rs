@@ -45,6 +45,8 @@ pub enum Command {
     Rollback(RunArgs),
     /// Run by the previous binary before each start: count or roll back.
     UpgradeGuard(RunArgs),
+    /// `outpost boot` (initramfs; src/boot/command.rs parses its flags).
+    Boot(crate::boot::command::BootArgs),
 }
 
 #[derive(Debug, PartialEq)]
@@ -65,6 +67,9 @@ pub struct InstallArgs {
     pub dry_run: bool,
     pub force: bool,
     pub ignore_checks: bool,
+    /// `--initramfs`: put the early-boot files in place (docs/boot.md);
+    /// `None` keeps what an earlier install chose.
+    pub initramfs: Option<crate::install::initramfs::Initramfs>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -146,6 +151,8 @@ pub struct CheckArgs {
     pub selection: Selection,
     /// `--distro`: judge against one row of docs/support.md (None: all rows).
     pub distro: Option<Distro>,
+    /// `--boot`: only the checks that make sense in the initramfs.
+    pub boot: bool,
 }
 
 fn unknown_arg(arg: lexopt::Arg<'_>) -> Error {
@@ -227,6 +234,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "probe" => parse_probe(&mut p, &mut verbosity)?,
         "install" => parse_install(&mut p, &mut verbosity)?,
         "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
+        "boot" => crate::boot::command::parse(p.raw_args().map_err(|e| lex(e, "boot"))?.collect())?,
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
@@ -335,6 +343,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut json = false;
     let mut selection = Selection::default();
     let mut distro = None;
+    let mut boot = false;
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -345,6 +354,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
             "--json" => json = true,
+            "--boot" => boot = true,
             "--only" => selection.only.extend(ids(p, CMD, "--only")?),
             "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
             "--distro" => {
@@ -359,11 +369,17 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         }
     }
     selection.validate()?;
+    if boot && (!selection.only.is_empty() || !selection.skip.is_empty()) {
+        return Err(Error::usage(format!(
+            "{CMD}: --boot runs a fixed set (cpu, memory, rootdev); it takes no --only or --skip"
+        )));
+    }
     Ok(Command::Check(CheckArgs {
         root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
         json,
         selection,
         distro,
+        boot,
     }))
 }
 
@@ -549,6 +565,7 @@ fn parse_install(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> 
         dry_run: false,
         force: false,
         ignore_checks: false,
+        initramfs: None,
     };
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
@@ -582,6 +599,16 @@ fn parse_install(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> 
                         "{CMD}: --scheduler {v:?} is not one of systemd, cron, none"
                     ))
                 })?);
+            }
+            "--initramfs" => {
+                let v = value(p, CMD, "--initramfs")?;
+                a.initramfs = Some(crate::install::initramfs::Initramfs::parse(&v).ok_or_else(
+                    || {
+                        Error::usage(format!(
+                        "{CMD}: --initramfs {v:?} is not one of auto, initramfs-tools, dracut, none"
+                    ))
+                    },
+                )?);
             }
             "--dry-run" => a.dry_run = true,
             "--force" => a.force = true,
@@ -722,6 +749,7 @@ mod tests {
                     skip: vec![],
                 },
                 distro: None,
+                boot: false,
             })
         );
         let i = p(&["check", "--distro", "pxke"]).expect("parse");
@@ -974,6 +1002,8 @@ mod tests {
             "--dry-run",
             "--force",
             "--ignore-checks",
+            "--initramfs",
+            "dracut",
         ])
         .expect("parse");
         assert_eq!(
@@ -986,6 +1016,7 @@ mod tests {
                 dry_run: true,
                 force: true,
                 ignore_checks: true,
+                initramfs: Some(crate::install::initramfs::Initramfs::Dracut),
             }),
             "install with every flag"
         );

@@ -13,7 +13,11 @@ pub fn run(args: CheckArgs) -> Result<Code> {
     );
     let mut facts = Facts::gather(&args.root, host.as_ref());
     facts.distro = args.distro;
-    let results = checks::run(&facts, &args.selection);
+    let results = if args.boot {
+        crate::boot::checks(&args.root, &facts, false).0
+    } else {
+        checks::run(&facts, &args.selection)
+    };
     let text = if args.json {
         let mut j = checks::to_json(&facts, &results);
         j.push('\n');

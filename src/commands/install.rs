@@ -165,7 +165,12 @@ pub fn run(a: InstallArgs) -> Result<Code> {
             Vec::new()
         },
     };
-    let wants = inst::wants(&spec);
+    let mut wants = inst::wants(&spec);
+    // The early-boot files (docs/boot.md): new wants, decided here.
+    let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
+    let prior = apply::read_manifest(root, &manifest_path)?;
+    let initramfs = early_boot(root, a.initramfs, prior.as_ref())?;
+    wants.extend(inst::initramfs::wants(initramfs));
     let trust_paths: BTreeSet<String> = wants
         .iter()
         .filter_map(|w| match w {
@@ -175,8 +180,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
             _ => None,
         })
         .collect();
-    let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
-    let mut manifest = apply::read_manifest(root, &manifest_path)?.unwrap_or_else(Manifest::new);
+    let mut manifest = prior.unwrap_or_else(Manifest::new);
     if !a.dry_run {
         let mut owned: Vec<String> = wants.iter().map(|w| w.path().to_string()).collect();
         owned.extend(manifest_paths(&manifest));
@@ -192,7 +196,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         (Some(t), false) => Some(t.update.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
         _ => None,
     };
-    let acts = plan::plan(&plan::Inputs {
+    let mut acts = plan::plan(&plan::Inputs {
         wants: &wants,
         seen: &seen,
         manifest: &manifest,
@@ -204,6 +208,17 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         trust_paths: &trust_paths,
     })?;
 
+    if live {
+        inst::initramfs::add_regeneration(root, &mut acts);
+    } else if initramfs != inst::initramfs::Initramfs::None && !a.dry_run {
+        eprintln!(
+            "initramfs: {} files placed in the image; the image build makes the initramfs ({})",
+            initramfs.as_str(),
+            inst::initramfs::regenerate(root, initramfs)
+                .map(|v| v.join(" "))
+                .unwrap_or_default()
+        );
+    }
     let target = if live {
         "the running system".to_string()
     } else {
@@ -265,6 +280,35 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         root.path(&manifest_path).display()
     ))?;
     Ok(Code::Ok)
+}
+
+/// The generator whose early-boot files this install places: `--initramfs`
+/// (auto resolved against the tree), else what the last install placed.
+fn early_boot(
+    root: &Root,
+    given: Option<inst::initramfs::Initramfs>,
+    prior: Option<&Manifest>,
+) -> Result<inst::initramfs::Initramfs> {
+    use inst::initramfs::{detect, from_paths, Initramfs};
+    let kept = || {
+        prior.map_or(Initramfs::None, |m| {
+            from_paths(m.files.iter().map(|e| e.path.as_str()))
+        })
+    };
+    Ok(match given {
+        None => kept(),
+        Some(Initramfs::Auto) => {
+            let g = detect(root, Initramfs::Auto);
+            if g == Initramfs::None {
+                return Err(Error::usage(format!(
+                    "install: --initramfs auto: neither update-initramfs nor dracut is under {}; name one, or use none",
+                    root.base().display()
+                )));
+            }
+            g
+        }
+        Some(g) => g,
+    })
 }
 
 /// A value set in the user-data file (not the installing shell's environment).

@@ -38,6 +38,7 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Upgrade(args) => upgrade::run(args),
         Command::Rollback(args) => upgrade::rollback(args),
         Command::UpgradeGuard(args) => upgrade::guard(args),
+        Command::Boot(args) => crate::boot::command::run(args),
     }
 }
 

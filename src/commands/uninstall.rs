@@ -44,13 +44,16 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
     for p in apply::sweep_temps(root, &owned, &state_dir)? {
         log::info!("removed stale temp file {p}");
     }
-    let acts = plan::plan_uninstall(
+    let mut acts = plan::plan_uninstall(
         &manifest,
         &state_dir,
         a.purge,
         live,
         live && root.exists("/run/systemd/system"),
     );
+    if live {
+        inst::initramfs::add_regeneration(root, &mut acts);
+    }
     super::print(&format!(
         "uninstalling from {}:\n",
         if live {

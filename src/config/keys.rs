@@ -134,6 +134,8 @@ pub const KEYS: &[Key] = &[
     k("outpost.timeouts.request", Ty::Int, Some("OUTPOST_TIMEOUT_REQUEST"), "30", "Whole-request timeout, seconds (1..=3600)."),
     k("outpost.upgrade", Ty::Object, None, "", "Self-upgrade settings."),
     k("outpost.upgrade.publicKeys", Ty::List, None, "", "Extra trusted release keys (signify public keys: the file text or its base64 line), beside the built-in ones."),
+    k("outpost.boot", Ty::Object, None, "", "What the initramfs does at boot (docs/boot.md)."),
+    k("outpost.boot.checkin", Ty::Bool, Some("OUTPOST_BOOT_CHECKIN"), "false", "Check in once from the initramfs, after the real root is mounted (read-only, capped at 10 s)."),
     // -- platform keys accepted and ignored --
     ign("stylus.site.clusterId", "Cluster the host belongs to."),
     ign("stylus.site.clusterName", "Cluster the host belongs to."),

@@ -115,6 +115,8 @@ pub struct Config {
     pub request_timeout: Val<u64>,
     /// `outpost.upgrade.publicKeys`: signify public keys, each checked.
     pub upgrade_keys: Val<Vec<String>>,
+    /// `outpost.boot.checkin` (docs/boot.md).
+    pub boot_checkin: Val<bool>,
     /// Ignored platform keys present in the file, as written (`stages`, ...).
     pub ignored: Vec<String>,
 }
@@ -158,6 +160,7 @@ impl Default for Config {
             connect_timeout: dflt(10),
             request_timeout: dflt(30),
             upgrade_keys: dflt(Vec::new()),
+            boot_checkin: dflt(false),
             ignored: Vec::new(),
         }
     }

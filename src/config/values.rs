@@ -596,6 +596,7 @@ pub(super) fn resolve(
     set_bool!(vip_skip, "stylus.vip.skip");
     set_bool!(install_reboot, "install.reboot");
     set_bool!(install_poweroff, "install.poweroff");
+    set_bool!(boot_checkin, "outpost.boot.checkin");
     set_int!(interval_min, "outpost.interval.min", 10, 86_400);
     set_int!(interval_max, "outpost.interval.max", 10, 86_400);
     if cfg.interval_min.value > cfg.interval_max.value {
@@ -1176,6 +1177,11 @@ impl Config {
                         .join(", "),
                 ),
                 &self.upgrade_keys.source,
+            ),
+            e(
+                "outpost.boot.checkin",
+                Shown::Bool(self.boot_checkin.value),
+                &self.boot_checkin.source,
             ),
         ]
     }

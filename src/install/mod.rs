@@ -9,6 +9,7 @@
 //! created or replaced. Nothing here reads or writes the host.
 
 pub mod apply;
+pub mod initramfs;
 pub mod manifest;
 pub mod plan;
 
