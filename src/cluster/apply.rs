@@ -1,0 +1,1 @@
+//! Applying a role under a root: placeholder, filled below.

@@ -1,0 +1,1 @@
+//! Dynamic DNS: placeholder, filled below.
