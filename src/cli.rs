@@ -123,6 +123,8 @@ pub struct CheckArgs {
     pub selection: Selection,
     /// `--distro`: judge against one row of docs/support.md (None: all rows).
     pub distro: Option<Distro>,
+    /// `--role ... --vip ... --interface ... --dns ...` (src/cluster/).
+    pub role: Option<crate::cluster::preflight::RoleCheck>,
 }
 
 pub const HELP: &str = "\
@@ -181,6 +183,11 @@ Options:
   --json          Print one JSON document (schema outpost.check/v1)
   --distro NAME   Judge against one distribution: k3s, pxke or canonical
                   (default: any of them; see docs/support.md)
+  --role ROLE     Also check for a cluster role: control-plane or worker
+  --vip ADDR      control-plane: the cluster VIP (interface up, VIP in its
+                  subnet, not local, no ARP reply; needs root)
+  --interface IF  The VIP's interface (default: the default route's)
+  --dns NAME      The cluster's API name must resolve
   --only IDS      Run only these checks (comma-separated IDs)
   --skip IDS      Skip these checks (comma-separated IDs)
   -v, -q          More or less log output on stderr
@@ -496,6 +503,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut json = false;
     let mut selection = Selection::default();
     let mut distro = None;
+    let mut role = crate::cluster::preflight::RoleFlags::default();
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -506,6 +514,10 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
             "--json" => json = true,
+            "--role" | "--vip" | "--interface" | "--dns" => {
+                let v = value(p, CMD, flag)?;
+                role.set(flag, v)?;
+            }
             "--only" => selection.only.extend(ids(p, CMD, "--only")?),
             "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
             "--distro" => {
@@ -525,6 +537,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         json,
         selection,
         distro,
+        role: role.finish()?,
     }))
 }
 
@@ -953,6 +966,7 @@ mod tests {
                     skip: vec![],
                 },
                 distro: None,
+                role: None,
             })
         );
         let i = p(&["check", "--distro", "pxke"]).expect("parse");

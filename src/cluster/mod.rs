@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod ddns;
+pub mod preflight;
 pub mod render;
 pub mod vip;
 

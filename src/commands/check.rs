@@ -13,7 +13,10 @@ pub fn run(args: CheckArgs) -> Result<Code> {
     );
     let mut facts = Facts::gather(&args.root, host.as_ref());
     facts.distro = args.distro;
-    let results = checks::run(&facts, &args.selection);
+    let mut results = checks::run(&facts, &args.selection);
+    if let Some(rc) = &args.role {
+        results.extend(crate::cluster::preflight::run(&args.root, rc));
+    }
     let text = if args.json {
         let mut j = checks::to_json(&facts, &results);
         j.push('\n');
