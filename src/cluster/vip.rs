@@ -347,7 +347,11 @@ pub fn checks(i: &Input) -> Vec<Check> {
         ),
         (None, _) => Outcome::new(
             Status::Skip,
-            "interface not usable",
+            if local.is_some() {
+                "not probed: the VIP is local"
+            } else {
+                "interface not usable"
+            },
             "no reply to an ARP probe",
         ),
         (Some(Probe::Free), _) => {
@@ -381,9 +385,6 @@ pub fn preflight(root: &Root, vip: IpAddr, iface: Option<&str>, probes: u32) -> 
     let probe = match (vip, &info) {
         (IpAddr::V4(v4), Some(f)) if f.up && !is_local => {
             Some(arp_probe(f, v4, probes, Duration::from_secs(1)))
-        }
-        (IpAddr::V4(_), Some(f)) if f.up => {
-            Some(Probe::Failed("not probed: the VIP is local".into()))
         }
         _ => None,
     };
