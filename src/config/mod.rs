@@ -112,6 +112,11 @@ pub struct Config {
     pub log_level: Val<String>,
     pub connect_timeout: Val<u64>,
     pub request_timeout: Val<u64>,
+    pub ddns_server: Val<Option<String>>,
+    pub ddns_zone: Val<Option<String>>,
+    pub ddns_key_name: Val<Option<String>>,
+    pub ddns_key_file: Val<Option<String>>,
+    pub ddns_algorithm: Val<String>,
     /// Ignored platform keys present in the file, as written (`stages`, ...).
     pub ignored: Vec<String>,
 }
@@ -154,6 +159,11 @@ impl Default for Config {
             log_level: dflt("warn".into()),
             connect_timeout: dflt(10),
             request_timeout: dflt(30),
+            ddns_server: dflt(None),
+            ddns_zone: dflt(None),
+            ddns_key_name: dflt(None),
+            ddns_key_file: dflt(None),
+            ddns_algorithm: dflt("hmac-sha256".into()),
             ignored: Vec::new(),
         }
     }
