@@ -35,6 +35,8 @@ pub enum Command {
     Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    /// `outpost cluster apply|ddns` (src/cluster/cmd.rs).
+    Cluster(crate::cluster::cmd::ClusterArgs),
 }
 
 #[derive(Debug, PartialEq)]
@@ -141,6 +143,7 @@ Commands:
   status     Show how the last check-ins went (exit 0 ok, 1 failed, 7 overdue)
   install    Put the agent on this host or into an image (--root)
   uninstall  Remove what install put there
+  cluster    Apply a cluster role, update the cluster's DNS name
   help       Show help for a command
 
 Options:
@@ -335,7 +338,7 @@ fn lex(e: lexopt::Error, cmd: &str) -> Error {
     Error::usage(format!("{cmd}: {e}"))
 }
 
-fn value(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<String> {
+pub(crate) fn value(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<String> {
     let v = p
         .value()
         .map_err(|_| Error::usage(format!("{cmd}: {flag} needs a value")))?;
@@ -401,6 +404,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "probe" => parse_probe(&mut p, &mut verbosity)?,
         "install" => parse_install(&mut p, &mut verbosity)?,
         "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
+        "cluster" => crate::cluster::cmd::parse(&mut p, &mut verbosity)?,
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
@@ -433,6 +437,7 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("checkin") => CHECKIN_HELP.to_string(),
         Some("status") => STATUS_HELP.to_string(),
         Some("run") => RUN_HELP.to_string(),
+        Some("cluster") => crate::cluster::cmd::HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -444,12 +449,12 @@ fn help_for(topic: Option<&str>) -> Result<String> {
 
 /// One command-line token: a flag spelled as typed (`-v`, `--root`), or a
 /// positional value. Owned, so the parser can be borrowed again for values.
-enum Tok {
+pub(crate) enum Tok {
     Flag(String),
     Value(OsString),
 }
 
-fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
+pub(crate) fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
     Ok(p.next().map_err(|e| lex(e, cmd))?.map(|a| match a {
         Short(c) => Tok::Flag(format!("-{c}")),
         Long(l) => Tok::Flag(format!("--{l}")),
@@ -457,7 +462,7 @@ fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
     }))
 }
 
-fn unknown_tok(tok: Tok, cmd: &str) -> Error {
+pub(crate) fn unknown_tok(tok: Tok, cmd: &str) -> Error {
     match tok {
         Tok::Flag(f) => {
             let see = if cmd == "outpost" {
@@ -475,7 +480,7 @@ fn unknown_tok(tok: Tok, cmd: &str) -> Error {
 }
 
 /// Flags every command takes. Returns Ok(true) when `flag` was one of them.
-fn common(
+pub(crate) fn common(
     flag: &str,
     p: &mut lexopt::Parser,
     cmd: &str,
@@ -542,7 +547,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
 }
 
 /// `--config FILE` and `--set KEY=VALUE`; Ok(true) when `flag` was one.
-fn config_flag(
+pub(crate) fn config_flag(
     flag: &str,
     p: &mut lexopt::Parser,
     cmd: &str,

@@ -34,6 +34,7 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Checkin(args) => checkin::run(args),
         Command::Status(args) => status::run(args),
         Command::Run(args) => run::run(args),
+        Command::Cluster(args) => crate::cluster::cmd::run(args),
     }
 }
 
