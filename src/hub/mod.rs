@@ -5,6 +5,7 @@
 //!
 //! Must not print secrets except a new token, once, on stdout.
 
+pub mod cluster;
 pub mod db;
 pub mod http;
 pub mod secret;
