@@ -181,6 +181,14 @@ pub fn check_pools(c: &Cluster) -> Vec<String> {
     e
 }
 
+/// Whether a pool error only holds the cluster back until hosts are added
+/// or removed (a count), rather than making a member impossible.
+pub fn held_only(e: &str) -> bool {
+    e.contains("etcd needs an odd number")
+        || e.starts_with("two-node mode needs")
+        || e.starts_with("no control-plane host yet")
+}
+
 /// The init node: the first control-plane host added.
 pub fn init_node(c: &Cluster) -> Option<&Member> {
     c.members.iter().find(|m| m.pool == Pool::ControlPlane)

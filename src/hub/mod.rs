@@ -6,6 +6,7 @@
 //! Must not print secrets except a new token, once, on stdout.
 
 pub mod cluster;
+pub mod cluster_cmd;
 pub mod db;
 pub mod http;
 pub mod secret;
@@ -39,6 +40,7 @@ Commands:
   deregister      Deregister a device (its agent stops, exit 15)
   delete          Delete a device record (frees its host ID)
   shed            Answer register/check-in with 429 or 503 (tests, drills)
+  cluster         Clusters: create, add hosts, show, list, remove
 
 Options:
   --db FILE       Registry database (default: outpost-hub.db)
@@ -161,6 +163,7 @@ fn run(args: Vec<OsString>) -> Result<()> {
         "set-config" | "label" => set_kv(&mut a, db_path, &cmd),
         "deregister" | "delete" => remove(&mut a, db_path, &cmd),
         "shed" => shed(&mut a, db_path),
+        "cluster" => cluster_cmd::run(&mut a.p, &db_path),
         other => Err(Error::usage(format!(
             "unknown command '{other}'; try 'outpost-hub --help'"
         ))),
