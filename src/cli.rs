@@ -55,6 +55,8 @@ pub struct InstallArgs {
 pub struct UninstallArgs {
     pub root: Root,
     pub purge: bool,
+    /// `--cluster`: leave the cluster first (src/cluster/apply.rs `leave`).
+    pub cluster: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -280,7 +282,7 @@ the way), 20 local I/O.
 pub const UNINSTALL_HELP: &str = "\
 outpost uninstall: remove what outpost install put on the host or image
 
-Usage: outpost uninstall [--root DIR] [--purge]
+Usage: outpost uninstall [--root DIR] [--purge] [--cluster]
 
 Stops and disables the agent (running system), removes exactly the files
 listed in <stateDir>/manifest.json, restores the files install replaced,
@@ -291,6 +293,8 @@ Options:
   --root DIR    Uninstall from the tree under DIR instead of /
   --purge       Also remove the state and every directory install made:
                 the tree is as it was before install
+  --cluster     First leave the cluster (as 'outpost cluster leave'; with
+                --purge also its data); without it a cluster is left alone
   -h, --help    Show this help
 
 Exit status: 0 removed or nothing to do, 2 usage, 4 not permitted
@@ -794,6 +798,7 @@ fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command
     const CMD: &str = "uninstall";
     let mut root = None;
     let mut purge = false;
+    let mut cluster = false;
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -804,12 +809,14 @@ fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(UNINSTALL_HELP.to_string())),
             "--purge" => purge = true,
+            "--cluster" => cluster = true,
             _ => return Err(unknown_tok(tok, CMD)),
         }
     }
     Ok(Command::Uninstall(UninstallArgs {
         root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
         purge,
+        cluster,
     }))
 }
 
@@ -1243,7 +1250,8 @@ mod tests {
             p(&["uninstall", "--purge"]).expect("parse").command,
             Command::Uninstall(UninstallArgs {
                 root: Root::system(),
-                purge: true
+                purge: true,
+                cluster: false,
             }),
             "uninstall --purge"
         );

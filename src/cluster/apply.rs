@@ -442,6 +442,15 @@ fn wait_ready(root: &Root, role: Role, opts: &Options) -> std::result::Result<()
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        if opts.start == Start::Direct {
+            let pid = std::fs::read_to_string(root.path(DIRECT_PID))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if pid.is_some_and(|p| !pid_alive(p)) {
+                let mode = if role.is_server() { "server" } else { "agent" };
+                return Err(format!("k3s {mode} exited while starting"));
+            }
+        }
         if Instant::now() >= until {
             return Err(format!(
                 "not ready within {} s: {last}",
@@ -486,5 +495,92 @@ mod tests {
         assert_eq!(n, "k3s-agent.service");
         assert!(t.contains("ExecStart=/usr/local/bin/k3s agent\n") && t.contains("Type=exec\n"));
         assert!(!t.contains('@'), "placeholders left: {t}");
+    }
+}
+
+/// Take this host out of its cluster, in order: stop K3s (so nothing
+/// restarts it), remove the kube-vip manifest and outpost's config files,
+/// the units, the binary; with `purge` also the K3s data directory (etcd,
+/// the server token: back them up first) and the kubeconfig. Only files
+/// outpost writes are removed. Returns the steps done, for the report.
+pub fn leave(root: &Root, start: Start, purge: bool, state_dir: &str) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    if last_record(root, state_dir).is_none() {
+        return Ok(done);
+    }
+    let units = ["k3s.service", "k3s-agent.service"];
+    match start {
+        Start::Systemd => {
+            for u in units {
+                if root.exists(format!("/etc/systemd/system/{u}")) {
+                    run_quiet(Command::new("systemctl").args(["disable", "--now", u]))
+                        .map_err(|e| Error::new(Code::LocalIo, format!("stopping {u}: {e}")))?;
+                    done.push(format!("stopped {u}"));
+                }
+            }
+        }
+        Start::Direct => {
+            let pid_path = root.path(DIRECT_PID);
+            if let Some(pid) = std::fs::read_to_string(&pid_path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                if pid_alive(pid) {
+                    let _ = Command::new("kill").arg(pid.to_string()).status();
+                    let until = Instant::now() + Duration::from_secs(10);
+                    while pid_alive(pid) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    done.push(format!("stopped k3s (pid {pid})"));
+                }
+            }
+            remove(root, DIRECT_PID, &mut done)?;
+        }
+    }
+    for p in [
+        render::K3S_MANIFEST_PATH,
+        render::KUBEADM_KUBE_VIP_PATH,
+        render::K3S_CONFIG_PATH,
+        render::KUBEADM_CONFIG_PATH,
+        render::CANONICAL_CONFIG_PATH,
+    ] {
+        remove(root, p, &mut done)?;
+    }
+    let mut unit_gone = false;
+    for u in units {
+        let p = format!("/etc/systemd/system/{u}");
+        if root.exists(&p) {
+            remove(root, &p, &mut done)?;
+            unit_gone = true;
+        }
+    }
+    if unit_gone && start == Start::Systemd {
+        let _ = run_quiet(Command::new("systemctl").arg("daemon-reload"));
+    }
+    remove(root, K3S_BIN, &mut done)?;
+    if purge {
+        for d in [K3S_DATA_DIR, "/etc/rancher/k3s"] {
+            let path = root.path(d);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, &e))?;
+                done.push(format!("removed {d}"));
+            }
+        }
+        remove(root, DIRECT_LOG, &mut done)?;
+    }
+    let rec = format!("{}/cluster.json", state_dir.trim_end_matches('/'));
+    remove(root, &rec, &mut done)?;
+    Ok(done)
+}
+
+fn remove(root: &Root, host_path: &str, done: &mut Vec<String>) -> Result<()> {
+    let path = root.path(host_path);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            done.push(format!("removed {host_path}"));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", &path, &e)),
     }
 }

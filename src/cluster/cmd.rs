@@ -20,6 +20,7 @@ Usage: outpost cluster apply --spec FILE [--k3s-bin FILE] [--images FILE]...
                              [--start systemd|direct] [--timeout SECS]
        outpost cluster ddns --name FQDN [--address IP] [--force]
        outpost cluster status [--json]
+       outpost cluster leave [--purge] [--start systemd|direct]
        (each also takes --root DIR, --config FILE, --set KEY=VALUE)
 
 apply   Write the role's files (K3s config drop-in, kube-vip manifest),
@@ -38,6 +39,8 @@ ddns    Keep FQDN's A/AAAA record at the address (outpost.ddns.*): RFC 2136
                          interface
         --force          Send even when the server already has it
 status  The last recorded role state (cluster.json in the state directory)
+leave   Stop K3s and remove what apply wrote (manifest, config, unit,
+        binary); --purge also removes the K3s data (etcd, server token)
 
 Exit status: 0 ready / updated / unchanged, 1 the role failed, 2 usage,
 3 configuration (including a DNS server refusing the key), 4 key file
@@ -61,6 +64,10 @@ pub enum Action {
     Status {
         json: bool,
     },
+    Leave {
+        purge: bool,
+        start: Option<apply::Start>,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -77,7 +84,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         Some(t) => return Err(unknown_tok(t, CMD)),
         None => {
             return Err(Error::usage(
-                "cluster: give apply, ddns or status; see 'outpost cluster --help'",
+                "cluster: give apply, ddns, status or leave; see 'outpost cluster --help'",
             ))
         }
     };
@@ -88,9 +95,10 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         (None, None, Vec::new(), None, 300u64);
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
     let cmd = format!("cluster {sub}");
-    if !matches!(sub.as_str(), "apply" | "ddns" | "status") {
+    let mut purge = false;
+    if !matches!(sub.as_str(), "apply" | "ddns" | "status" | "leave") {
         return Err(Error::usage(format!(
-            "cluster: unknown subcommand {sub:?}; give apply, ddns or status"
+            "cluster: unknown subcommand {sub:?}; give apply, ddns, status or leave"
         )));
     }
     while let Some(tok) = next(p, &cmd)? {
@@ -107,7 +115,8 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             ("apply", "--spec") => spec = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--k3s-bin") => k3s_bin = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--images") => images.push(PathBuf::from(value(p, &cmd, flag)?)),
-            ("apply", "--start") => {
+            ("leave", "--purge") => purge = true,
+            ("apply" | "leave", "--start") => {
                 start = Some(match value(p, &cmd, flag)?.as_str() {
                     "systemd" => apply::Start::Systemd,
                     "direct" => apply::Start::Direct,
@@ -161,6 +170,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             address,
             force,
         },
+        "leave" => Action::Leave { purge, start },
         _ => Action::Status { json },
     };
     Ok(Command::Cluster(ClusterArgs {
@@ -320,6 +330,20 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
             address,
             force,
         } => run_ddns(root, &cfg, &name, address, force),
+        Action::Leave { purge, start } => {
+            let start = start.unwrap_or(if root.is_live() {
+                apply::Start::Systemd
+            } else {
+                apply::Start::Direct
+            });
+            let done = apply::leave(root, start, purge, &cfg.state_dir.value)?;
+            if done.is_empty() {
+                crate::commands::print("nothing to do: no cluster role applied here\n")?;
+            } else {
+                crate::commands::print(&format!("{}\nleft the cluster\n", done.join("\n")))?;
+            }
+            Ok(Code::Ok)
+        }
         Action::Apply {
             spec,
             k3s_bin,
