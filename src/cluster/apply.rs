@@ -482,22 +482,6 @@ fn kubelet_healthz() -> std::result::Result<(), String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_per_role() {
-        let (n, t) = unit(Role::InitServer);
-        assert_eq!(n, "k3s.service");
-        assert!(t.contains("ExecStart=/usr/local/bin/k3s server\n") && t.contains("Type=notify\n"));
-        let (n, t) = unit(Role::JoinAgent);
-        assert_eq!(n, "k3s-agent.service");
-        assert!(t.contains("ExecStart=/usr/local/bin/k3s agent\n") && t.contains("Type=exec\n"));
-        assert!(!t.contains('@'), "placeholders left: {t}");
-    }
-}
-
 /// Take this host out of its cluster, in order: stop K3s (so nothing
 /// restarts it), remove the kube-vip manifest and outpost's config files,
 /// the units, the binary; with `purge` also the K3s data directory (etcd,
@@ -582,5 +566,21 @@ fn remove(root: &Root, host_path: &str, done: &mut Vec<String>) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("removing", &path, &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_per_role() {
+        let (n, t) = unit(Role::InitServer);
+        assert_eq!(n, "k3s.service");
+        assert!(t.contains("ExecStart=/usr/local/bin/k3s server\n") && t.contains("Type=notify\n"));
+        let (n, t) = unit(Role::JoinAgent);
+        assert_eq!(n, "k3s-agent.service");
+        assert!(t.contains("ExecStart=/usr/local/bin/k3s agent\n") && t.contains("Type=exec\n"));
+        assert!(!t.contains('@'), "placeholders left: {t}");
     }
 }
