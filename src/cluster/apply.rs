@@ -194,6 +194,7 @@ pub fn apply(
         Some(r) if r.state == "ready" => RoleState::Ready,
         _ => RoleState::Pending,
     };
+    let was_ready = prev == RoleState::Ready;
     // Running/installing left by a crash: start over from pending.
     let mut m = Machine {
         root,
@@ -204,6 +205,25 @@ pub fn apply(
         say,
     };
     m.go(RoleState::Installing)?;
+
+    // The VIP preflight, on a live host only (a --root tree has no network).
+    if root.is_live() && spec.wants_kube_vip() {
+        if let Some(vip) = spec.endpoint.vip() {
+            let probes = if needs_free_vip(spec.role, was_ready) {
+                3
+            } else {
+                0
+            };
+            let checks = if probes == 0 {
+                super::vip::preflight_no_probe(root, vip, spec.interface.as_deref())
+            } else {
+                super::vip::preflight(root, vip, spec.interface.as_deref(), probes)
+            };
+            if let Some(why) = preflight_verdict(&checks, spec.role, was_ready) {
+                return Ok((m.fail(why, String::new())?, m.changed));
+            }
+        }
+    }
 
     let files = match render::files(spec, opts.ca_hash.as_deref()) {
         Ok(f) => f,
@@ -288,6 +308,28 @@ pub fn apply(
     }
     m.go(RoleState::Ready)?;
     Ok((RoleState::Ready, m.changed))
+}
+
+/// Only the init server's first apply needs the VIP to be free: joiners
+/// find it answered by the cluster's kube-vip, and a re-apply on the init
+/// node may hold it itself (kube-vip leader).
+pub fn needs_free_vip(role: Role, was_ready: bool) -> bool {
+    role == Role::InitServer && !was_ready
+}
+
+/// The first failing preflight line that matters for this role, as the
+/// role's failure reason; None when the role may go on.
+pub fn preflight_verdict(
+    checks: &[crate::checks::Check],
+    role: Role,
+    was_ready: bool,
+) -> Option<String> {
+    let free = needs_free_vip(role, was_ready);
+    checks
+        .iter()
+        .filter(|c| c.outcome.status == crate::checks::Status::Fail)
+        .find(|c| free || !matches!(c.id, "vip-local" | "vip-arp"))
+        .map(|c| format!("preflight {}: {}", c.id, c.outcome.observed))
 }
 
 fn log_of(root: &Root, start: Start, unit: &str) -> String {
@@ -572,6 +614,48 @@ fn remove(root: &Root, host_path: &str, done: &mut Vec<String>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preflight_per_role() {
+        use crate::checks::{Check, Outcome, Status};
+        let line = |id: &'static str, st: Status, obs: &str| Check {
+            id,
+            title: "",
+            outcome: Outcome::new(st, obs, ""),
+        };
+        let in_use = vec![
+            line("vip-interface", Status::Pass, "eth0: up"),
+            line("vip-subnet", Status::Pass, ""),
+            line("vip-local", Status::Pass, ""),
+            line("vip-arp", Status::Fail, "in use by 02:00:00:00:00:09"),
+        ];
+        assert_eq!(
+            preflight_verdict(&in_use, Role::InitServer, false),
+            Some("preflight vip-arp: in use by 02:00:00:00:00:09".into())
+        );
+        assert_eq!(
+            preflight_verdict(&in_use, Role::JoinServer, false),
+            None,
+            "joiners expect kube-vip to answer"
+        );
+        assert_eq!(
+            preflight_verdict(&in_use, Role::InitServer, true),
+            None,
+            "re-apply on the leader"
+        );
+        let down = vec![line("vip-interface", Status::Fail, "eth0: down")];
+        for (r, ready) in [
+            (Role::InitServer, false),
+            (Role::JoinServer, false),
+            (Role::InitServer, true),
+        ] {
+            assert_eq!(
+                preflight_verdict(&down, r, ready),
+                Some("preflight vip-interface: eth0: down".into()),
+                "{r:?} {ready}"
+            );
+        }
+    }
 
     #[test]
     fn units_per_role() {
