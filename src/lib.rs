@@ -9,6 +9,7 @@ pub mod boot;
 pub mod checkin;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;

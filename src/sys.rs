@@ -348,6 +348,119 @@ pub fn self_command() -> io::Result<std::process::Command> {
     Ok(std::process::Command::new(exe))
 }
 
+// ------------------------------------------------------------ raw ARP
+
+/// An `AF_PACKET` datagram socket for ARP on one interface (the VIP probe;
+/// needs CAP_NET_RAW). The kernel adds and strips the Ethernet header.
+pub struct PacketSocket {
+    fd: std::os::fd::OwnedFd,
+    ifindex: i32,
+}
+
+const ETH_P_ARP: u16 = 0x0806;
+
+impl PacketSocket {
+    /// Open and bind to interface `ifindex`, receiving ARP frames only.
+    pub fn arp(ifindex: i32) -> io::Result<PacketSocket> {
+        use std::os::fd::FromRawFd;
+        let proto = i32::from(ETH_P_ARP.to_be());
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                proto,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own; OwnedFd closes it once.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let sll = Self::addr(ifindex, [0; 6]);
+        // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
+        let r = unsafe {
+            libc::bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd, ifindex })
+    }
+
+    fn addr(ifindex: i32, dest: [u8; 6]) -> libc::sockaddr_ll {
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ARP.to_be();
+        sll.sll_ifindex = ifindex;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&dest);
+        sll
+    }
+
+    /// Send one ARP payload to the Ethernet broadcast address.
+    pub fn send_broadcast(&self, payload: &[u8]) -> io::Result<()> {
+        let sll = Self::addr(self.ifindex, [0xff; 6]);
+        // SAFETY: buffer and address are valid for the lengths passed.
+        let n = unsafe {
+            libc::sendto(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                payload.as_ptr().cast(),
+                payload.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for one ARP payload; `None` on timeout.
+    pub fn recv(&self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, count 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(Some(Vec::new()))
+            } else {
+                Err(e)
+            };
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; 1500];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(Some(Vec::new()))
+            } else {
+                Err(e)
+            };
+        }
+        buf.truncate(n as usize);
+        Ok(Some(buf))
+    }
+}
+
 /// The host to use: the real one, or with the `test-hooks` feature, the real
 /// one with `OUTPOST_TEST_NOW` (Unix seconds), `OUTPOST_TEST_EUID` and
 /// `OUTPOST_TEST_FREE_BYTES` (what statvfs reports as total and available) applied,

@@ -26,6 +26,8 @@ macro_rules! outln {
     }};
 }
 
+pub mod cluster;
+pub mod cluster_cmd;
 pub mod db;
 pub mod http;
 pub mod rollout;
@@ -66,6 +68,7 @@ Commands:
   rollout         Roll a release out: start, status, pause, resume, abort
   cluster-upgrade Hold a cluster's Kubernetes upgrade until its agents are new enough
   clusters        Show each cluster upgrade's gate: holding (why) or released
+  cluster         Clusters: create, add hosts, show, list, remove
 
 Options:
   --db FILE       Registry database (default: outpost-hub.db)
@@ -227,6 +230,7 @@ fn run(args: Vec<OsString>) -> Result<()> {
         "rollout" => rollout_cmd(&mut a, db_path),
         "cluster-upgrade" => cluster_upgrade(&mut a, db_path),
         "clusters" => clusters_cmd(&mut a, db_path),
+        "cluster" => cluster_cmd::run(&mut a.p, &db_path),
         other => Err(Error::usage(format!(
             "unknown command '{other}'; try 'outpost-hub --help'"
         ))),

@@ -18,6 +18,7 @@ Commands:
   upgrade    Upgrade this agent from a signed local artifact (--bundle)
   rollback   Put the previous agent binary (outpost.prev) back
   boot       Record this boot from the initramfs (docs/boot.md)
+  cluster    Apply a cluster role, update the cluster's DNS name
   help       Show help for a command
 
 Options:
@@ -60,6 +61,11 @@ Options:
   --json          Print one JSON document (schema outpost.check/v1)
   --distro NAME   Judge against one distribution: k3s, pxke or canonical
                   (default: any of them; see docs/support.md)
+  --role ROLE     Also check for a cluster role: control-plane or worker
+  --vip ADDR      control-plane: the cluster VIP (interface up, VIP in its
+                  subnet, not local, no ARP reply; needs root)
+  --interface IF  The VIP's interface (default: the default route's)
+  --dns NAME      The cluster's API name must resolve
   --only IDS      Run only these checks (comma-separated IDs)
   --skip IDS      Skip these checks (comma-separated IDs)
   --boot          Only what makes sense before the real root runs (in the
@@ -158,7 +164,7 @@ the way), 20 local I/O.
 pub const UNINSTALL_HELP: &str = "\
 outpost uninstall: remove what outpost install put on the host or image
 
-Usage: outpost uninstall [--root DIR] [--purge]
+Usage: outpost uninstall [--root DIR] [--purge] [--cluster]
 
 Stops and disables the agent (running system), removes exactly the files
 listed in <stateDir>/manifest.json, restores the files install replaced,
@@ -169,6 +175,8 @@ Options:
   --root DIR    Uninstall from the tree under DIR instead of /
   --purge       Also remove the state and every directory install made:
                 the tree is as it was before install
+  --cluster     First leave the cluster (as 'outpost cluster leave'; with
+                --purge also its data); without it a cluster is left alone
   -h, --help    Show this help
 
 Exit status: 0 removed or nothing to do, 2 usage, 4 not permitted

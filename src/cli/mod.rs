@@ -47,6 +47,8 @@ pub enum Command {
     UpgradeGuard(RunArgs),
     /// `outpost boot` (initramfs; src/boot/command.rs parses its flags).
     Boot(crate::boot::command::BootArgs),
+    /// `outpost cluster apply|ddns` (src/cluster/cmd.rs).
+    Cluster(crate::cluster::cmd::ClusterArgs),
 }
 
 #[derive(Debug, PartialEq)]
@@ -76,6 +78,8 @@ pub struct InstallArgs {
 pub struct UninstallArgs {
     pub root: Root,
     pub purge: bool,
+    /// `--cluster`: leave the cluster first (src/cluster/apply.rs `leave`).
+    pub cluster: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -153,6 +157,8 @@ pub struct CheckArgs {
     pub distro: Option<Distro>,
     /// `--boot`: only the checks that make sense in the initramfs.
     pub boot: bool,
+    /// `--role ... --vip ... --interface ... --dns ...` (src/cluster/).
+    pub role: Option<crate::cluster::preflight::RoleCheck>,
 }
 
 fn unknown_arg(arg: lexopt::Arg<'_>) -> Error {
@@ -168,7 +174,7 @@ fn lex(e: lexopt::Error, cmd: &str) -> Error {
     Error::usage(format!("{cmd}: {e}"))
 }
 
-fn value(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<String> {
+pub(crate) fn value(p: &mut lexopt::Parser, cmd: &str, flag: &str) -> Result<String> {
     let v = p
         .value()
         .map_err(|_| Error::usage(format!("{cmd}: {flag} needs a value")))?;
@@ -235,6 +241,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
         "install" => parse_install(&mut p, &mut verbosity)?,
         "uninstall" => parse_uninstall(&mut p, &mut verbosity)?,
         "boot" => crate::boot::command::parse(p.raw_args().map_err(|e| lex(e, "boot"))?.collect())?,
+        "cluster" => crate::cluster::cmd::parse(&mut p, &mut verbosity)?,
         "checkin" => parse_agent_cmd(&mut p, &mut verbosity, "checkin")?,
         "status" => parse_agent_cmd(&mut p, &mut verbosity, "status")?,
         "run" => parse_agent_cmd(&mut p, &mut verbosity, "run")?,
@@ -273,6 +280,7 @@ fn help_for(topic: Option<&str>) -> Result<String> {
         Some("upgrade") => UPGRADE_HELP.to_string(),
         Some("rollback") => ROLLBACK_HELP.to_string(),
         Some("upgrade-guard") => GUARD_HELP.to_string(),
+        Some("cluster") => crate::cluster::cmd::HELP.to_string(),
         Some("exit-codes") => exit_codes_help(),
         Some(other) => {
             return Err(Error::usage(format!(
@@ -284,12 +292,12 @@ fn help_for(topic: Option<&str>) -> Result<String> {
 
 /// One command-line token: a flag spelled as typed (`-v`, `--root`), or a
 /// positional value. Owned, so the parser can be borrowed again for values.
-enum Tok {
+pub(crate) enum Tok {
     Flag(String),
     Value(OsString),
 }
 
-fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
+pub(crate) fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
     Ok(p.next().map_err(|e| lex(e, cmd))?.map(|a| match a {
         Short(c) => Tok::Flag(format!("-{c}")),
         Long(l) => Tok::Flag(format!("--{l}")),
@@ -297,7 +305,7 @@ fn next(p: &mut lexopt::Parser, cmd: &str) -> Result<Option<Tok>> {
     }))
 }
 
-fn unknown_tok(tok: Tok, cmd: &str) -> Error {
+pub(crate) fn unknown_tok(tok: Tok, cmd: &str) -> Error {
     match tok {
         Tok::Flag(f) => {
             let see = if cmd == "outpost" {
@@ -315,7 +323,7 @@ fn unknown_tok(tok: Tok, cmd: &str) -> Error {
 }
 
 /// Flags every command takes. Returns Ok(true) when `flag` was one of them.
-fn common(
+pub(crate) fn common(
     flag: &str,
     p: &mut lexopt::Parser,
     cmd: &str,
@@ -344,6 +352,7 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut selection = Selection::default();
     let mut distro = None;
     let mut boot = false;
+    let mut role = crate::cluster::preflight::RoleFlags::default();
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -355,6 +364,10 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
             "--json" => json = true,
             "--boot" => boot = true,
+            "--role" | "--vip" | "--interface" | "--dns" => {
+                let v = value(p, CMD, flag)?;
+                role.set(flag, v)?;
+            }
             "--only" => selection.only.extend(ids(p, CMD, "--only")?),
             "--skip" => selection.skip.extend(ids(p, CMD, "--skip")?),
             "--distro" => {
@@ -380,11 +393,12 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         selection,
         distro,
         boot,
+        role: role.finish()?,
     }))
 }
 
 /// `--config FILE` and `--set KEY=VALUE`; Ok(true) when `flag` was one.
-fn config_flag(
+pub(crate) fn config_flag(
     flag: &str,
     p: &mut lexopt::Parser,
     cmd: &str,
@@ -624,6 +638,7 @@ fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command
     const CMD: &str = "uninstall";
     let mut root = None;
     let mut purge = false;
+    let mut cluster = false;
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -634,12 +649,14 @@ fn parse_uninstall(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(UNINSTALL_HELP.to_string())),
             "--purge" => purge = true,
+            "--cluster" => cluster = true,
             _ => return Err(unknown_tok(tok, CMD)),
         }
     }
     Ok(Command::Uninstall(UninstallArgs {
         root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
         purge,
+        cluster,
     }))
 }
 
@@ -750,6 +767,7 @@ mod tests {
                 },
                 distro: None,
                 boot: false,
+                role: None,
             })
         );
         let i = p(&["check", "--distro", "pxke"]).expect("parse");
@@ -1024,7 +1042,8 @@ mod tests {
             p(&["uninstall", "--purge"]).expect("parse").command,
             Command::Uninstall(UninstallArgs {
                 root: Root::system(),
-                purge: true
+                purge: true,
+                cluster: false,
             }),
             "uninstall --purge"
         );

@@ -13,11 +13,14 @@ pub fn run(args: CheckArgs) -> Result<Code> {
     );
     let mut facts = Facts::gather(&args.root, host.as_ref());
     facts.distro = args.distro;
-    let results = if args.boot {
+    let mut results = if args.boot {
         crate::boot::checks(&args.root, &facts, false).0
     } else {
         checks::run(&facts, &args.selection)
     };
+    if let Some(rc) = &args.role {
+        results.extend(crate::cluster::preflight::run(&args.root, rc));
+    }
     let text = if args.json {
         let mut j = checks::to_json(&facts, &results);
         j.push('\n');

@@ -39,6 +39,7 @@ pub fn run(cmd: Command) -> Result<Code> {
         Command::Rollback(args) => upgrade::rollback(args),
         Command::UpgradeGuard(args) => upgrade::guard(args),
         Command::Boot(args) => crate::boot::command::run(args),
+        Command::Cluster(args) => crate::cluster::cmd::run(args),
     }
 }
 

@@ -23,6 +23,17 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
         .map(|l| l.config.state_dir.value)
         .unwrap_or_else(|_| inst::DEFAULT_STATE_DIR.to_string());
     let state_dir = state_dir.trim_end_matches('/').to_string();
+    if a.cluster {
+        // The cluster first: outpost (which would re-apply it) goes last.
+        let start = if live && root.exists("/run/systemd/system") {
+            crate::cluster::apply::Start::Systemd
+        } else {
+            crate::cluster::apply::Start::Direct
+        };
+        for step in crate::cluster::apply::leave(root, start, a.purge, &state_dir)? {
+            super::print(&format!("  cluster: {step}\n"))?;
+        }
+    }
     let manifest_path = format!("{state_dir}/{}", inst::MANIFEST_NAME);
     let manifest = apply::read_manifest(root, &manifest_path)?;
     if manifest.is_none() {

@@ -136,6 +136,12 @@ pub const KEYS: &[Key] = &[
     k("outpost.upgrade.publicKeys", Ty::List, None, "", "Extra trusted release keys (signify public keys: the file text or its base64 line), beside the built-in ones."),
     k("outpost.boot", Ty::Object, None, "", "What the initramfs does at boot (docs/boot.md)."),
     k("outpost.boot.checkin", Ty::Bool, Some("OUTPOST_BOOT_CHECKIN"), "false", "Check in once from the initramfs, after the real root is mounted (read-only, capped at 10 s)."),
+    k("outpost.ddns", Ty::Object, None, "", "Dynamic DNS: RFC 2136 updates signed with TSIG (docs/clusters.md)."),
+    k("outpost.ddns.server", Ty::Str, Some("OUTPOST_DDNS_SERVER"), "", "DNS server taking the updates: `IP` or `IP:PORT` (port 53 by default)."),
+    k("outpost.ddns.zone", Ty::Str, Some("OUTPOST_DDNS_ZONE"), "", "Zone the updated name lies in, e.g. `edge.example.com`."),
+    k("outpost.ddns.keyName", Ty::Str, Some("OUTPOST_DDNS_KEY_NAME"), "", "TSIG key name, as in the server's `key` statement."),
+    k("outpost.ddns.keyFile", Ty::Str, Some("OUTPOST_DDNS_KEY_FILE"), "", "File with the TSIG secret (a `tsig-keygen` key file or base64), mode 0600."),
+    k("outpost.ddns.algorithm", Ty::Str, Some("OUTPOST_DDNS_ALGORITHM"), "hmac-sha256", "TSIG algorithm: `hmac-sha256`, `hmac-sha384` or `hmac-sha512`."),
     // -- platform keys accepted and ignored --
     ign("stylus.site.clusterId", "Cluster the host belongs to."),
     ign("stylus.site.clusterName", "Cluster the host belongs to."),

@@ -117,6 +117,11 @@ pub struct Config {
     pub upgrade_keys: Val<Vec<String>>,
     /// `outpost.boot.checkin` (docs/boot.md).
     pub boot_checkin: Val<bool>,
+    pub ddns_server: Val<Option<String>>,
+    pub ddns_zone: Val<Option<String>>,
+    pub ddns_key_name: Val<Option<String>>,
+    pub ddns_key_file: Val<Option<String>>,
+    pub ddns_algorithm: Val<String>,
     /// Ignored platform keys present in the file, as written (`stages`, ...).
     pub ignored: Vec<String>,
 }
@@ -161,6 +166,11 @@ impl Default for Config {
             request_timeout: dflt(30),
             upgrade_keys: dflt(Vec::new()),
             boot_checkin: dflt(false),
+            ddns_server: dflt(None),
+            ddns_zone: dflt(None),
+            ddns_key_name: dflt(None),
+            ddns_key_file: dflt(None),
+            ddns_algorithm: dflt("hmac-sha256".into()),
             ignored: Vec::new(),
         }
     }

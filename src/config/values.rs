@@ -695,6 +695,34 @@ pub(super) fn resolve(
             }
         }
     }
+    set_opt_str!(ddns_server, "outpost.ddns.server", |s| {
+        crate::cluster::ddns::parse_server(s).map(|_| ())
+    });
+    set_opt_str!(ddns_zone, "outpost.ddns.zone", |s| {
+        if crate::cluster::valid_dns_name(s) {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not a DNS name"))
+        }
+    });
+    set_opt_str!(ddns_key_name, "outpost.ddns.keyName", |_| Ok(()));
+    set_opt_str!(ddns_key_file, "outpost.ddns.keyFile", |_| Ok(()));
+    if let Some(raw) = get("outpost.ddns.algorithm") {
+        if let Some(s) = scalar(&raw, &mut ctx, false) {
+            match s.as_str() {
+                "hmac-sha256" | "hmac-sha384" | "hmac-sha512" => {
+                    cfg.ddns_algorithm = Val {
+                        value: s,
+                        source: raw.source,
+                    }
+                }
+                other => ctx.bad(
+                    &raw.at,
+                    format!("expected hmac-sha256, hmac-sha384 or hmac-sha512, found {other:?}"),
+                ),
+            }
+        }
+    }
 }
 
 /// What central management needs and the config lacks.
@@ -1182,6 +1210,31 @@ impl Config {
                 "outpost.boot.checkin",
                 Shown::Bool(self.boot_checkin.value),
                 &self.boot_checkin.source,
+            ),
+            e(
+                "outpost.ddns.server",
+                opt(&self.ddns_server.value),
+                &self.ddns_server.source,
+            ),
+            e(
+                "outpost.ddns.zone",
+                opt(&self.ddns_zone.value),
+                &self.ddns_zone.source,
+            ),
+            e(
+                "outpost.ddns.keyName",
+                opt(&self.ddns_key_name.value),
+                &self.ddns_key_name.source,
+            ),
+            e(
+                "outpost.ddns.keyFile",
+                opt(&self.ddns_key_file.value),
+                &self.ddns_key_file.source,
+            ),
+            e(
+                "outpost.ddns.algorithm",
+                Shown::Text(self.ddns_algorithm.value.clone()),
+                &self.ddns_algorithm.source,
             ),
         ]
     }

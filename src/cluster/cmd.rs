@@ -1,0 +1,502 @@
+//! `outpost cluster apply|ddns|status`: argv parsing and the commands.
+//!
+//! - `apply --spec FILE`: apply a role from a local spec (JSON, schema
+//!   `outpost.cluster-spec/v1`, mode 0600 as it holds the join token): the
+//!   local or airgap path; the hub's desired state carries the same fields.
+//! - `ddns --name FQDN [--address IP] [--force]`: one dynamic DNS pass.
+//! - `status [--json]`: the last recorded role state.
+
+use super::{apply, ddns, Distro, Endpoint, Role, Spec, Token};
+use crate::cli::{common, config_flag, next, unknown_tok, value, Command, ConfigSource, Tok};
+use crate::error::{Code, Error, Result};
+use crate::sys::Root;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub const HELP: &str = "\
+outpost cluster: make this host a member of a Kubernetes cluster
+
+Usage: outpost cluster apply --spec FILE [--k3s-bin FILE] [--images FILE]...
+                             [--start systemd|direct] [--timeout SECS]
+       outpost cluster ddns --name FQDN [--address IP] [--force]
+       outpost cluster status [--json]
+       outpost cluster leave [--purge] [--start systemd|direct]
+       (each also takes --root DIR, --config FILE, --set KEY=VALUE)
+
+apply   Write the role's files (K3s config drop-in, kube-vip manifest),
+        install the K3s binary, images and unit, start K3s and wait for the
+        node to be ready: installing -> running -> ready, or failed with the
+        reason and the log tail. A second apply changes nothing.
+        --spec FILE      The role (JSON, outpost.cluster-spec/v1, mode 0600)
+        --k3s-bin FILE   K3s binary from the airgap bundle
+        --images FILE    Airgap image archive (repeatable)
+        --start HOW      systemd (default on /) or direct (default under
+                         --root: runs the binary under the root)
+        --timeout SECS   Wait this long for running and ready (default 300)
+ddns    Keep FQDN's A/AAAA record at the address (outpost.ddns.*): RFC 2136
+        UPDATE signed with TSIG, sent only when the address changed.
+        --address IP     Default: the first address of the default route's
+                         interface
+        --force          Send even when the server already has it
+status  The last recorded role state (cluster.json in the state directory)
+leave   Stop K3s and remove what apply wrote (manifest, config, unit,
+        binary); --purge also removes the K3s data (etcd, server token)
+
+Exit status: 0 ready / updated / unchanged, 1 the role failed, 2 usage,
+3 configuration (including a DNS server refusing the key), 4 key file
+mode, 10 network.
+";
+
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    Apply {
+        spec: PathBuf,
+        k3s_bin: Option<PathBuf>,
+        images: Vec<PathBuf>,
+        start: Option<apply::Start>,
+        timeout: u64,
+    },
+    Ddns {
+        name: String,
+        address: Option<IpAddr>,
+        force: bool,
+    },
+    Status {
+        json: bool,
+    },
+    Leave {
+        purge: bool,
+        start: Option<apply::Start>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ClusterArgs {
+    pub src: ConfigSource,
+    pub action: Action,
+}
+
+pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "cluster";
+    let sub = match next(p, CMD)? {
+        Some(Tok::Value(v)) => v.to_string_lossy().into_owned(),
+        Some(Tok::Flag(f)) if f == "-h" || f == "--help" => return Ok(Command::Help(HELP.into())),
+        Some(t) => return Err(unknown_tok(t, CMD)),
+        None => {
+            return Err(Error::usage(
+                "cluster: give apply, ddns, status or leave; see 'outpost cluster --help'",
+            ))
+        }
+    };
+    let mut root = None;
+    let mut file = None;
+    let mut sets = Vec::new();
+    let (mut spec, mut k3s_bin, mut images, mut start, mut timeout) =
+        (None, None, Vec::new(), None, 300u64);
+    let (mut name, mut address, mut force, mut json) = (None, None, false, false);
+    let cmd = format!("cluster {sub}");
+    let mut purge = false;
+    if !matches!(sub.as_str(), "apply" | "ddns" | "status" | "leave") {
+        return Err(Error::usage(format!(
+            "cluster: unknown subcommand {sub:?}; give apply, ddns, status or leave"
+        )));
+    }
+    while let Some(tok) = next(p, &cmd)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, &cmd));
+        };
+        if common(flag, p, &cmd, verbosity, &mut root)?
+            || config_flag(flag, p, &cmd, &mut file, &mut sets)?
+        {
+            continue;
+        }
+        match (sub.as_str(), flag.as_str()) {
+            (_, "-h" | "--help") => return Ok(Command::Help(HELP.into())),
+            ("apply", "--spec") => spec = Some(PathBuf::from(value(p, &cmd, flag)?)),
+            ("apply", "--k3s-bin") => k3s_bin = Some(PathBuf::from(value(p, &cmd, flag)?)),
+            ("apply", "--images") => images.push(PathBuf::from(value(p, &cmd, flag)?)),
+            ("leave", "--purge") => purge = true,
+            ("apply" | "leave", "--start") => {
+                start = Some(match value(p, &cmd, flag)?.as_str() {
+                    "systemd" => apply::Start::Systemd,
+                    "direct" => apply::Start::Direct,
+                    o => {
+                        return Err(Error::usage(format!(
+                            "{cmd}: --start {o:?} is not systemd or direct"
+                        )))
+                    }
+                })
+            }
+            ("apply", "--timeout") => {
+                let v = value(p, &cmd, flag)?;
+                timeout = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|t| (1..=3600).contains(t))
+                    .ok_or_else(|| {
+                        Error::usage(format!("{cmd}: --timeout {v:?} is not 1..=3600 seconds"))
+                    })?;
+            }
+            ("ddns", "--name") => {
+                let v = value(p, &cmd, flag)?;
+                if !super::valid_dns_name(&v) {
+                    return Err(Error::usage(format!(
+                        "{cmd}: --name {v:?} is not a DNS name"
+                    )));
+                }
+                name = Some(v.trim_end_matches('.').to_ascii_lowercase());
+            }
+            ("ddns", "--address") => {
+                let v = value(p, &cmd, flag)?;
+                address = Some(v.parse::<IpAddr>().map_err(|_| {
+                    Error::usage(format!("{cmd}: --address {v:?} is not an IP address"))
+                })?);
+            }
+            ("ddns", "--force") => force = true,
+            ("status", "--json") => json = true,
+            _ => return Err(unknown_tok(tok, &cmd)),
+        }
+    }
+    let action = match sub.as_str() {
+        "apply" => Action::Apply {
+            spec: spec.ok_or_else(|| Error::usage("cluster apply: --spec FILE is required"))?,
+            k3s_bin,
+            images,
+            start,
+            timeout,
+        },
+        "ddns" => Action::Ddns {
+            name: name.ok_or_else(|| Error::usage("cluster ddns: --name FQDN is required"))?,
+            address,
+            force,
+        },
+        "leave" => Action::Leave { purge, start },
+        _ => Action::Status { json },
+    };
+    Ok(Command::Cluster(ClusterArgs {
+        src: ConfigSource {
+            root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+            file,
+            sets,
+        },
+        action,
+    }))
+}
+
+/// The spec file (JSON).
+#[derive(miniserde::Deserialize)]
+struct SpecFile {
+    schema: String,
+    cluster: String,
+    distro: String,
+    version: String,
+    endpoint: String,
+    role: String,
+    #[serde(rename = "hostId")]
+    host_id: Option<String>,
+    #[serde(rename = "nodeIp")]
+    node_ip: Option<String>,
+    interface: Option<String>,
+    #[serde(rename = "podCidr")]
+    pod_cidr: Option<String>,
+    #[serde(rename = "serviceCidr")]
+    service_cidr: Option<String>,
+    token: String,
+    #[serde(rename = "caHash")]
+    ca_hash: Option<String>,
+}
+
+pub const SPEC_SCHEMA: &str = "outpost.cluster-spec/v1";
+
+/// Parse and check a spec; every error names the file and the field.
+pub fn parse_spec(path: &str, text: &str) -> Result<(SpecFile2, Option<String>)> {
+    let bad = |what: String| Error::config(format!("{path}: {what}"));
+    let f: SpecFile = miniserde::json::from_str(text)
+        .map_err(|_| bad("not a cluster spec (JSON with schema, cluster, distro, version, endpoint, role, token)".into()))?;
+    if f.schema != SPEC_SCHEMA {
+        return Err(bad(format!(
+            "schema {:?}, expected {SPEC_SCHEMA}",
+            f.schema
+        )));
+    }
+    let distro = Distro::parse(&f.distro).ok_or_else(|| {
+        bad(format!(
+            "distro {:?} is not k3s, pxke or canonical",
+            f.distro
+        ))
+    })?;
+    let role = Role::parse(&f.role).ok_or_else(|| {
+        bad(format!(
+            "role {:?} is not init-server, join-server or join-agent",
+            f.role
+        ))
+    })?;
+    let endpoint = Endpoint::parse(&f.endpoint).map_err(bad)?;
+    let node_ip = match &f.node_ip {
+        Some(s) => Some(
+            s.parse::<IpAddr>()
+                .map_err(|_| bad(format!("nodeIp {s:?} is not an IP address")))?,
+        ),
+        None => None,
+    };
+    if f.token.is_empty() {
+        return Err(bad("token is empty".into()));
+    }
+    let token = Token::new(f.token);
+    if distro == Distro::K3s && role != Role::InitServer && !token.is_k3s_secure() {
+        return Err(bad(
+            "token: joiners need the secure K10<ca-hash>::... form (it pins the cluster CA)".into(),
+        ));
+    }
+    if f.cluster.is_empty()
+        || f.cluster.len() > 63
+        || !f
+            .cluster
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(bad(format!(
+            "cluster {:?}: 1-63 of [a-zA-Z0-9-]",
+            f.cluster
+        )));
+    }
+    Ok((
+        SpecFile2 {
+            cluster: f.cluster,
+            distro,
+            version: f.version,
+            endpoint,
+            role,
+            host_id: f.host_id,
+            node_ip,
+            interface: f.interface,
+            pod_cidr: f.pod_cidr,
+            service_cidr: f.service_cidr,
+            token,
+        },
+        f.ca_hash,
+    ))
+}
+
+/// A parsed spec before the host ID and `stylus.vip.skip` are filled in.
+pub struct SpecFile2 {
+    pub cluster: String,
+    pub distro: Distro,
+    pub version: String,
+    pub endpoint: Endpoint,
+    pub role: Role,
+    pub host_id: Option<String>,
+    pub node_ip: Option<IpAddr>,
+    pub interface: Option<String>,
+    pub pod_cidr: Option<String>,
+    pub service_cidr: Option<String>,
+    pub token: Token,
+}
+
+pub fn run(args: ClusterArgs) -> Result<Code> {
+    let l = crate::commands::config::load(&args.src, false)?;
+    for w in &l.warnings {
+        log::warn!("{w}");
+    }
+    let cfg = l.into_valid()?;
+    let root = &args.src.root;
+    match args.action {
+        Action::Status { json } => {
+            let Some(r) = apply::last_record(root, &cfg.state_dir.value) else {
+                return crate::commands::print("no cluster role applied\n")
+                    .map(|_| Code::CheckFailed);
+            };
+            let text = if json {
+                format!("{}\n", miniserde::json::to_string(&r))
+            } else {
+                let mut t = format!(
+                    "cluster {} role {} ({}): {}\n",
+                    r.cluster, r.role, r.distro, r.state
+                );
+                if !r.reason.is_empty() {
+                    t.push_str(&format!("reason: {}\n", r.reason));
+                }
+                t
+            };
+            crate::commands::print(&text)?;
+            Ok(if r.state == "ready" {
+                Code::Ok
+            } else {
+                Code::CheckFailed
+            })
+        }
+        Action::Ddns {
+            name,
+            address,
+            force,
+        } => run_ddns(root, &cfg, &name, address, force),
+        Action::Leave { purge, start } => {
+            let start = start.unwrap_or(if root.is_live() {
+                apply::Start::Systemd
+            } else {
+                apply::Start::Direct
+            });
+            let done = apply::leave(root, start, purge, &cfg.state_dir.value)?;
+            if done.is_empty() {
+                crate::commands::print("nothing to do: no cluster role applied here\n")?;
+            } else {
+                crate::commands::print(&format!("{}\nleft the cluster\n", done.join("\n")))?;
+            }
+            Ok(Code::Ok)
+        }
+        Action::Apply {
+            spec,
+            k3s_bin,
+            images,
+            start,
+            timeout,
+        } => {
+            let shown = spec.display().to_string();
+            let text = read_secret_file(&spec)?;
+            let (s, ca_hash) = parse_spec(&shown, &text)?;
+            let host_id = match s.host_id {
+                Some(h) => h,
+                None => {
+                    let host = crate::sys::host();
+                    crate::identity::host_id(root, &cfg, host.as_ref())?.id
+                }
+            };
+            let spec = Spec {
+                cluster: s.cluster,
+                distro: s.distro,
+                version: s.version,
+                endpoint: s.endpoint,
+                role: s.role,
+                host_id,
+                node_ip: s.node_ip,
+                interface: s.interface,
+                pod_cidr: s.pod_cidr,
+                service_cidr: s.service_cidr,
+                vip_skip: cfg.vip_skip.value,
+                token: s.token,
+            };
+            let host = crate::sys::host();
+            let facts = crate::facts::kernel::read(root, host.as_ref());
+            let opts = apply::Options {
+                k3s_bin,
+                images,
+                start: start.unwrap_or(if root.is_live() {
+                    apply::Start::Systemd
+                } else {
+                    apply::Start::Direct
+                }),
+                timeout: std::time::Duration::from_secs(timeout),
+                ca_hash,
+                node_name: facts.hostname.unwrap_or_else(|| "localhost".into()),
+                state_dir: cfg.state_dir.value.clone(),
+            };
+            let mut say = |st: &super::RoleState| {
+                let line = match st {
+                    super::RoleState::Failed { reason, .. } => format!("failed: {reason}\n"),
+                    s => format!("{}\n", s.name()),
+                };
+                let _ = crate::commands::print(&line);
+            };
+            let (end, changed) = apply::apply(root, &spec, &opts, &mut say)?;
+            if changed.is_empty() {
+                crate::commands::print("changed: nothing\n")?;
+            } else {
+                crate::commands::print(&format!("changed: {}\n", changed.join(", ")))?;
+            }
+            if let super::RoleState::Failed { log_tail, .. } = &end {
+                if !log_tail.is_empty() {
+                    eprintln!("log tail:\n{log_tail}");
+                }
+                return Ok(Code::CheckFailed);
+            }
+            Ok(Code::Ok)
+        }
+    }
+}
+
+/// Read a file that holds a secret: refuse it when group or others may read it.
+fn read_secret_file(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, &e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(Error::new(
+            Code::NotPermitted,
+            format!(
+                "{}: mode {mode:04o}, must be 0600 (it holds the join token)",
+                path.display()
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, &e))
+}
+
+fn default_address(root: &Root) -> Option<IpAddr> {
+    let iface = super::vip::default_route_iface(root)?;
+    crate::sys::interface_addrs()
+        .ok()?
+        .into_iter()
+        .find(|a| a.name == iface && a.addr.is_ipv4())
+        .map(|a| a.addr)
+}
+
+fn run_ddns(
+    root: &Root,
+    cfg: &crate::config::Config,
+    name: &str,
+    address: Option<IpAddr>,
+    force: bool,
+) -> Result<Code> {
+    let Some(s) = ddns::settings(root, cfg)? else {
+        return Err(Error::config(
+            "outpost.ddns.server: not set; dynamic DNS needs server, zone, keyName and keyFile",
+        ));
+    };
+    let addr = match address.or_else(|| default_address(root)) {
+        Some(a) => a,
+        None => {
+            return Err(Error::usage(
+                "cluster ddns: no --address and no default route address",
+            ))
+        }
+    };
+    let dir = root.path(&cfg.state_dir.value);
+    let state_path = dir.join("ddns.json");
+    let mut state: ddns::State = std::fs::read_to_string(&state_path)
+        .ok()
+        .and_then(|t| miniserde::json::from_str(&t).ok())
+        .unwrap_or_default();
+    let host = crate::sys::host();
+    let now = crate::sys::unix_secs(host.now());
+    match ddns::decide(&state, name, addr, now, force) {
+        ddns::Decision::Unchanged => {
+            crate::commands::print(&format!(
+                "{name} -> {addr}: unchanged (the server has it)\n"
+            ))?;
+            return Ok(Code::Ok);
+        }
+        ddns::Decision::Wait(t) => {
+            crate::commands::print(&format!(
+                "{name} -> {addr}: backing off after {} failures, next try in {} s\n",
+                state.failures,
+                t.saturating_sub(now)
+            ))?;
+            return Ok(Code::Ok);
+        }
+        ddns::Decision::Send => {}
+    }
+    let mut idb = [0u8; 2];
+    host.fill_random(&mut idb)
+        .map_err(|e| Error::new(Code::LocalIo, format!("random DNS message ID: {e}")))?;
+    let result = ddns::update(&s, name, addr, now, u16::from_be_bytes(idb), &mut state);
+    crate::fsutil::ensure_dir(&dir, crate::fsutil::SECRET_DIR_MODE)?;
+    let mut j = miniserde::json::to_string(&state);
+    j.push('\n');
+    crate::fsutil::write_atomic(&state_path, j.as_bytes(), 0o644)?;
+    result?;
+    crate::commands::print(&format!(
+        "{name} -> {addr}: updated at {} (signed answer verified)\n",
+        s.server
+    ))?;
+    Ok(Code::Ok)
+}

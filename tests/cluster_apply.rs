@@ -1,0 +1,322 @@
+//! `outpost cluster apply` under a --root tree with the K3s TEST DOUBLE
+//! (tests/support/fake-k3s): K3s itself cannot be had on the build
+//! machines, so these tests check the agent against the K3s command-line
+//! and config contract that the double enforces, not against a running K3s.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const K10: &str =
+    "K103f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f::server:5e3f1c0a9b7d4e21";
+
+struct Tree {
+    dir: PathBuf,
+    root: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let dir = std::env::temp_dir().join(format!("outpost-apply-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("proc/sys/kernel")).expect("root");
+        // The node name K3s registers is the host name; the double reports
+        // the real host's name ready, so the tree carries the same.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        std::fs::write(root.join("proc/sys/kernel/hostname"), host).expect("hostname");
+        let cfg = dir.join("user-data");
+        std::fs::write(&cfg, "#cloud-config\nstylus:\n  managementMode: local\n").expect("cfg");
+        Tree { dir, root, cfg }
+    }
+
+    fn spec(&self, role: &str, distro: &str, endpoint: &str, token: &str) -> PathBuf {
+        let p = self.dir.join(format!("spec-{role}-{distro}.json"));
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"schema":"outpost.cluster-spec/v1","cluster":"edge-1","distro":"{distro}","version":"v1.31.4+k3s1","endpoint":"{endpoint}","role":"{role}","hostId":"edge-0a1b2c","nodeIp":"10.0.0.11","interface":"eth0","podCidr":"10.42.0.0/16","serviceCidr":"10.43.0.0/16","token":"{token}","caHash":null}}"#
+            ),
+        )
+        .expect("spec");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        p
+    }
+
+    fn apply(&self, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = common::outpost();
+        cmd.args(["cluster", "apply", "--root"])
+            .arg(&self.root)
+            .arg("--config")
+            .arg(&self.cfg)
+            .arg("--spec")
+            .arg(spec)
+            .args(["--timeout", "60"])
+            .args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (code, out, err) = common::run(&mut cmd);
+        eprintln!(
+            "$ outpost cluster apply {}\n{out}{err}(exit {code})",
+            extra.join(" ")
+        );
+        assert!(
+            !out.contains("5e3f1c0a9b7d4e21") && !err.contains("5e3f1c0a9b7d4e21"),
+            "token leaked"
+        );
+        (code, out, err)
+    }
+
+    fn mode(&self, host_path: &str) -> u32 {
+        std::fs::metadata(self.root.join(host_path.trim_start_matches('/')))
+            .unwrap_or_else(|e| panic!("{host_path}: {e}"))
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.root.join("run/outpost/k3s.pid")).ok()
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn fake_k3s() -> String {
+    common::fixture("../support/fake-k3s").display().to_string()
+}
+
+#[test]
+fn init_server_applies_and_a_second_apply_changes_nothing() {
+    let t = Tree::new("init");
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let img = t.dir.join("k3s-airgap-images-amd64.tar.zst");
+    std::fs::write(&img, b"not really images").expect("img");
+    let fake = fake_k3s();
+    let img_s = img.display().to_string();
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake, "--images", &img_s], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("installing\nrunning\nready\nchanged: "),
+        "{out}"
+    );
+    for p in [
+        "/etc/rancher/k3s/config.yaml.d/10-outpost.yaml",
+        "/var/lib/rancher/k3s/server/manifests/outpost-kube-vip.yaml",
+        "/usr/local/bin/k3s",
+        "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
+        "/etc/systemd/system/k3s.service",
+    ] {
+        assert!(out.contains(p), "{p} not in changed: {out}");
+    }
+    assert_eq!(
+        t.mode("/etc/rancher/k3s/config.yaml.d/10-outpost.yaml"),
+        0o600
+    );
+    assert_eq!(t.mode("/usr/local/bin/k3s"), 0o755);
+    let cfg = std::fs::read_to_string(t.root.join("etc/rancher/k3s/config.yaml.d/10-outpost.yaml"))
+        .expect("cfg");
+    assert!(
+        cfg.contains("cluster-init: true\n") && cfg.contains("  - \"10.0.0.100\"\n"),
+        "{cfg}"
+    );
+    // The double saw `k3s server --config ROOT/... --data-dir ROOT/...`.
+    let calls = std::fs::read_to_string(t.root.join("var/lib/rancher/k3s/fake-k3s/calls.log"))
+        .expect("calls");
+    assert!(calls.starts_with("server --config "), "{calls}");
+    // Recorded state, no token in it.
+    let rec = std::fs::read_to_string(t.root.join("var/lib/outpost/cluster.json")).expect("record");
+    assert!(
+        rec.contains("\"state\":\"ready\"") && !rec.contains("bootstrap-4c2f9a"),
+        "{rec}"
+    );
+
+    let pid = t.pid();
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake, "--images", &img_s], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "installing\nrunning\nready\nchanged: nothing\n");
+    assert_eq!(t.pid(), pid, "nothing changed: K3s not restarted");
+
+    let mut st = common::outpost();
+    st.args(["cluster", "status", "--root"])
+        .arg(&t.root)
+        .arg("--config")
+        .arg(&t.cfg);
+    let (code, out, _) = common::run(&mut st);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "cluster edge-1 role init-server (k3s): ready\n")
+    );
+
+    // Leaving: K3s stopped first, then outpost's files; data kept without --purge.
+    let pid_now = t.pid().unwrap_or_default();
+    let pid_now = pid_now.trim().to_string();
+    let mut lv = common::outpost();
+    lv.args(["cluster", "leave", "--root"])
+        .arg(&t.root)
+        .arg("--config")
+        .arg(&t.cfg);
+    let (code, out, err) = common::run(&mut lv);
+    eprintln!("$ outpost cluster leave\n{out}{err}");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "stopped k3s (pid {pid_now})\nremoved /run/outpost/k3s.pid\nremoved /var/lib/rancher/k3s/server/manifests/outpost-kube-vip.yaml\nremoved /etc/rancher/k3s/config.yaml.d/10-outpost.yaml\nremoved /etc/systemd/system/k3s.service\nremoved /usr/local/bin/k3s\nremoved /var/lib/outpost/cluster.json\nleft the cluster\n"
+        )
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{pid_now}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "K3s still running: {stat}"
+    );
+    assert!(
+        t.root.join("var/lib/rancher/k3s/server/token").exists(),
+        "data kept without --purge"
+    );
+    let (code, out, _) = common::run(&mut lv);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "nothing to do: no cluster role applied here\n")
+    );
+}
+
+#[test]
+fn join_agent_with_secure_token_gets_ready() {
+    let t = Tree::new("agent");
+    let spec = t.spec("join-agent", "k3s", "dns:api.edge-1.example.test", K10);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake_k3s()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("/etc/systemd/system/k3s-agent.service"),
+        "{out}"
+    );
+    assert!(!out.contains("kube-vip"), "workers get no kube-vip: {out}");
+    let cfg = std::fs::read_to_string(t.root.join("etc/rancher/k3s/config.yaml.d/10-outpost.yaml"))
+        .expect("cfg");
+    assert!(
+        cfg.contains("server: \"https://api.edge-1.example.test:6443\"\n"),
+        "{cfg}"
+    );
+    // `outpost uninstall --cluster --purge` leaves the cluster first.
+    let mut un = common::outpost();
+    un.args(["uninstall", "--cluster", "--purge", "--root"])
+        .arg(&t.root);
+    let (code, out, err) = common::run(&mut un);
+    eprintln!("$ outpost uninstall --cluster --purge\n{out}{err}");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("  cluster: stopped k3s (pid "), "{out}");
+    assert!(
+        out.contains("  cluster: removed /etc/systemd/system/k3s-agent.service\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  cluster: removed /var/lib/rancher/k3s\n"),
+        "--purge removes the data: {out}"
+    );
+    assert!(!t.root.join("var/lib/rancher/k3s").exists());
+}
+
+#[test]
+fn failures_are_reported_with_reason_and_log_tail() {
+    let t = Tree::new("fail");
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let (code, out, err) = t.apply(
+        &spec,
+        &["--k3s-bin", &fake_k3s()],
+        &[("FAKE_K3S_FAIL", "1")],
+    );
+    assert_eq!(code, 1);
+    // Exited within the first second (failed from installing), or later
+    // on a loaded machine (failed from running): both name the exit.
+    assert!(
+        out.starts_with("installing\nfailed: k3s server exited at start (exit status: 1)\n")
+            || out.starts_with("installing\nrunning\nfailed: k3s server exited while starting\n"),
+        "{out}"
+    );
+    assert!(
+        err.contains("log tail:\n") && err.contains("level=fatal"),
+        "{err}"
+    );
+    let rec = std::fs::read_to_string(t.root.join("var/lib/outpost/cluster.json")).expect("record");
+    assert!(
+        rec.contains("\"state\":\"failed\"") && rec.contains("level=fatal"),
+        "{rec}"
+    );
+    // A retry after the fault is fixed goes through (failed -> installing).
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake_k3s()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("installing\nrunning\nready\n"), "{out}");
+
+    // No binary at all.
+    let t2 = Tree::new("nobin");
+    let spec2 = t2.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let (code, out, _) = t2.apply(&spec2, &[], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(
+            "failed: no K3s binary at /usr/local/bin/k3s: give --k3s-bin from the airgap bundle"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_specs_are_refused_with_one_line() {
+    let t = Tree::new("bad");
+    let spec = t.spec("join-server", "k3s", "vip:10.0.0.100", "short-token");
+    let (code, _, err) = t.apply(&spec, &[], &[]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains(
+            "token: joiners need the secure K10<ca-hash>::... form (it pins the cluster CA)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("short-token"), "token echoed: {err}");
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = t.apply(&spec, &[], &[]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("mode 0644, must be 0600 (it holds the join token)"),
+        "{err}"
+    );
+    let spec = t.spec("boss", "k3s", "vip:10.0.0.100", "x");
+    let (code, _, err) = t.apply(&spec, &[], &[]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("role \"boss\" is not init-server, join-server or join-agent"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pxke_is_rendered_only() {
+    let t = Tree::new("pxke");
+    let spec = t.spec(
+        "init-server",
+        "pxke",
+        "vip:10.0.0.100",
+        "abcdef.0123456789abcdef",
+    );
+    let (code, out, _) = t.apply(&spec, &[], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("failed: applying pxke is not implemented: configuration rendered to /etc/outpost/cluster/kubeadm.yaml, /etc/kubernetes/manifests/kube-vip.yaml"), "{out}");
+    let k =
+        std::fs::read_to_string(t.root.join("etc/outpost/cluster/kubeadm.yaml")).expect("kubeadm");
+    assert!(
+        k.contains("kind: InitConfiguration")
+            && k.contains("controlPlaneEndpoint: \"10.0.0.100:6443\""),
+        "{k}"
+    );
+}

@@ -1,0 +1,237 @@
+//! Dynamic DNS against a real BIND 9 (`named` from Debian's bind9) that the
+//! test starts on loopback with a zone and a TSIG key: the agent adds and
+//! changes a record, `dig` sees it, an unchanged address sends nothing, and
+//! a wrong key gives NOTAUTH and a clear error. Needs `named`, `dig`
+//! (installed by scripts/test); without them the test fails and says why.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "q0O8wVPEvj1dDcmfxmjbfkQ5D4W9U3ZbkmHuLCEXi7M=";
+const WRONG: &str = "Ao5u6LbX6m0ahZ0Q0K5fl0q6E6eR0w3m8Qyl7s1nL0E=";
+
+struct Named {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    // A port free for both UDP and TCP right now.
+    for _ in 0..50 {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port");
+}
+
+fn named(dir: &Path) -> Named {
+    let port = free_port();
+    std::fs::write(
+        dir.join("example.test.zone"),
+        "$TTL 300\n@ IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 60\n@ IN NS ns.example.test.\nns IN A 127.0.0.1\n",
+    )
+    .expect("zone");
+    let d = dir.display();
+    std::fs::write(
+        dir.join("named.conf"),
+        format!(
+            "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\"; recursion no; dnssec-validation no; allow-query {{ any; }}; }};\ncontrols {{ }};\nkey \"outpost-key.\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\nzone \"example.test\" {{ type primary; file \"{d}/example.test.zone\";\n  update-policy {{ grant outpost-key. zonesub A AAAA; }}; }};\n"
+        ),
+    )
+    .expect("named.conf");
+    let log = std::fs::File::create(dir.join("named.log")).expect("log");
+    let child = Command::new("named")
+        .args(["-g", "-c"])
+        .arg(dir.join("named.conf"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting named (Debian package bind9; scripts/test installs it)");
+    let n = Named {
+        child,
+        port,
+        dir: dir.to_path_buf(),
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        if dig(&n, "example.test", "SOA").contains("ns.example.test.") {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "named did not answer: {}",
+        std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+    );
+}
+
+fn dig(n: &Named, name: &str, ty: &str) -> String {
+    let out = Command::new("dig")
+        .args(["+short", "+time=2", "+tries=1", "@127.0.0.1", "-p"])
+        .arg(n.port.to_string())
+        .args([name, ty])
+        .output()
+        .expect("running dig (Debian package bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Agent {
+    root: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Agent {
+    fn new(dir: &Path, port: u16, secret: &str) -> Agent {
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("etc/outpost")).expect("root");
+        let key = root.join("etc/outpost/ddns.key");
+        std::fs::write(
+            &key,
+            format!(
+                "key \"outpost-key.\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"
+            ),
+        )
+        .expect("key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let cfg = dir.join("user-data");
+        std::fs::write(
+            &cfg,
+            format!(
+                "#cloud-config\nstylus:\n  managementMode: local\noutpost:\n  ddns:\n    server: \"127.0.0.1:{port}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n"
+            ),
+        )
+        .expect("user-data");
+        Agent { root, cfg }
+    }
+
+    fn ddns(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = common::outpost();
+        cmd.arg("-v")
+            .args(["cluster", "ddns", "--root"])
+            .arg(&self.root)
+            .arg("--config")
+            .arg(&self.cfg)
+            .args(args);
+        let (code, out, err) = common::run(&mut cmd);
+        eprintln!(
+            "$ outpost cluster ddns {}\n{out}{err}(exit {code})",
+            args.join(" ")
+        );
+        for s in [SECRET, WRONG] {
+            assert!(
+                !out.contains(s) && !err.contains(s),
+                "the TSIG secret leaked"
+            );
+        }
+        (code, out, err)
+    }
+}
+
+#[test]
+fn rfc2136_updates_against_real_bind() {
+    let tmp = tempdir();
+    let n = named(&tmp);
+    let agent = Agent::new(&tmp, n.port, SECRET);
+
+    // Add.
+    let (code, out, _) = agent.ddns(&["--name", "api.example.test", "--address", "10.0.0.100"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("api.example.test -> 10.0.0.100: updated at 127.0.0.1:"),
+        "{out}"
+    );
+    assert_eq!(dig(&n, "api.example.test", "A"), "10.0.0.100");
+
+    // Same address again: nothing sent.
+    let (code, out, _) = agent.ddns(&["--name", "api.example.test", "--address", "10.0.0.100"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("unchanged"), "{out}");
+
+    // Change: the RRset is replaced, not added to.
+    let (code, _, _) = agent.ddns(&["--name", "api.example.test", "--address", "10.0.0.101"]);
+    assert_eq!(code, 0);
+    assert_eq!(dig(&n, "api.example.test", "A"), "10.0.0.101");
+
+    // IPv6.
+    let (code, _, _) = agent.ddns(&["--name", "api.example.test", "--address", "fd00:10::64"]);
+    assert_eq!(code, 0);
+    assert_eq!(dig(&n, "api.example.test", "AAAA"), "fd00:10::64");
+    assert_eq!(dig(&n, "api.example.test", "A"), "10.0.0.101", "A kept");
+
+    // A name outside the zone: refused before sending.
+    let (code, _, err) = agent.ddns(&["--name", "api.other.test", "--address", "10.0.0.9"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("api.other.test is not inside zone example.test"),
+        "{err}"
+    );
+
+    // Wrong key: BIND answers NOTAUTH (BADSIG); exit 3 with a clear line.
+    let wrong_dir = tmp.join("wrong");
+    std::fs::create_dir_all(&wrong_dir).expect("dir");
+    let wrong = Agent::new(&wrong_dir, n.port, WRONG);
+    let (code, _, err) = wrong.ddns(&["--name", "api.example.test", "--address", "10.0.0.102"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("DNS update of api.example.test at 127.0.0.1:")
+            && err.contains(
+                "refused: NOTAUTH (BADSIG): the server does not know this key name or secret"
+            ),
+        "{err}"
+    );
+    assert_eq!(
+        dig(&n, "api.example.test", "A"),
+        "10.0.0.101",
+        "record untouched"
+    );
+    let log = std::fs::read_to_string(n.dir.join("named.log")).unwrap_or_default();
+    assert!(
+        log.contains("BADSIG") || log.contains("tsig verify failure"),
+        "named log:\n{log}"
+    );
+    // ... and backs off: the next run waits instead of sending.
+    let (code, out, _) = wrong.ddns(&["--name", "api.example.test", "--address", "10.0.0.102"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("backing off after 1 failures, next try in"),
+        "{out}"
+    );
+
+    // A key file others can read is refused (exit 4).
+    let key = agent.root.join("etc/outpost/ddns.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = agent.ddns(&[
+        "--name",
+        "api.example.test",
+        "--address",
+        "10.0.0.103",
+        "--force",
+    ]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("ddns.key: mode 0644, must be 0600 (it holds the TSIG secret)"),
+        "{err}"
+    );
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("outpost-ddns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tempdir");
+    d
+}
