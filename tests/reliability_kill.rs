@@ -208,7 +208,10 @@ fn sigkill_install_and_uninstall() {
         before,
         "reference uninstall restores the tree"
     );
-    ok(install_cmd(&r, &ud, &bin), "install before timing uninstall");
+    ok(
+        install_cmd(&r, &ud, &bin),
+        "install before timing uninstall",
+    );
     let t0 = Instant::now();
     ok(uninstall_cmd(&r), "timing uninstall");
     let span_u = t0.elapsed();
