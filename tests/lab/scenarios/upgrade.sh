@@ -20,7 +20,9 @@ scenario() {
     mkdir -p "$keys" "$LAB_RUN/rel"
     "$LAB_ROOT/scripts/sign" keygen "$keys/rel" >/dev/null
     lab_userdata "$share/user-data"
-    printf 'outpost:\n  upgrade:\n    publicKeys:\n      - "%s"\n' "$(sed -n 2p "$keys/rel.pub")" >>"$share/user-data"
+    # lab_userdata ends with the outpost: block; the key goes under it.
+    tail -n 5 "$share/user-data" | grep -q '^outpost:' || lab_fail "user-data no longer ends with an outpost: block"
+    printf '  upgrade:\n    publicKeys:\n      - "%s"\n' "$(sed -n 2p "$keys/rel.pub")" >>"$share/user-data"
     # B: the agent under version 0.9.0 (the real binary is copied by the
     # guest to /usr/local/lib/outpost-real first).
     local b=$LAB_RUN/rel/outpost-0.9.0-x86_64-linux-musl c=$LAB_RUN/rel/outpost-0.9.1-x86_64-linux-musl
