@@ -28,7 +28,7 @@ pub enum Command {
     Check(CheckArgs),
     Config(ConfigArgs),
     Id(IdArgs),
-    /// Hidden developer command: one GET or POST through `http.rs`.
+    /// Hidden developer command: one GET or POST through `http/`.
     Probe(ProbeArgs),
     Checkin(CheckinArgs),
     Status(StatusArgs),

@@ -1,7 +1,7 @@
 //! `noProxy` / `NO_PROXY` lists: parse a comma-separated list once, then tell
 //! for a request's host and port whether it goes direct (bypassing the proxy).
 //!
-//! Pure: no environment, no DNS, no I/O. `http.rs` reads the variables and
+//! Pure: no environment, no DNS, no I/O. `proxy.rs` reads the variables and `http/route.rs`
 //! asks `matches`. It must not resolve names: a CIDR entry matches only a URL
 //! whose host is an IP literal (resolving would leak the name to DNS first
 //! and could disagree with what the proxy resolves).

@@ -1,5 +1,5 @@
 //! `outpost probe URL` (hidden developer command): one GET, or a POST with
-//! `--data`, through `http.rs` exactly as a check-in connects (system CA
+//! `--data`, through `http/` exactly as a check-in connects (system CA
 //! bundle under the root + `--cacert`, proxy and NO_PROXY, body cap,
 //! timeouts); prints the status and the body. Exit 0 on 2xx.
 //!

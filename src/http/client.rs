@@ -1,0 +1,286 @@
+//! The client: one ureq agent per request, the request, the answer (`Reply`)
+//! and the URL parser for targets.
+
+use super::*;
+
+/// Read and write buffer size (ureq's default is 128 KiB each).
+pub const IO_BUFFER: usize = 16 * 1024;
+/// The longest `Retry-After` value kept (it is only echoed and parsed).
+pub(super) const MAX_RETRY_AFTER_LEN: usize = 64;
+
+/// An answer: any status but a redirect (which is not followed), for the
+/// caller to interpret through the one table, `proto::outcome`.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The raw `Retry-After` header (see `schedule::parse_retry_after`).
+    pub retry_after: Option<String>,
+    /// The body, valid UTF-8, at most `body_limit` bytes.
+    pub body: String,
+    /// "METHOD URL" without credentials or query, for error messages.
+    pub what: String,
+}
+
+impl Reply {
+    /// Parse the body as JSON into `T`; `describe` names the document in the
+    /// error ("check-in answer"). Not JSON at all and JSON of the wrong shape
+    /// are told apart; both are exit 12.
+    pub fn json<T: miniserde::Deserialize>(&self, describe: &str) -> Result<T> {
+        if miniserde::json::from_str::<miniserde::json::Value>(&self.body).is_err() {
+            return Err(Error::new(
+                Code::BadAnswer,
+                format!("{}: response body is not valid JSON", self.what),
+            ));
+        }
+        miniserde::json::from_str::<T>(&self.body).map_err(|_| {
+            Error::new(
+                Code::BadAnswer,
+                format!(
+                    "{}: response JSON is not a valid {describe} (wrong type or missing field)",
+                    self.what
+                ),
+            )
+        })
+    }
+}
+
+/// The transport, ready to send requests.
+pub struct Client {
+    settings: HttpSettings,
+    roots: Roots,
+}
+
+impl Client {
+    /// Build the transport: trust = `system` bundle (see `read_system_ca`) +
+    /// `settings.extra_ca`. Neither present is exit 16 (nothing could be
+    /// trusted), unless verification is off, or the `webpki-roots` feature
+    /// supplies the bundled Mozilla set.
+    pub fn new(settings: HttpSettings, system: Option<&CaBundle>) -> Result<Client> {
+        // ring is the only provider compiled in; a second call finds it set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut certs: Vec<Certificate<'static>> = Vec::new();
+        if let Some(bundle) = system {
+            let (ders, bad) = pem_certificates(&bundle.pem);
+            log::debug!(target: LOG_TARGET,
+                "{} CA certificates from {} ({bad} unreadable blocks skipped)",
+                ders.len(),
+                bundle.path.display()
+            );
+            if ders.is_empty() {
+                log::warn!(target: LOG_TARGET, "no certificates in CA bundle {}", bundle.path.display());
+            }
+            certs.extend(ders.iter().map(|d| Certificate::from_der(d).to_owned()));
+        }
+        certs.extend(
+            settings
+                .extra_ca
+                .iter()
+                .map(|c| Certificate::from_der(&c.der).to_owned()),
+        );
+        let roots = if settings.insecure_skip_verify {
+            Roots::NoneNeeded
+        } else if !certs.is_empty() {
+            Roots::Specific(Arc::new(certs))
+        } else {
+            no_roots()?
+        };
+        Ok(Client { settings, roots })
+    }
+
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// POST a JSON body with extra headers (e.g. Authorization; never logged).
+    pub fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
+        self.send("POST", url, Some(body), headers)
+    }
+
+    /// GET (probes).
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+        self.send("GET", url, None, headers)
+    }
+
+    pub(super) fn send(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let target = Target::parse(url).map_err(|e| Error::config(format!("{method} {e}")))?;
+        let what = format!("{method} {}", target.safe);
+        let plain_ok = self.settings.allow_plain_loopback && target.is_loopback();
+        if !target.https && !plain_ok {
+            return Err(Error::config(format!(
+                "{what}: plain http:// is refused; use https://"
+            )));
+        }
+        let route = route(&self.settings, target.https, &target.host, target.port)?;
+        log::debug!(target: LOG_TARGET,
+            "{what}{}",
+            match &route {
+                Route::Direct => String::new(),
+                Route::Proxy(p) => format!(" via proxy {p}"),
+            }
+        );
+        if self.settings.insecure_skip_verify && target.https {
+            log::warn!(target: LOG_TARGET, "{what}: certificate verification is OFF (insecure)");
+        }
+        let agent = self.agent(&route)?;
+        let ctx = Ctx {
+            what: &what,
+            target: &target,
+            route: &route,
+            settings: &self.settings,
+        };
+        let sent = match body {
+            Some(b) => {
+                let mut req = agent.post(url).header("Content-Type", "application/json");
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.send(b)
+            }
+            None => {
+                let mut req = agent.get(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.call()
+            }
+        };
+        let mut resp = sent.map_err(|e| ctx.classify(&e))?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.trim()
+                        .chars()
+                        .take(MAX_RETRY_AFTER_LEN)
+                        .collect::<String>()
+                })
+        };
+        let retry_after = header("retry-after");
+        let location = header("location");
+        if (300..400).contains(&status) {
+            let to = location
+                .as_deref()
+                .and_then(|l| Target::parse(l).ok())
+                .map(|t| format!(" to {}", t.safe))
+                .unwrap_or_default();
+            return Err(Error::new(
+                Code::BadAnswer,
+                format!(
+                    "{what}: unexpected redirect (HTTP {status}{to}); redirects are not followed"
+                ),
+            ));
+        }
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(self.settings.body_limit)
+            .read_to_vec()
+            .map_err(|e| ctx.classify(&e))?;
+        let body = String::from_utf8(bytes).map_err(|_| {
+            Error::new(
+                Code::BadAnswer,
+                format!("{what}: response body is not valid UTF-8"),
+            )
+        })?;
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+            what,
+        })
+    }
+
+    pub(super) fn agent(&self, route: &Route) -> Result<ureq::Agent> {
+        let tls = TlsConfig::builder().provider(TlsProvider::Rustls);
+        let tls = match &self.roots {
+            Roots::Specific(certs) => tls.root_certs(RootCerts::Specific(certs.clone())),
+            #[cfg(feature = "webpki-roots")]
+            Roots::Bundled => tls.root_certs(RootCerts::WebPki),
+            Roots::NoneNeeded => tls.disable_verification(true),
+        };
+        let proxy = match route {
+            Route::Direct => None,
+            Route::Proxy(p) => Some(
+                ureq::Proxy::new(&p.secret_url())
+                    .map_err(|_| Error::config(format!("proxy {p}: not a usable proxy URL")))?,
+            ),
+        };
+        let s = &self.settings;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // Checked above, with the loopback exception ureq does not know.
+            .https_only(false)
+            .max_redirects(0)
+            .proxy(proxy)
+            .timeout_global(Some(s.timeout))
+            // The connect timeout bounds the DNS lookup as well.
+            .timeout_resolve(Some(s.connect_timeout.min(s.timeout)))
+            .timeout_connect(Some(s.connect_timeout))
+            .user_agent(s.user_agent.as_str())
+            .input_buffer_size(IO_BUFFER)
+            .output_buffer_size(IO_BUFFER)
+            .max_idle_connections(0)
+            .tls_config(tls.build())
+            .build();
+        Ok(ureq::Agent::new_with_config(config))
+    }
+}
+
+/// A parsed request URL.
+pub(super) struct Target {
+    pub(super) https: bool,
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// scheme://host[:port]/path, no userinfo, no query.
+    pub(super) safe: String,
+}
+
+impl Target {
+    pub(super) fn parse(url: &str) -> std::result::Result<Target, String> {
+        if !url.contains("://") {
+            return Err("URL must start with https://".to_string());
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| "URL cannot be parsed".to_string())?;
+        let https = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            _ => return Err("URL must start with https://".to_string()),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| "URL has no host".to_string())?
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let scheme = if https { "https" } else { "http" };
+        let port_text = uri
+            .port()
+            .map(|p| format!(":{}", p.as_str()))
+            .unwrap_or_default();
+        let path = match uri.path() {
+            "" => "/",
+            p => p,
+        };
+        Ok(Target {
+            https,
+            safe: format!("{scheme}://{host}{port_text}{path}"),
+            host,
+            port,
+        })
+    }
+
+    pub(super) fn is_loopback(&self) -> bool {
+        let h = self.host.trim_start_matches('[').trim_end_matches(']');
+        h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
