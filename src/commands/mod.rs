@@ -1,6 +1,6 @@
 //! One file per subcommand: each takes its parsed arguments, does the work
 //! through the pure modules, prints its result, and returns the exit code.
-//! Nothing here parses argv (that is `cli.rs`) or exits the process.
+//! Nothing here parses argv (that is `cli/`) or exits the process.
 
 pub mod check;
 pub mod checkin;
