@@ -19,6 +19,7 @@ pub mod install;
 pub mod inventory;
 pub mod noproxy;
 pub mod notify;
+pub mod paths;
 pub mod proto;
 pub mod proxy;
 pub mod schedule;

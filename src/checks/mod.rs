@@ -115,8 +115,8 @@ pub const ALL: &[Def] = &[
 /// The state directory and binary directory (DESIGN.md default paths): the
 /// `disk` check also judges the drive behind the state directory when it is
 /// another mount, and `space` the free space of both.
-pub const STATE_DIR: &str = "/var/lib/outpost";
-pub const BIN_DIR: &str = "/usr/local/bin";
+pub const STATE_DIR: &str = crate::paths::DEFAULT_STATE_DIR;
+pub const BIN_DIR: &str = crate::paths::BIN_DIR;
 
 /// Where a command is looked for: the PATH directories, or systemd's
 /// private directories for daemons that are not on the PATH.

@@ -126,7 +126,7 @@ pub const KEYS: &[Key] = &[
     k("outpost.interval", Ty::Object, None, "", "Bounds of the check-in interval the server may ask for."),
     k("outpost.interval.min", Ty::Int, Some("OUTPOST_INTERVAL_MIN"), "60", "Shortest check-in interval, seconds (>= 10)."),
     k("outpost.interval.max", Ty::Int, Some("OUTPOST_INTERVAL_MAX"), "3600", "Longest check-in interval, seconds (>= min, <= 86400)."),
-    k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), "/var/lib/outpost", "State directory (under --root): host-id, credential, state."),
+    k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), crate::paths::DEFAULT_STATE_DIR, "State directory (under --root): host-id, credential, state."),
     k("outpost.scheduler", Ty::Str, Some("OUTPOST_SCHEDULER"), "auto", "How check-ins are scheduled: `systemd`, `cron` or `auto`."),
     k("outpost.logLevel", Ty::Str, Some("OUTPOST_LOG_LEVEL"), "warn", "`error`, `warn`, `info`, `debug` or `trace`; -v/-q adjust it."),
     k("outpost.timeouts", Ty::Object, None, "", "Network timeouts."),

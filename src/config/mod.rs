@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 pub use values::{CaCert, Mode, Scheduler, Secret, TagsFromFile, UidPath};
 
 /// Default config path (under `--root`).
-pub const DEFAULT_CONFIG: &str = "/etc/outpost/user-data";
+pub const DEFAULT_CONFIG: &str = crate::paths::CONFIG_PATH;
 /// Largest config file read, bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -150,7 +150,7 @@ impl Default for Config {
             install_poweroff: dflt(false),
             interval_min: dflt(60),
             interval_max: dflt(3600),
-            state_dir: dflt("/var/lib/outpost".into()),
+            state_dir: dflt(crate::paths::DEFAULT_STATE_DIR.into()),
             scheduler: dflt(Scheduler::Auto),
             log_level: dflt("warn".into()),
             connect_timeout: dflt(10),

@@ -21,22 +21,12 @@ pub const SERVICE_UNIT: &str = include_str!("../../dist/outpost.service");
 pub const FIRSTBOOT_UNIT: &str = include_str!("../../dist/outpost-firstboot.service");
 pub const CRON_FILE: &str = include_str!("../../dist/outpost.cron");
 
-pub const BIN_PATH: &str = "/usr/local/bin/outpost";
-pub const CONFIG_DIR: &str = "/etc/outpost";
-pub const CONFIG_PATH: &str = "/etc/outpost/user-data";
-/// Proxy variables for the agent's unit (0600: a proxy URL may hold a password).
-pub const PROXY_ENV_PATH: &str = "/etc/outpost/proxy.env";
-pub const UNIT_DIR: &str = "/etc/systemd/system";
-pub const SERVICE_PATH: &str = "/etc/systemd/system/outpost.service";
-pub const SERVICE_DROPIN_DIR: &str = "/etc/systemd/system/outpost.service.d";
-pub const PROXY_DROPIN_PATH: &str = "/etc/systemd/system/outpost.service.d/proxy.conf";
-pub const STATE_DROPIN_PATH: &str = "/etc/systemd/system/outpost.service.d/state-dir.conf";
-pub const FIRSTBOOT_PATH: &str = "/etc/systemd/system/outpost-firstboot.service";
-pub const FIRSTBOOT_DROPIN_PATH: &str = "/etc/systemd/system/outpost-firstboot.service.d/ca.conf";
-pub const WANTS_DIR: &str = "/etc/systemd/system/multi-user.target.wants";
-pub const CRON_PATH: &str = "/etc/cron.d/outpost";
-/// The state directory's default; the config's `outpost.stateDir` may move it.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/outpost";
+// The default paths live in one module (`paths.rs`); the names stay here.
+pub use crate::paths::{
+    BIN_PATH, CONFIG_DIR, CONFIG_PATH, CRON_PATH, DEFAULT_STATE_DIR, FIRSTBOOT_DROPIN_PATH,
+    FIRSTBOOT_PATH, PROXY_DROPIN_PATH, PROXY_ENV_PATH, SERVICE_DROPIN_DIR, SERVICE_PATH,
+    STATE_DROPIN_PATH, UNIT_DIR, WANTS_DIR,
+};
 /// Marker the first-boot unit leaves in the state directory.
 pub const FIRSTBOOT_MARKER: &str = "firstboot-done";
 pub const MANIFEST_NAME: &str = "manifest.json";
