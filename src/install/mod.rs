@@ -88,7 +88,10 @@ pub const TRUST_STORES: &[TrustStore] = &[
         family: "debian",
         dir: "/usr/local/share/ca-certificates",
         ext: "crt",
-        update: &["/usr/sbin/update-ca-certificates"],
+        // --fresh: without it Debian's script only adds links, so after a
+        // certificate is removed (uninstall, fewer caCerts) its links stay
+        // in /etc/ssl/certs, dangling (seen on a Debian 12 guest).
+        update: &["/usr/sbin/update-ca-certificates", "--fresh"],
     },
     TrustStore {
         family: "rhel",
