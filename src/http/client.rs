@@ -56,8 +56,6 @@ impl Client {
     /// trusted), unless verification is off, or the `webpki-roots` feature
     /// supplies the bundled Mozilla set.
     pub fn new(settings: HttpSettings, system: Option<&CaBundle>) -> Result<Client> {
-        // ring is the only provider compiled in; a second call finds it set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut certs: Vec<Certificate<'static>> = Vec::new();
         if let Some(bundle) = system {
             let (ders, bad) = pem_certificates(&bundle.pem);
@@ -199,7 +197,9 @@ impl Client {
     }
 
     pub(super) fn agent(&self, route: &Route) -> Result<ureq::Agent> {
-        let tls = TlsConfig::builder().provider(TlsProvider::Rustls);
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(super::provider::provider());
         let tls = match &self.roots {
             Roots::Specific(certs) => tls.root_certs(RootCerts::Specific(certs.clone())),
             #[cfg(feature = "webpki-roots")]

@@ -31,6 +31,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 mod client;
 mod errors;
+mod provider;
 mod route;
 mod settings;
 #[cfg(test)]
