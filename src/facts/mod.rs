@@ -8,6 +8,7 @@
 pub mod block;
 pub mod cpu;
 pub mod devices;
+pub mod gather;
 pub mod kernel;
 pub mod mem;
 pub mod modules;
