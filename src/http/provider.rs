@@ -133,3 +133,26 @@ pub(super) fn provider() -> Arc<CryptoProvider> {
     })
     .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::version::{TLS12, TLS13};
+
+    #[test]
+    fn the_provider_serves_tls13_and_tls12_with_x25519_first() {
+        let p = super::provider();
+        for v in [&TLS13, &TLS12] {
+            assert!(
+                rustls::ClientConfig::builder_with_provider(p.clone())
+                    .with_protocol_versions(&[v])
+                    .is_ok(),
+                "no usable suites for {v:?}"
+            );
+        }
+        let groups: Vec<_> = p.kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            groups,
+            [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1]
+        );
+    }
+}
