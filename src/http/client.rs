@@ -15,6 +15,8 @@ pub struct Reply {
     pub status: u16,
     /// The raw `Retry-After` header (see `schedule::parse_retry_after`).
     pub retry_after: Option<String>,
+    /// The raw `Date` header (`check --network` compares clocks).
+    pub date: Option<String>,
     /// The body, valid UTF-8, at most `body_limit` bytes.
     pub body: String,
     /// "METHOD URL" without credentials or query, for error messages.
@@ -164,6 +166,7 @@ impl Client {
                 })
         };
         let retry_after = header("retry-after");
+        let date = header("date");
         let location = header("location");
         if (300..400).contains(&status) {
             let to = location
@@ -193,6 +196,7 @@ impl Client {
         Ok(Reply {
             status,
             retry_after,
+            date,
             body,
             what,
         })

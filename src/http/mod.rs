@@ -30,6 +30,7 @@ use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 mod client;
+pub mod diagnose;
 mod download;
 mod errors;
 mod route;
