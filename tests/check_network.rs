@@ -206,7 +206,7 @@ fn through_tinyproxy_and_bypassed_by_no_proxy() {
         .expect("proxy step");
     assert_eq!(p.1, "fail", "{steps:?}");
     assert!(p.2.contains(" 401 ") || p.2.contains(" 407 "), "{}", p.2);
-    assert!(p.3.contains("credentials"), "{}", p.3);
+    assert!(p.3.contains("refused the user:password"), "{}", p.3);
     assert!(err.contains("first broken step: net.proxy"), "{err}");
     assert!(
         steps

@@ -518,6 +518,10 @@ fn connect_tunnel(
     let code = line.split_whitespace().nth(1).unwrap_or("");
     match code {
         "200" => Ok(line),
+        "407" | "401" if p.has_credentials() => Err((
+            line,
+            "the proxy refused the user:password in the proxy URL".into(),
+        )),
         "407" | "401" => Err((
             line,
             "the proxy wants credentials: put user:password in the proxy URL".into(),
