@@ -52,7 +52,8 @@ pub fn network(args: &CheckArgs, host: &dyn crate::sys::Host) -> Result<Vec<chec
     let settings = crate::checkin::http_settings(&cfg, host)?;
     let system = crate::http::read_system_ca(&args.root)?;
     let base = cfg.endpoint.value.as_deref().map(crate::checkin::base_url);
-    let judge = |r: &crate::http::Reply| -> crate::http::diagnose::ProbeVerdict {
+    let ddi = cfg.server_protocol.value == "ddi";
+    let outpost_judge = |r: &crate::http::Reply| -> crate::http::diagnose::ProbeVerdict {
         if r.status != 200 {
             return Err(format!(
                 "expected 200 from an outpost server, got {}",
@@ -71,10 +72,66 @@ pub fn network(args: &CheckArgs, host: &dyn crate::sys::Host) -> Result<Vec<chec
             Some(p.server_time),
         ))
     };
+    let ddi_judge = |r: &crate::http::Reply| -> crate::http::diagnose::ProbeVerdict {
+        match r.status {
+            200 => {}
+            401 | 403 => {
+                return Err(format!(
+                    "the DDI server refused the {} token (HTTP {})",
+                    cfg.ddi_token_type.value, r.status
+                ))
+            }
+            404 => return Err("no such tenant or controller (HTTP 404)".into()),
+            s => return Err(format!("expected 200 from a DDI server, got {s}")),
+        }
+        let p =
+            crate::ddi::parse_poll(&r.body).map_err(|e| format!("not a DDI base resource: {e}"))?;
+        let links = if p.links.is_empty() {
+            "none".to_string()
+        } else {
+            p.links.join(", ")
+        };
+        Ok((
+            format!(
+                "hawkBit DDI: polling sleep {} ({} s), links: {links}",
+                p.sleep, p.sleep_secs
+            ),
+            None,
+        ))
+    };
+    let judge: &dyn Fn(&crate::http::Reply) -> crate::http::diagnose::ProbeVerdict =
+        if ddi { &ddi_judge } else { &outpost_judge };
+    let (probe_path, auth) = if ddi {
+        let id = crate::identity::derive(&args.root, &cfg)
+            .map(|h| h.id)
+            .or_else(|| {
+                let p = args
+                    .root
+                    .path(&cfg.state_dir.value)
+                    .join(crate::identity::HOST_ID_FILE);
+                std::fs::read_to_string(p)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_default();
+        let auth = cfg
+            .ddi_token
+            .value
+            .as_ref()
+            .map(|t| crate::ddi::authorization(&cfg.ddi_token_type.value, t.expose()));
+        (crate::ddi::base_path(&cfg.ddi_tenant.value, &id), auth)
+    } else {
+        (crate::proto::PATH_PROBE.to_string(), None)
+    };
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
     let target = crate::http::diagnose::Target {
         base: base.as_deref(),
-        probe_path: crate::proto::PATH_PROBE,
-        judge_probe: &judge,
+        probe_path: &probe_path,
+        judge_probe: judge,
+        probe_headers: &headers,
         resolver: resolver(&args.root),
     };
     Ok(crate::http::diagnose::network(

@@ -12,9 +12,11 @@
 //! server's `Date` header). After the first failed step the rest are
 //! skipped, each naming that step.
 //!
-//! Only the configured endpoint and proxy are contacted. No credential is
-//! sent to the server (the probe carries none); the proxy's credentials go
-//! only to the proxy, and are never printed.
+//! Only the configured endpoint and proxy are contacted. The outpost probe
+//! carries no credential; in DDI mode the probe is the controller's base
+//! resource and carries the configured DDI token, to the configured
+//! endpoint only. The proxy's credentials go only to the proxy. No
+//! credential is ever printed.
 
 use super::*;
 use crate::checks::{Check, Outcome, Status};
@@ -47,6 +49,8 @@ pub struct Target<'a> {
     /// Parses the probe answer: Ok(what it says, the server's clock if the
     /// body tells it) or why it is not the expected protocol.
     pub judge_probe: &'a dyn Fn(&Reply) -> ProbeVerdict,
+    /// Headers of the probe (the DDI token in DDI mode; none for outpost).
+    pub probe_headers: &'a [(&'a str, &'a str)],
     /// The resolver the host uses, for the report ("10.0.0.2 (/etc/resolv.conf)").
     pub resolver: String,
 }
@@ -336,7 +340,7 @@ pub fn network(settings: &HttpSettings, system: Option<&CaBundle>, t: &Target<'_
         }
     };
     let started = Instant::now();
-    let reply = match client.get(&url, &[]) {
+    let reply = match client.get(&url, t.probe_headers) {
         Ok(r) => r,
         Err(e) => {
             push(
