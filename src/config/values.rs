@@ -619,7 +619,9 @@ pub(super) fn resolve(
         };
         let v = v.trim().to_string();
         let ok = if allowed.is_empty() {
-            !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         } else {
             allowed.contains(&v.as_str())
         };
