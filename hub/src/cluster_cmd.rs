@@ -9,9 +9,9 @@
 
 use super::cluster::{self, Cluster, Instruction, Member, Pool};
 use super::db::Db;
+use lexopt::prelude::*;
 use outpost::cluster::{Distro, Endpoint};
 use outpost::error::{Code, Error, Result};
-use lexopt::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
