@@ -3,9 +3,12 @@
 //! {controllerId}`), its `config.polling.sleep` and `_links`, and the
 //! `Authorization` header of a target or gateway token. Pure: no I/O.
 //!
-//! Not yet: the poll loop, `configData`, deployments (docs/hawkbit.md).
+//! Also the `configData` body built from the inventory (string values
+//! only, as DDI wants). Not yet: the poll loop in `run`, deployments
+//! (docs/hawkbit.md).
 
 use miniserde::json::Value;
+use std::collections::BTreeMap;
 
 /// The DDI base path of this controller (tenant and ID are checked by the
 /// config loader and the host ID rules: no `/`).
@@ -74,6 +77,35 @@ pub fn parse_poll(body: &str) -> Result<Poll, String> {
         sleep_secs,
         links,
     })
+}
+
+/// The inventory as DDI configuration data: a flat map of strings.
+pub fn config_data(inv: &crate::inventory::Input) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("hostname".to_string(), inv.hostname.clone());
+    m.insert("arch".to_string(), inv.arch.clone());
+    m.insert("cpus".to_string(), inv.cpus.to_string());
+    m.insert("memory_bytes".to_string(), inv.memory_bytes.to_string());
+    m.insert("os".to_string(), inv.os.clone());
+    m.insert("kernel".to_string(), inv.kernel.clone());
+    m.insert("agent".to_string(), inv.agent.clone());
+    for (k, v) in &inv.tags {
+        m.insert(format!("tag.{k}"), v.clone());
+    }
+    m
+}
+
+/// `{"mode":"merge","data":{...}}`.
+pub fn config_data_body(data: &BTreeMap<String, String>) -> String {
+    use miniserde::json::{Object, Value};
+    let mut d = Object::new();
+    for (k, v) in data {
+        d.insert(k.clone(), Value::String(v.clone()));
+    }
+    let mut o = Object::new();
+    o.insert("mode".into(), Value::String("merge".into()));
+    o.insert("data".into(), Value::Object(d));
+    miniserde::json::to_string(&Value::Object(o))
 }
 
 #[cfg(test)]

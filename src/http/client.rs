@@ -98,6 +98,11 @@ impl Client {
         self.send("POST", url, Some(body), headers)
     }
 
+    /// PUT a JSON body (hawkBit DDI `configData`).
+    pub fn put_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
+        self.send("PUT", url, Some(body), headers)
+    }
+
     /// GET (probes).
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
         self.send("GET", url, None, headers)
@@ -137,6 +142,13 @@ impl Client {
             settings: &self.settings,
         };
         let sent = match body {
+            Some(b) if method == "PUT" => {
+                let mut req = agent.put(url).header("Content-Type", "application/json");
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.send(b)
+            }
             Some(b) => {
                 let mut req = agent.post(url).header("Content-Type", "application/json");
                 for (k, v) in headers {
