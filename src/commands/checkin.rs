@@ -116,7 +116,12 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     let cfg = load_config(&args.src)?;
     refuse_local(&cfg)?;
     if cfg.server_protocol.value == "ddi" {
-        return ddi_poll(&args, &cfg);
+        let host = crate::sys::host();
+        let (line, _) = ddi_poll(&args.src.root, &cfg, host.as_ref())?;
+        if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
+            super::print(&format!("{line}\n"))?;
+        }
+        return Ok(Code::Ok);
     }
     let host = crate::sys::host();
     if let Some(max) = args.splay {
@@ -177,22 +182,21 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
 /// `configData` when the server asks for it (`_links.configData`) or when
 /// it changed since the last one sent (its SHA-256 in `ddi-configdata` in
 /// the state directory). Deployments are not handled yet (docs/hawkbit.md).
-fn ddi_poll(args: &CheckinArgs, cfg: &Config) -> Result<Code> {
+/// Returns the summary line and the server's polling sleep in seconds.
+pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Result<(String, u64)> {
     use crate::error::Code as C;
-    let host = crate::sys::host();
-    let root = &args.src.root;
     let Some(endpoint) = &cfg.endpoint.value else {
         return Err(Error::config(
             "no management endpoint configured: set stylus.site.paletteEndpoint".to_string(),
         ));
     };
     let base = checkin::base_url(endpoint);
-    let settings = checkin::http_settings(cfg, host.as_ref())?;
+    let settings = checkin::http_settings(cfg, host)?;
     let system = crate::http::read_system_ca(root)?;
     let client = Client::new(settings, system.as_ref())?;
     let paths = state::Paths::new(root.path(&cfg.state_dir.value));
     state::ensure(&paths)?;
-    let id = crate::identity::host_id(root, cfg, host.as_ref())?.id;
+    let id = crate::identity::host_id(root, cfg, host)?.id;
     let auth = cfg
         .ddi_token
         .value
@@ -238,7 +242,7 @@ fn ddi_poll(args: &CheckinArgs, cfg: &Config) -> Result<Code> {
         )
     })?;
     // The inventory as configData.
-    let facts = crate::checks::Facts::gather(root, host.as_ref());
+    let facts = crate::checks::Facts::gather(root, host);
     let results = crate::checks::run(&facts, &crate::checks::Selection::default());
     let input = crate::inventory::gather(root, cfg, &facts, &results, &id);
     let data = crate::ddi::config_data(&input);
@@ -262,7 +266,7 @@ fn ddi_poll(args: &CheckinArgs, cfg: &Config) -> Result<Code> {
         false
     };
     let line = format!(
-        "polled {base} (hawkBit DDI, tenant {}) as {id}; configData {}; next poll in {} s ({}){}\n",
+        "polled {base} (hawkBit DDI, tenant {}) as {id}; configData {}; next poll in {} s ({}){}",
         cfg.ddi_tenant.value,
         if sent {
             if asked {
@@ -281,8 +285,5 @@ fn ddi_poll(args: &CheckinArgs, cfg: &Config) -> Result<Code> {
             ""
         }
     );
-    if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
-        super::print(&line)?;
-    }
-    Ok(Code::Ok)
+    Ok((line, poll.sleep_secs))
 }
