@@ -735,7 +735,7 @@ impl Layers {
             match keys::lookup(k) {
                 Some(key) if key.secret => problems.push(format!(
                     "--set {k}: a secret is never taken from the command line; use {} or the config file",
-                    keys::TOKEN_ENV
+                    key.env.unwrap_or(keys::TOKEN_ENV)
                 )),
                 Some(key) if matches!(key.ty, Ty::Str | Ty::Bool | Ty::Int | Ty::List) && !key.path.contains("[]") => {
                     sets.insert(key.path, v.clone());
