@@ -36,6 +36,7 @@ mod client;
 pub mod diagnose;
 mod download;
 mod errors;
+mod provider;
 mod route;
 mod settings;
 #[cfg(test)]
