@@ -631,7 +631,8 @@ fn handshake(
     stream: &mut TcpStream,
     seen: &Arc<Mutex<Vec<Vec<u8>>>>,
 ) -> (Outcome, bool) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The same provider as every request (http/provider.rs).
+    let provider = super::provider::provider();
     let mut store = rustls::RootCertStore::empty();
     let mut from = Vec::new();
     if let Some(b) = system {
