@@ -931,6 +931,7 @@ mod tests {
             Ok(Reply {
                 status,
                 retry_after,
+                date: None,
                 body,
                 what: format!("POST {url}"),
             })

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod ddi;
 pub mod error;
 pub mod facts;
 pub mod fsutil;

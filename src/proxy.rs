@@ -82,6 +82,21 @@ impl ProxyUrl {
         })
     }
 
+    /// The proxy's host (IPv6 in brackets) and port.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `user[:password]` as given (percent-encoded): only for the
+    /// `Proxy-Authorization` header of a CONNECT.
+    pub(crate) fn userinfo(&self) -> Option<&str> {
+        self.userinfo.as_deref()
+    }
+
     pub fn has_credentials(&self) -> bool {
         self.userinfo.is_some()
     }

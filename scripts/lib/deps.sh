@@ -38,7 +38,7 @@ deps_entries() {
             deps_die "$DEPS_LIST: bad line: $line"
         fi
         case $kind in
-            deb | skip | toolchain | target | component | cargo) ;;
+            deb | skip | toolchain | target | component | cargo | pip) ;;
             *) deps_die "$DEPS_LIST: unknown kind '$kind' in: $line" ;;
         esac
         if [ $# -eq 0 ]; then
@@ -90,7 +90,13 @@ deps_has() {
             rustup "$kind" list --installed ${tc:+--toolchain "$tc"} 2>/dev/null | grep -q "^$n"
             ;;
         cargo) command -v "${name%@*}" >/dev/null 2>&1 ;;
+        pip) [ -x "$(deps_venv)/bin/python3" ] && "$(deps_venv)/bin/python3" -m pip show -q "${name%%=*}" >/dev/null 2>&1 ;;
     esac
+}
+
+# The Python venv that `pip` entries go into (tests find it at the same path).
+deps_venv() {
+    echo "${OUTPOST_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/outpost/venv}"
 }
 
 deps_missing() {
@@ -119,6 +125,7 @@ deps_install_cmd() { # the command a user would type for these entries
         target) echo "rustup target add $*" ;;
         component) echo "rustup component add $*" ;;
         cargo) echo "cargo install --locked $*" ;;
+        pip) echo "python3 -m venv $(deps_venv) && $(deps_venv)/bin/pip install $*" ;;
     esac
 }
 
@@ -132,7 +139,7 @@ deps_report_missing() { # KIND NAME...: one line, false when any is missing
 
 deps_ensure() {
     local kind name n tc
-    local -a debs=() toolchains=() targets=() components=() crates=()
+    local -a debs=() toolchains=() targets=() components=() crates=() pips=()
     while read -r kind name; do
         case $kind in
             deb) debs+=("$name") ;;
@@ -140,6 +147,7 @@ deps_ensure() {
             target) targets+=("$name") ;;
             component) components+=("$name") ;;
             cargo) crates+=("$name") ;;
+            pip) pips+=("$name") ;;
         esac
     done < <(deps_missing "$@")
 
@@ -150,6 +158,7 @@ deps_ensure() {
         deps_report_missing target "${targets[@]}" || missing=1
         deps_report_missing component "${components[@]}" || missing=1
         deps_report_missing cargo "${crates[@]}" || missing=1
+        deps_report_missing pip "${pips[@]}" || missing=1
         [ $missing -eq 0 ] || exit 1
     fi
 
@@ -185,6 +194,11 @@ deps_ensure() {
             *) cargo install --locked "$name" ;;
         esac
     done
+    if [ ${#pips[@]} -gt 0 ]; then
+        echo "deps: installing Python packages into $(deps_venv): ${pips[*]}"
+        [ -x "$(deps_venv)/bin/python3" ] || python3 -m venv "$(deps_venv)"
+        "$(deps_venv)/bin/pip" install -q "${pips[@]}"
+    fi
     local left
     left=$(deps_missing "$@" | tr '\n' ' ')
     [ -z "$left" ] || deps_die "still missing after installing: $left"

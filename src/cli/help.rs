@@ -19,6 +19,7 @@ Commands:
   rollback   Put the previous agent binary (outpost.prev) back
   boot       Record this boot from the initramfs (docs/boot.md)
   cluster    Apply a cluster role, update the cluster's DNS name
+  bundle     Write a support bundle (tar.gz) for diagnosing this host
   help       Show help for a command
 
 Options:
@@ -37,6 +38,7 @@ outpost check: is this host fit to become a managed edge Kubernetes node?
 
 Usage: outpost check [--root DIR] [--json] [--distro NAME] [--only IDS]
                      [--skip IDS] [--boot]
+       outpost check --network [--config FILE] [--set KEY=VALUE]...
 
 Reads the host (or the tree under --root) and runs every check. Needs no
 server and no configuration. Checks (IDs for --only and --skip):
@@ -71,11 +73,43 @@ Options:
   --boot          Only what makes sense before the real root runs (in the
                   initramfs): cpu, memory and rootdev (the root= device
                   is present)
+  --network       Also walk the way to the configured endpoint, one check
+                  line per step: net.endpoint, net.route (direct or proxy,
+                  noProxy), net.dns, net.tcp, net.proxy, net.tls, net.cert,
+                  net.probe, net.clock. Contacts only the configured
+                  endpoint and proxy; the first failed step is named
+  --config FILE   With --network: the config file (default
+                  /etc/outpost/config.yaml)
+  --set KEY=VALUE With --network: override one config key
   -v, -q          More or less log output on stderr
   -h, --help      Show this help
 
 Exit status: 0 nothing failed (warnings allowed), 1 a check failed,
 2 usage error.
+";
+
+pub const BUNDLE_HELP: &str = "\
+outpost bundle: write a support bundle for diagnosing this host
+
+Usage: outpost bundle [-o FILE] [--root DIR] [--config FILE] [--set KEY=VALUE]...
+
+Writes a tar.gz (mode 0600) holding: the version, 'check --json', 'check
+--network --json', 'config show --json' (secrets redacted), status.json
+and state.json, a listing of the state directory (the credential and the
+install secret: presence and mode only, never their content), the install
+manifest, the unit files and, where systemd runs, 'systemctl status' and
+the journal tail, /etc/os-release, mounts, block devices, addresses and
+routes, and the proxy variables with credentials masked. Each item is
+bounded in size (256 KiB) and each command in time (10 s).
+
+Options:
+  -o, --output FILE  Where to write (default:
+                     outpost-bundle-<host>-<UTC time>.tar.gz here)
+  --root DIR         Read the host under DIR instead of /
+  --config FILE      The config file (default /etc/outpost/user-data)
+  --set KEY=VALUE    Override one config key
+  -v, -q             More or less log output on stderr
+  -h, --help         Show this help
 ";
 
 pub const CONFIG_HELP: &str = "\

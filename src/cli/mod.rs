@@ -49,6 +49,8 @@ pub enum Command {
     Boot(crate::boot::command::BootArgs),
     /// `outpost cluster apply|ddns` (src/cluster/cmd.rs).
     Cluster(crate::cluster::cmd::ClusterArgs),
+    /// `outpost bundle [-o FILE]`: a support bundle.
+    Bundle(BundleArgs),
 }
 
 #[derive(Debug, PartialEq)]
@@ -149,6 +151,13 @@ pub struct ProbeArgs {
 }
 
 #[derive(Debug, PartialEq)]
+pub struct BundleArgs {
+    /// `-o FILE` (default `outpost-bundle-<host>-<UTC time>.tar.gz` here).
+    pub output: Option<PathBuf>,
+    pub config: ConfigSource,
+}
+
+#[derive(Debug, PartialEq)]
 pub struct CheckArgs {
     pub root: Root,
     pub json: bool,
@@ -159,6 +168,10 @@ pub struct CheckArgs {
     pub boot: bool,
     /// `--role ... --vip ... --interface ... --dns ...` (src/cluster/).
     pub role: Option<crate::cluster::preflight::RoleCheck>,
+    /// `--network`: also walk the way to the configured endpoint (needs the
+    /// config: `--config`, `--set`).
+    pub network: bool,
+    pub config: ConfigSource,
 }
 
 fn unknown_arg(arg: lexopt::Arg<'_>) -> Error {
@@ -235,6 +248,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
     };
     let command = match cmd.as_str() {
         "check" => parse_check(&mut p, &mut verbosity)?,
+        "bundle" => parse_bundle(&mut p, &mut verbosity)?,
         "config" => parse_config(&mut p, &mut verbosity)?,
         "id" => parse_id(&mut p, &mut verbosity)?,
         "probe" => parse_probe(&mut p, &mut verbosity)?,
@@ -269,6 +283,7 @@ fn help_for(topic: Option<&str>) -> Result<String> {
     Ok(match topic {
         None => HELP.to_string(),
         Some("check") => CHECK_HELP.to_string(),
+        Some("bundle") => BUNDLE_HELP.to_string(),
         Some("config") => CONFIG_HELP.to_string(),
         Some("id") => ID_HELP.to_string(),
         Some("probe") => PROBE_HELP.to_string(),
@@ -345,6 +360,43 @@ pub(crate) fn common(
     Ok(true)
 }
 
+fn parse_bundle(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
+    const CMD: &str = "bundle";
+    let mut root = None;
+    let mut file = None;
+    let mut sets = Vec::new();
+    let mut output = None;
+    while let Some(tok) = next(p, CMD)? {
+        let Tok::Flag(flag) = &tok else {
+            return Err(unknown_tok(tok, CMD));
+        };
+        if common(flag, p, CMD, verbosity, &mut root)?
+            || config_flag(flag, p, CMD, &mut file, &mut sets)?
+        {
+            continue;
+        }
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(BUNDLE_HELP.to_string())),
+            "-o" | "--output" => {
+                let v = value(p, CMD, flag)?;
+                if v.is_empty() {
+                    return Err(Error::usage(format!("{CMD}: {flag} needs a file")));
+                }
+                output = Some(PathBuf::from(v));
+            }
+            _ => return Err(unknown_tok(tok, CMD)),
+        }
+    }
+    Ok(Command::Bundle(BundleArgs {
+        output,
+        config: ConfigSource {
+            root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+            file,
+            sets,
+        },
+    }))
+}
+
 fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     const CMD: &str = "check";
     let mut root = None;
@@ -353,6 +405,9 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut distro = None;
     let mut boot = false;
     let mut role = crate::cluster::preflight::RoleFlags::default();
+    let mut network = false;
+    let mut file = None;
+    let mut sets = Vec::new();
     while let Some(tok) = next(p, CMD)? {
         let Tok::Flag(flag) = &tok else {
             return Err(unknown_tok(tok, CMD));
@@ -364,6 +419,10 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             "-h" | "--help" => return Ok(Command::Help(CHECK_HELP.to_string())),
             "--json" => json = true,
             "--boot" => boot = true,
+            "--network" => network = true,
+            "--config" | "--set" => {
+                config_flag(flag, p, CMD, &mut file, &mut sets)?;
+            }
             "--role" | "--vip" | "--interface" | "--dns" => {
                 let v = value(p, CMD, flag)?;
                 role.set(flag, v)?;
@@ -387,8 +446,20 @@ fn parse_check(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             "{CMD}: --boot runs a fixed set (cpu, memory, rootdev); it takes no --only or --skip"
         )));
     }
+    if !network && (file.is_some() || !sets.is_empty()) {
+        return Err(Error::usage(format!(
+            "{CMD}: --config and --set only apply with --network"
+        )));
+    }
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
     Ok(Command::Check(CheckArgs {
-        root: Root::new(root.unwrap_or_else(|| PathBuf::from("/"))),
+        root: Root::new(root.clone()),
+        network,
+        config: ConfigSource {
+            root: Root::new(root),
+            file,
+            sets,
+        },
         json,
         selection,
         distro,
@@ -768,6 +839,12 @@ mod tests {
                 distro: None,
                 boot: false,
                 role: None,
+                network: false,
+                config: ConfigSource {
+                    root: Root::new("/img"),
+                    file: None,
+                    sets: vec![],
+                },
             })
         );
         let i = p(&["check", "--distro", "pxke"]).expect("parse");

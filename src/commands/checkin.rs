@@ -115,6 +115,14 @@ pub fn attempt(agent: &Agent<'_>, client: &Client, host: &dyn Host) -> Result<At
 pub fn run(args: CheckinArgs) -> Result<Code> {
     let cfg = load_config(&args.src)?;
     refuse_local(&cfg)?;
+    if cfg.server_protocol.value == "ddi" {
+        let host = crate::sys::host();
+        let (line, _) = ddi_poll(&args.src.root, &cfg, host.as_ref())?;
+        if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
+            super::print(&format!("{line}\n"))?;
+        }
+        return Ok(Code::Ok);
+    }
     let host = crate::sys::host();
     if let Some(max) = args.splay {
         let mut b = [0u8; 8];
@@ -167,4 +175,115 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
         crate::remote::after_checkin(&args.src, &dir, &d.config, &done.state.desired_tag, now)?;
     }
     Ok(Code::Ok)
+}
+
+/// One hawkBit DDI poll (`outpost.server.protocol: ddi`): GET the
+/// controller's base resource with the DDI token, then PUT the inventory as
+/// `configData` when the server asks for it (`_links.configData`) or when
+/// it changed since the last one sent (its SHA-256 in `ddi-configdata` in
+/// the state directory). Deployments are not handled yet (docs/hawkbit.md).
+/// Returns the summary line and the server's polling sleep in seconds.
+pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Result<(String, u64)> {
+    use crate::error::Code as C;
+    let Some(endpoint) = &cfg.endpoint.value else {
+        return Err(Error::config(
+            "no management endpoint configured: set stylus.site.paletteEndpoint".to_string(),
+        ));
+    };
+    let base = checkin::base_url(endpoint);
+    let settings = checkin::http_settings(cfg, host)?;
+    let system = crate::http::read_system_ca(root)?;
+    let client = Client::new(settings, system.as_ref())?;
+    let paths = state::Paths::new(root.path(&cfg.state_dir.value));
+    state::ensure(&paths)?;
+    let id = crate::identity::host_id(root, cfg, host)?.id;
+    let auth = cfg
+        .ddi_token
+        .value
+        .as_ref()
+        .map(|t| crate::ddi::authorization(&cfg.ddi_token_type.value, t.expose()));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let url = format!(
+        "{base}{}",
+        crate::ddi::base_path(&cfg.ddi_tenant.value, &id)
+    );
+    let reply = client.get(&url, &headers)?;
+    match reply.status {
+        200 => {}
+        401 | 403 => {
+            return Err(Error::new(
+                C::RegistrationRefused,
+                format!(
+                    "{}: HTTP {}: the DDI server refused the {} token",
+                    reply.what, reply.status, cfg.ddi_token_type.value
+                ),
+            ))
+        }
+        429 | 503 => {
+            return Err(Error::new(
+                C::ServerBusy,
+                format!("{}: server busy: HTTP {}", reply.what, reply.status),
+            ))
+        }
+        s => {
+            return Err(Error::new(
+                C::BadAnswer,
+                format!("{}: HTTP {s}", reply.what),
+            ))
+        }
+    }
+    let poll = crate::ddi::parse_poll(&reply.body).map_err(|e| {
+        Error::new(
+            C::BadAnswer,
+            format!("{}: not a DDI base resource: {e}", reply.what),
+        )
+    })?;
+    // The inventory as configData.
+    let facts = crate::checks::Facts::gather(root, host);
+    let results = crate::checks::run(&facts, &crate::checks::Selection::default());
+    let input = crate::inventory::gather(root, cfg, &facts, &results, &id);
+    let data = crate::ddi::config_data(&input);
+    let body = crate::ddi::config_data_body(&data);
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let mark = paths.dir.join("ddi-configdata");
+    let last = std::fs::read_to_string(&mark).unwrap_or_default();
+    let asked = poll.links.iter().any(|l| l == "configData");
+    let sent = if asked || last.trim() != hex {
+        let r = client.put_json(&format!("{url}/configData"), body.as_bytes(), &headers)?;
+        if !(200..300).contains(&r.status) {
+            return Err(Error::new(
+                C::BadAnswer,
+                format!("{}: HTTP {}", r.what, r.status),
+            ));
+        }
+        crate::fsutil::write_atomic(&mark, format!("{hex}\n").as_bytes(), 0o600)?;
+        true
+    } else {
+        false
+    };
+    let line = format!(
+        "polled {base} (hawkBit DDI, tenant {}) as {id}; configData {}; next poll in {} s ({}){}",
+        cfg.ddi_tenant.value,
+        if sent {
+            if asked {
+                "sent (asked for)"
+            } else {
+                "sent (changed)"
+            }
+        } else {
+            "unchanged"
+        },
+        poll.sleep_secs,
+        poll.sleep,
+        if poll.links.iter().any(|l| l == "deploymentBase") {
+            "; a deployment is offered (not handled yet)"
+        } else {
+            ""
+        }
+    );
+    Ok((line, poll.sleep_secs))
 }

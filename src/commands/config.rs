@@ -106,6 +106,20 @@ fn show(src: &ConfigSource, json: bool) -> Result<Code> {
     super::print(&out)
 }
 
+/// `config show --json` as text, and the state directory in force (for
+/// `bundle`). Problems in the config are an error.
+pub fn show_json(src: &ConfigSource) -> Result<(String, String)> {
+    let l = load(src, false)?;
+    if let Some(p) = l.problems.first() {
+        return Err(crate::error::Error::config(format!(
+            "{}: {p}",
+            l.config.file.display()
+        )));
+    }
+    let entries = l.config.entries();
+    Ok((to_json(&l, &entries), l.config.state_dir.value.clone()))
+}
+
 fn to_json(l: &Loaded, entries: &[crate::config::values_api::Entry]) -> String {
     use miniserde::json::{Array, Number, Object, Value};
     let s = |t: &str| Value::String(t.to_string());

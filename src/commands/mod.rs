@@ -2,6 +2,7 @@
 //! through the pure modules, prints its result, and returns the exit code.
 //! Nothing here parses argv (that is `cli/`) or exits the process.
 
+pub mod bundle;
 pub mod check;
 pub mod checkin;
 pub mod config;
@@ -27,6 +28,7 @@ pub fn run(cmd: Command) -> Result<Code> {
             crate::version::text()
         }),
         Command::Check(args) => check::run(args),
+        Command::Bundle(args) => bundle::run(args),
         Command::Config(args) => config::run(args),
         Command::Id(args) => id::run(args),
         Command::Probe(args) => probe::run(args),

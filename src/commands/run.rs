@@ -30,6 +30,9 @@ pub fn run(args: RunArgs) -> Result<Code> {
         log::warn!("installing SIGTERM/SIGINT handlers: {e}");
     }
     let notify = Notifier::from_env();
+    if cfg.server_protocol.value == "ddi" {
+        return run_ddi(&args, &cfg, host.as_ref(), &notify);
+    }
     #[allow(unused_mut)]
     let (mut agent, client) = checkin::prepare(&args.src.root, &cfg, host.as_ref())?;
     #[cfg(feature = "test-hooks")]
@@ -217,6 +220,59 @@ fn trial_expired(args: &RunArgs, cfg: &crate::config::Config, host: &dyn Host) -
         );
     }
     over
+}
+
+/// The shortest and longest DDI poll sleep honoured (hawkBit's own
+/// minimum is 30 s by default; gooseBit asks for 10 s before configData).
+const DDI_MIN_SLEEP: Duration = Duration::from_secs(10);
+const DDI_MAX_SLEEP: Duration = Duration::from_secs(86_400);
+
+/// `outpost run` in DDI mode: poll on the server's `config.polling.sleep`;
+/// a network failure or a busy server backs off (full jitter), anything
+/// else ends the loop with its exit code. Deployments are not handled yet.
+fn run_ddi(
+    args: &RunArgs,
+    cfg: &crate::config::Config,
+    host: &dyn Host,
+    notify: &Notifier,
+) -> Result<Code> {
+    let mut ready = false;
+    let mut failures: u32 = 0;
+    loop {
+        if sys::stop_requested() {
+            break;
+        }
+        let wait = match super::checkin::ddi_poll(&args.src.root, cfg, host) {
+            Ok((line, secs)) => {
+                failures = 0;
+                log::info!("{line}");
+                if !ready {
+                    notify.send("READY=1");
+                    ready = true;
+                }
+                notify.send(&format!("STATUS={line}"));
+                Duration::from_secs(secs).clamp(DDI_MIN_SLEEP, DDI_MAX_SLEEP)
+            }
+            Err(e) if matches!(e.code, Code::Network | Code::ServerBusy) => {
+                failures = failures.saturating_add(1);
+                log::warn!("{e}; polling again later");
+                notify.send(&format!("STATUS=poll failed: {e}"));
+                let cap = crate::schedule::BACKOFF_BASE
+                    .saturating_mul(1u32 << failures.min(6))
+                    .min(DDI_MAX_SLEEP);
+                crate::schedule::uniform(cap, random(host)).max(Duration::from_secs(1))
+            }
+            Err(e) => {
+                notify.send(&format!("STATUS=stopped: {e}"));
+                return Err(e);
+            }
+        };
+        if !sleep(wait, host, notify) {
+            break;
+        }
+    }
+    notify.send("STOPPING=1");
+    Ok(Code::Ok)
 }
 
 fn random(host: &dyn Host) -> u64 {

@@ -129,6 +129,15 @@ pub const KEYS: &[Key] = &[
     k("outpost.stateDir", Ty::Str, Some("OUTPOST_STATE_DIR"), crate::paths::DEFAULT_STATE_DIR, "State directory (under --root): host-id, credential, state."),
     k("outpost.scheduler", Ty::Str, Some("OUTPOST_SCHEDULER"), "auto", "How check-ins are scheduled: `systemd`, `cron` or `auto`."),
     k("outpost.logLevel", Ty::Str, Some("OUTPOST_LOG_LEVEL"), "warn", "`error`, `warn`, `info`, `debug` or `trace`; -v/-q adjust it."),
+    k("outpost.server", Ty::Object, None, "", "Which protocol the management endpoint speaks."),
+    k("outpost.server.protocol", Ty::Str, Some("OUTPOST_SERVER_PROTOCOL"), "outpost", "`outpost` (the outpost check-in protocol) or `ddi` (an Eclipse hawkBit DDI server, docs/hawkbit.md)."),
+    k("outpost.server.ddi", Ty::Object, None, "", "hawkBit DDI settings (with `protocol: ddi`)."),
+    k("outpost.server.ddi.tenant", Ty::Str, Some("OUTPOST_DDI_TENANT"), "DEFAULT", "The hawkBit tenant (the first path segment of the DDI API)."),
+    k("outpost.server.ddi.tokenType", Ty::Str, Some("OUTPOST_DDI_TOKEN_TYPE"), "target", "`target` (a per-target token: `Authorization: TargetToken`) or `gateway` (the tenant's gateway token)."),
+    Key {
+        secret: true,
+        ..k("outpost.server.ddi.token", Ty::Str, Some("OUTPOST_DDI_TOKEN"), "", "The target or gateway token. Secret: redacted everywhere, never a flag.")
+    },
     k("outpost.timeouts", Ty::Object, None, "", "Network timeouts."),
     k("outpost.timeouts.connect", Ty::Int, Some("OUTPOST_TIMEOUT_CONNECT"), "10", "Connect timeout, seconds (1..=300)."),
     k("outpost.timeouts.request", Ty::Int, Some("OUTPOST_TIMEOUT_REQUEST"), "30", "Whole-request timeout, seconds (1..=3600)."),

@@ -105,6 +105,12 @@ pub struct Config {
     pub vip_skip: Val<bool>,
     pub install_reboot: Val<bool>,
     pub install_poweroff: Val<bool>,
+    /// `outpost.server.protocol`: "outpost" or "ddi".
+    pub server_protocol: Val<String>,
+    pub ddi_tenant: Val<String>,
+    /// "target" or "gateway".
+    pub ddi_token_type: Val<String>,
+    pub ddi_token: Val<Option<Secret>>,
     pub interval_min: Val<u64>,
     pub interval_max: Val<u64>,
     /// Host path (resolve under the root with `Root::path`).
@@ -157,6 +163,10 @@ impl Default for Config {
             vip_skip: dflt(false),
             install_reboot: dflt(false),
             install_poweroff: dflt(false),
+            server_protocol: dflt("outpost".into()),
+            ddi_tenant: dflt("DEFAULT".into()),
+            ddi_token_type: dflt("target".into()),
+            ddi_token: dflt(None),
             interval_min: dflt(60),
             interval_max: dflt(3600),
             state_dir: dflt(crate::paths::DEFAULT_STATE_DIR.into()),
@@ -725,7 +735,7 @@ impl Layers {
             match keys::lookup(k) {
                 Some(key) if key.secret => problems.push(format!(
                     "--set {k}: a secret is never taken from the command line; use {} or the config file",
-                    keys::TOKEN_ENV
+                    key.env.unwrap_or(keys::TOKEN_ENV)
                 )),
                 Some(key) if matches!(key.ty, Ty::Str | Ty::Bool | Ty::Int | Ty::List) && !key.path.contains("[]") => {
                     sets.insert(key.path, v.clone());

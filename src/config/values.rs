@@ -608,6 +608,61 @@ pub(super) fn resolve(
             cfg.interval_max.source.text()
         ));
     }
+    for (path, allowed) in [
+        ("outpost.server.protocol", &["outpost", "ddi"][..]),
+        ("outpost.server.ddi.tokenType", &["target", "gateway"][..]),
+        ("outpost.server.ddi.tenant", &[][..]),
+    ] {
+        let Some(raw) = get(path) else { continue };
+        let Some(v) = scalar(&raw, &mut ctx, false) else {
+            continue;
+        };
+        let v = v.trim().to_string();
+        let ok = if allowed.is_empty() {
+            !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        } else {
+            allowed.contains(&v.as_str())
+        };
+        if !ok {
+            let want = if allowed.is_empty() {
+                "letters, digits, - _ . only".to_string()
+            } else {
+                format!("expected {}", allowed.join(" or "))
+            };
+            ctx.bad(&raw.at, format!("{want}, found {v:?}"));
+            continue;
+        }
+        let val = Val {
+            value: v,
+            source: raw.source,
+        };
+        match path {
+            "outpost.server.protocol" => cfg.server_protocol = val,
+            "outpost.server.ddi.tokenType" => cfg.ddi_token_type = val,
+            _ => cfg.ddi_tenant = val,
+        }
+    }
+    if let Some(raw) = get("outpost.server.ddi.token") {
+        match raw.node.scalar_text() {
+            Some(s) if s.trim().is_empty() => {}
+            Some(s) if s.trim().chars().any(|c| c.is_control() || c == ' ') => ctx.bad(
+                &raw.at,
+                "the token contains spaces or control characters".into(),
+            ),
+            Some(s) => {
+                cfg.ddi_token = Val {
+                    value: Some(Secret::new(s.trim().to_string())),
+                    source: raw.source,
+                }
+            }
+            None => ctx.bad(
+                &raw.at,
+                format!("expected a string, found {}", raw.node.kind()),
+            ),
+        }
+    }
     if let Some(raw) = get("outpost.stateDir") {
         if let Some(s) = scalar(&raw, &mut ctx, false) {
             if s.starts_with('/') && !s.trim_end_matches('/').is_empty() {
@@ -1157,6 +1212,29 @@ impl Config {
                 "install.poweroff",
                 Shown::Bool(self.install_poweroff.value),
                 &self.install_poweroff.source,
+            ),
+            e(
+                "outpost.server.protocol",
+                Shown::Text(self.server_protocol.value.clone()),
+                &self.server_protocol.source,
+            ),
+            e(
+                "outpost.server.ddi.tenant",
+                Shown::Text(self.ddi_tenant.value.clone()),
+                &self.ddi_tenant.source,
+            ),
+            e(
+                "outpost.server.ddi.tokenType",
+                Shown::Text(self.ddi_token_type.value.clone()),
+                &self.ddi_token_type.source,
+            ),
+            e(
+                "outpost.server.ddi.token",
+                self.ddi_token
+                    .value
+                    .as_ref()
+                    .map_or(Shown::Unset, |t| Shown::Text(t.redacted())),
+                &self.ddi_token.source,
             ),
             e(
                 "outpost.interval.min",

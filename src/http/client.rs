@@ -15,6 +15,8 @@ pub struct Reply {
     pub status: u16,
     /// The raw `Retry-After` header (see `schedule::parse_retry_after`).
     pub retry_after: Option<String>,
+    /// The raw `Date` header (`check --network` compares clocks).
+    pub date: Option<String>,
     /// The body, valid UTF-8, at most `body_limit` bytes.
     pub body: String,
     /// "METHOD URL" without credentials or query, for error messages.
@@ -106,6 +108,11 @@ impl Client {
         self.send("POST", url, Some(body), headers)
     }
 
+    /// PUT a JSON body (hawkBit DDI `configData`).
+    pub fn put_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
+        self.send("PUT", url, Some(body), headers)
+    }
+
     /// GET (probes).
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
         self.send("GET", url, None, headers)
@@ -145,6 +152,13 @@ impl Client {
             settings: &self.settings,
         };
         let sent = match body {
+            Some(b) if method == "PUT" => {
+                let mut req = agent.put(url).header("Content-Type", "application/json");
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.send(b)
+            }
             Some(b) => {
                 let mut req = agent.post(url).header("Content-Type", "application/json");
                 for (k, v) in headers {
@@ -174,6 +188,7 @@ impl Client {
                 })
         };
         let retry_after = header("retry-after");
+        let date = header("date");
         let location = header("location");
         if (300..400).contains(&status) {
             let to = location
@@ -203,6 +218,7 @@ impl Client {
         Ok(Reply {
             status,
             retry_after,
+            date,
             body,
             what,
         })

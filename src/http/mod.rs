@@ -33,6 +33,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 const LOG_TARGET: &str = "outpost::http";
 
 mod client;
+pub mod diagnose;
 mod download;
 mod errors;
 mod provider;
