@@ -21,7 +21,9 @@ fn hostile_user_data_is_refused_with_one_clear_line() {
     let s = Scratch::new("cfg-hostile");
     let d = s.path();
     let many: String = (0..40_000).map(|i| format!("k{i}: {i}\n")).collect();
-    let block_deep: String = (0..100).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+    let block_deep: String = (0..100)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
     let cases: Vec<(&str, String, String)> = vec![
         (
             "40k keys",
@@ -55,11 +57,18 @@ fn hostile_user_data_is_refused_with_one_clear_line() {
         let (code, err) = validate(d, "u.yaml", &text);
         assert_eq!(code, 3, "{label}: {err}");
         if want.is_empty() {
-            assert!(err.contains("aliases") || err.contains("repetition"), "{label}: {err}");
+            assert!(
+                err.contains("aliases") || err.contains("repetition"),
+                "{label}: {err}"
+            );
         } else {
             assert!(err.starts_with(&want), "{label}: {err}");
         }
-        assert_eq!(err.lines().count(), 2, "{label}: one problem and the summary: {err}");
+        assert_eq!(
+            err.lines().count(),
+            2,
+            "{label}: one problem and the summary: {err}"
+        );
     }
 
     // A duplicate far down a long map is still found (the check is a set).
@@ -82,12 +91,17 @@ fn hostile_user_data_is_refused_with_one_clear_line() {
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() < 60, "capped: {} lines", lines.len());
     assert!(
-        lines.iter().any(|l| l.contains("... and 4950 more problems not shown")),
+        lines
+            .iter()
+            .any(|l| l.contains("... and 4950 more problems not shown")),
         "{err}"
     );
 
     // A 900 KB scalar is a value like any other (within the 1 MiB limit).
-    let text = format!("#cloud-config\nstylus:\n  site:\n    name: {}\n", "x".repeat(900_000));
+    let text = format!(
+        "#cloud-config\nstylus:\n  site:\n    name: {}\n",
+        "x".repeat(900_000)
+    );
     let (code, err) = validate(d, "scalar.yaml", &text);
     assert_eq!(code, 3, "{err}");
     assert!(err.lines().count() <= 4, "{err}");

@@ -168,6 +168,7 @@ impl Db {
             .map_err(|e| db_err(path, "configuring", &e))?;
         db.write(|tx| {
             tx.execute_batch(SCHEMA)?;
+            crate::cluster_cmd::migrate(tx)?;
             let v: Option<String> = tx
                 .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
                 .optional()?;
@@ -421,6 +422,7 @@ impl Db {
         let default_iv = self.default_interval()?;
         let global_upgrade = self.meta("upgrade")?;
         let global_config = self.meta("config")?;
+        let db_path = self.path.clone();
         self.write(|tx| {
             type Row = (String, String, String, Option<i64>, String, i64);
             let row: Option<Row> = tx
@@ -501,6 +503,14 @@ impl Db {
             if acts.upgrade.is_some() {
                 upgrade = acts.upgrade;
             }
+            // Cluster roles (hub/cluster_hub.rs): the report in, the role out.
+            let cluster = crate::cluster_hub::on_checkin(
+                tx,
+                &db_path,
+                &host_id,
+                &req.agent,
+                req.cluster.as_ref(),
+            )?;
             let mut config = global_config.as_deref().map(json_map).unwrap_or_default();
             let dev_config: Option<String> = tx
                 .query_row(
@@ -516,6 +526,7 @@ impl Db {
                 config,
                 deregister,
                 kubernetes: acts.kubernetes,
+                cluster,
             };
             let tag = format!(
                 "d-{}",
@@ -823,6 +834,7 @@ mod tests {
             upgrade: None,
             config: None,
             boot: None,
+            cluster: None,
         }
     }
 

@@ -42,6 +42,7 @@ pub fn request(st: &crate::state::State, b: &Beacon) -> CheckinRequest {
             reported_by: "initramfs".into(),
             ..b.clone()
         }),
+        cluster: None,
     }
 }
 
@@ -105,11 +106,12 @@ pub fn child(a: &BootArgs) -> Result<Code> {
         proto::PATH_CHECKIN
     );
     let auth = format!("Bearer {cred}");
-    let reply = client
-        .post_json(&url, body.as_bytes(), &[("Authorization", auth.as_str())])?;
+    let reply = client.post_json(&url, body.as_bytes(), &[("Authorization", auth.as_str())])?;
     if reply.status != 200 {
         let code = proto::outcome(Endpoint::Checkin, reply.status).code();
-        return Err(crate::checkin::status_failure(code, &reply, std::time::SystemTime::now()).error);
+        return Err(
+            crate::checkin::status_failure(code, &reply, std::time::SystemTime::now()).error,
+        );
     }
     proto::decode::<CheckinResponse>(&reply.body)
         .map_err(|e| Error::new(Code::BadAnswer, format!("{}: {e}", reply.what)))?;

@@ -28,8 +28,7 @@ impl Client {
             return Err(Error::new(
                 Code::UpgradeRejected,
                 format!("{what}: plain http:// is refused for artifacts; use https://"),
-            )
-            );
+            ));
         }
         let mut settings = self.settings.clone();
         settings.timeout = timeout;
@@ -93,8 +92,7 @@ impl Client {
                 return Err(Error::new(
                     Code::UpgradeRejected,
                     format!("{what}: artifact larger than the {max} bytes its manifest names"),
-                )
-                );
+                ));
             }
             sink(&buf[..n])?;
         }
