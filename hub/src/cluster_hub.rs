@@ -61,6 +61,23 @@ fn wrap(e: outpost::error::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string())))
 }
 
+/// The init server's join token as stored (for `cluster show`).
+pub fn join_token(
+    c: &Connection,
+    db: &Path,
+    cluster: &str,
+) -> outpost::error::Result<Option<Token>> {
+    let key = seal::key(db)?;
+    secret(c, &key, cluster, JOIN)
+        .map(|t| t.map(Token::new))
+        .map_err(|e| {
+            outpost::error::Error::new(
+                outpost::error::Code::LocalIo,
+                format!("cluster secrets in {}: {e}", db.display()),
+            )
+        })
+}
+
 /// One member's check-in: record its report and return its instruction.
 /// `db` is the database path (its key file is `<db>.key`).
 pub fn on_checkin(
