@@ -155,7 +155,7 @@ mod tests {
         let other = key(&d.join("other.db")).unwrap();
         assert_eq!(open(&other, "edge-1/join", &s), None, "another key");
         std::fs::set_permissions(key_path(&db), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = key(&db).err().expect("a readable key file is refused");
+        let e = key(&db).expect_err("a readable key file is refused");
         assert!(e.to_string().contains("must be 0600"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
