@@ -116,7 +116,8 @@ pub fn temp_owner(entry: &str, name: Option<&str>) -> Option<u32> {
     pid.parse().ok()
 }
 
-fn pid_alive(pid: u32) -> bool {
+/// The process `pid` is this one or still running (on this host).
+pub fn pid_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 

@@ -227,7 +227,9 @@ pub fn save_status(paths: &Paths, s: &Status) -> Result<()> {
         use std::io::Write;
         f.write_all(text.as_bytes())?;
         if let Some(t) = at {
-            f.set_modified(t)?;
+            // Best effort: a filesystem without settable times still
+            // gets its status.json.
+            let _ = f.set_modified(t);
         }
         Ok(())
     });

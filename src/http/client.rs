@@ -61,13 +61,13 @@ impl Client {
         let mut certs: Vec<Certificate<'static>> = Vec::new();
         if let Some(bundle) = system {
             let (ders, bad) = pem_certificates(&bundle.pem);
-            log::debug!(
+            log::debug!(target: LOG_TARGET,
                 "{} CA certificates from {} ({bad} unreadable blocks skipped)",
                 ders.len(),
                 bundle.path.display()
             );
             if ders.is_empty() {
-                log::warn!("no certificates in CA bundle {}", bundle.path.display());
+                log::warn!(target: LOG_TARGET, "no certificates in CA bundle {}", bundle.path.display());
             }
             certs.extend(ders.iter().map(|d| Certificate::from_der(d).to_owned()));
         }
@@ -117,7 +117,7 @@ impl Client {
             )));
         }
         let route = route(&self.settings, target.https, &target.host, target.port)?;
-        log::debug!(
+        log::debug!(target: LOG_TARGET,
             "{what}{}",
             match &route {
                 Route::Direct => String::new(),
@@ -125,7 +125,7 @@ impl Client {
             }
         );
         if self.settings.insecure_skip_verify && target.https {
-            log::warn!("{what}: certificate verification is OFF (insecure)");
+            log::warn!(target: LOG_TARGET, "{what}: certificate verification is OFF (insecure)");
         }
         let agent = self.agent(&route)?;
         let ctx = Ctx {

@@ -29,6 +29,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
+/// Log lines of the transport keep one target, whichever file they come from.
+const LOG_TARGET: &str = "outpost::http";
+
 mod client;
 mod download;
 mod errors;

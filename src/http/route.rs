@@ -32,7 +32,7 @@ pub fn route(settings: &HttpSettings, https: bool, host: &str, port: u16) -> Res
     if let Some(list) = &env.no_proxy {
         let (np, bad) = NoProxy::parse_lenient(&list.value);
         for b in bad {
-            log::warn!("{}: ignoring {b}", list.name);
+            log::warn!(target: LOG_TARGET, "{}: ignoring {b}", list.name);
         }
         bypass = bypass.merged(&np);
     }

@@ -56,7 +56,7 @@ pub(super) fn no_roots() -> Result<Roots> {
 
 #[cfg(feature = "webpki-roots")]
 pub(super) fn no_roots() -> Result<Roots> {
-    log::info!("no system CA bundle and no caCerts: using the bundled Mozilla root set");
+    log::info!(target: LOG_TARGET, "no system CA bundle and no caCerts: using the bundled Mozilla root set");
     Ok(Roots::Bundled)
 }
 

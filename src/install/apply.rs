@@ -438,7 +438,10 @@ pub fn leftovers(root: &Root, paths: &[String], state_dir: &str) -> Vec<String> 
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for ent in rd.flatten() {
             let f = ent.file_name();
-            if fsutil::temp_owner(&f.to_string_lossy(), name.as_deref()).is_some() {
+            // A running writer's temp file (a check-in from cron) is its own.
+            if fsutil::temp_owner(&f.to_string_lossy(), name.as_deref())
+                .is_some_and(|pid| !fsutil::pid_alive(pid))
+            {
                 left.push(d.join(f).display().to_string());
             }
         }

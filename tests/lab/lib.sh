@@ -18,7 +18,7 @@ as_root() {
 # bookworm's qemu-system-common 7.2; the backports suite is used through a
 # private apt list dir, so /etc/apt is untouched and qemu-user-static stays.
 LAB_PKGS_BASE=(mmdebstrap qemu-utils zstd e2fsprogs xz-utils python3 util-linux
-    musl-tools gcc-aarch64-linux-gnu qemu-user-static)
+    musl-tools gcc-aarch64-linux-gnu qemu-user-static openssl tinyproxy shellcheck)
 LAB_PKGS_BPO=(qemu-system-x86 qemu-system-arm qemu-system-common qemu-system-data seabios)
 
 lab_pkg_installed() {
