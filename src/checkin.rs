@@ -509,7 +509,7 @@ impl Agent<'_> {
             req.config = config_report.clone();
             req.boot = boot.clone();
             req.cluster = cluster_report.clone();
-            let body = proto::encode(&req);
+            let body = proto::encode_checkin(&req);
             log::debug!(
                 "check-in: {} bytes{}",
                 body.len(),

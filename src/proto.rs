@@ -644,6 +644,17 @@ pub fn encode<T: Serialize>(msg: &T) -> String {
     json::to_string(msg)
 }
 
+/// A check-in request as sent: like `encode`, but an absent (v3) `cluster`
+/// report is left out rather than sent as `null`, so a steady check-in is
+/// byte for byte what it was before revision 3 (the 512-byte budget).
+pub fn encode_checkin(req: &CheckinRequest) -> String {
+    let s = json::to_string(req);
+    match (req.cluster.is_none(), s.strip_suffix(",\"cluster\":null}")) {
+        (true, Some(head)) => format!("{head}}}"),
+        _ => s,
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -784,6 +795,31 @@ pub fn outcome(endpoint: Endpoint, status: u16) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absent_cluster_report_is_left_out_of_the_checkin() {
+        let mut r: CheckinRequest = decode(
+            r#"{"v":3,"host_id":"h","agent":"0.1.0","health":{"ok":true,"failing":[]},"inventory_hash":"x","desired_tag":""}"#,
+        )
+        .expect("decode");
+        let s = encode_checkin(&r);
+        assert!(
+            !s.contains("cluster") && s.ends_with("\"boot\":null}"),
+            "{s}"
+        );
+        assert_eq!(decode::<CheckinRequest>(&s).expect("round trip"), r);
+        r.cluster = Some(ClusterReport {
+            cluster: "c".into(),
+            role: "join-agent".into(),
+            state: "ready".into(),
+            reason: String::new(),
+            log_tail: String::new(),
+            token: None,
+        });
+        let s = encode_checkin(&r);
+        assert!(s.contains("\"cluster\":{\"cluster\":\"c\""), "{s}");
+        assert_eq!(decode::<CheckinRequest>(&s).expect("round trip"), r);
+    }
 
     fn inventory() -> Inventory {
         Inventory {
@@ -1028,7 +1064,7 @@ mod tests {
         r.agent = "9".repeat(32);
         r.inventory_hash = format!("sha256:{}", "f".repeat(64));
         r.desired_tag = "d".repeat(64);
-        let n = encode(&r).len();
+        let n = encode_checkin(&r).len();
         assert!(n <= STEADY_CHECKIN_MAX, "steady check-in is {n} bytes");
     }
 

@@ -281,7 +281,10 @@ fn three_agents_and_the_hub_form_a_cluster() {
     leak::assert_clean("hub", "stderr", &hub_err, &secrets);
     leak::assert_clean("hub", "request log", &hub.log_lines().join("\n"), &secrets);
     leak::assert_clean("agents", "output", &out, &secrets);
-    let db = std::fs::read(&hub.db).expect("db");
+    // The database and its write-ahead log (the hub runs in WAL mode).
+    let mut db = std::fs::read(&hub.db).expect("db");
+    db.extend(std::fs::read(format!("{}-wal", hub.db.display())).unwrap_or_default());
+    assert!(db.len() > 4096, "read the database");
     leak::assert_clean("hub", "database", &String::from_utf8_lossy(&db), &secrets);
     for d in [a, b, c] {
         let rec = file(d, "var/lib/outpost/cluster.json").expect("record");
