@@ -9,11 +9,19 @@ use common::fault::Scratch;
 use common::{outpost, run};
 
 fn validate(dir: &std::path::Path, name: &str, text: &str) -> (i32, String) {
+    let (code, out, err) = validate_out(dir, name, text);
+    assert_eq!(out, "", "{name}: stdout");
+    (code, err)
+}
+
+/// `config validate` on `text`: exit code, stdout and stderr with the
+/// file's path replaced by FILE.
+fn validate_out(dir: &std::path::Path, name: &str, text: &str) -> (i32, String, String) {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
     let (code, out, err) = run(outpost().args(["config", "validate"]).arg(&p));
-    assert_eq!(out, "", "{name}: stdout");
-    (code, err.replace(&p.display().to_string(), "FILE"))
+    let file = p.display().to_string();
+    (code, out.replace(&file, "FILE"), err.replace(&file, "FILE"))
 }
 
 #[test]
@@ -80,8 +88,9 @@ fn hostile_user_data_is_refused_with_one_clear_line() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("duplicate key \"t17\""), "{err}");
 
-    // Thousands of unknown keys: 50 problem lines, then one counting the rest.
-    let mut text = String::from("#cloud-config\nstylus:\n");
+    // Thousands of unknown keys under `outpost:` (errors): 50 problem lines,
+    // then one counting the rest.
+    let mut text = String::from("#cloud-config\noutpost:\n");
     for i in 0..5000 {
         text.push_str(&format!("  unknown{i}: 1\n"));
     }
@@ -93,6 +102,24 @@ fn hostile_user_data_is_refused_with_one_clear_line() {
         lines
             .iter()
             .any(|l| l.contains("... and 4950 more problems not shown")),
+        "{err}"
+    );
+
+    // Thousands of unknown `stylus:` keys are warnings (the platform does not
+    // reject them): valid, but the warnings are capped the same way.
+    let mut text = String::from("#cloud-config\nstylus:\n  managementMode: local\n");
+    for i in 0..5000 {
+        text.push_str(&format!("  unknown{i}: 1\n"));
+    }
+    let (code, out, err) = validate_out(d, "unknown-stylus.yaml", &text);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "FILE: valid (51 warning(s))\n");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() < 60, "warnings capped: {} lines", lines.len());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("... and 4950 more warnings not shown")),
         "{err}"
     );
 

@@ -323,6 +323,7 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         Vec::new()
     };
     cap_problems(&mut st.problems);
+    cap_warnings(&mut st.warnings);
     Loaded {
         config: cfg,
         problems: st.problems,
@@ -476,6 +477,16 @@ fn cap_problems(problems: &mut Vec<String>) {
         let more = problems.len() - MAX_PROBLEMS;
         problems.truncate(MAX_PROBLEMS);
         problems.push(format!("... and {more} more problems not shown"));
+    }
+}
+
+/// The same cap for warnings (thousands of unknown `stylus:` keys must not
+/// print thousands of lines on every run).
+fn cap_warnings(warnings: &mut Vec<String>) {
+    if warnings.len() > MAX_PROBLEMS {
+        let more = warnings.len() - MAX_PROBLEMS;
+        warnings.truncate(MAX_PROBLEMS);
+        warnings.push(format!("... and {more} more warnings not shown"));
     }
 }
 

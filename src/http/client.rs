@@ -45,9 +45,17 @@ impl Reply {
 }
 
 /// The transport, ready to send requests.
+///
+/// It keeps the ureq agent of its last route: `run` makes one `Client` and
+/// sends every check-in through it, so the trust store is parsed once per
+/// process (not once per check-in) and rustls's session cache lets a later
+/// check-in resume the TLS session (no certificate chain to verify again).
+/// An idle connection is kept for reuse only while the server leaves it open.
 pub struct Client {
     pub(super) settings: HttpSettings,
     pub(super) roots: Roots,
+    /// The agent of the last route used, with that route's key.
+    pub(super) agent: std::sync::Mutex<Option<(String, ureq::Agent)>>,
 }
 
 impl Client {
@@ -56,8 +64,6 @@ impl Client {
     /// trusted), unless verification is off, or the `webpki-roots` feature
     /// supplies the bundled Mozilla set.
     pub fn new(settings: HttpSettings, system: Option<&CaBundle>) -> Result<Client> {
-        // ring is the only provider compiled in; a second call finds it set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut certs: Vec<Certificate<'static>> = Vec::new();
         if let Some(bundle) = system {
             let (ders, bad) = pem_certificates(&bundle.pem);
@@ -84,7 +90,11 @@ impl Client {
         } else {
             no_roots()?
         };
-        Ok(Client { settings, roots })
+        Ok(Client {
+            settings,
+            roots,
+            agent: std::sync::Mutex::new(None),
+        })
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -198,8 +208,32 @@ impl Client {
         })
     }
 
+    /// The agent for `route`: the kept one when the route is the same (a
+    /// proxy URL may change between check-ins with the environment), else a
+    /// new one that replaces it.
     pub(super) fn agent(&self, route: &Route) -> Result<ureq::Agent> {
-        let tls = TlsConfig::builder().provider(TlsProvider::Rustls);
+        let key = match route {
+            Route::Direct => String::new(),
+            Route::Proxy(p) => p.secret_url(),
+        };
+        let mut kept = self
+            .agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, a)) = kept.as_ref() {
+            if *k == key {
+                return Ok(a.clone());
+            }
+        }
+        let a = self.new_agent(route)?;
+        *kept = Some((key, a.clone()));
+        Ok(a)
+    }
+
+    fn new_agent(&self, route: &Route) -> Result<ureq::Agent> {
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(super::provider::provider());
         let tls = match &self.roots {
             Roots::Specific(certs) => tls.root_certs(RootCerts::Specific(certs.clone())),
             #[cfg(feature = "webpki-roots")]
@@ -230,7 +264,10 @@ impl Client {
             // "too large" (exit 12), not a stalled read ("disconnected").
             .max_response_header_size(IO_BUFFER - 1024)
             .output_buffer_size(IO_BUFFER)
-            .max_idle_connections(0)
+            // One idle connection, kept while the server leaves it open
+            // (ureq checks before reuse) and at most 15 s (ureq's default).
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
             .tls_config(tls.build())
             .build();
         Ok(ureq::Agent::new_with_config(config))

@@ -40,9 +40,12 @@ impl Client {
                 Route::Proxy(p) => format!(" via proxy {p}"),
             }
         );
+        // A client of its own (its own timeout): the agent is not shared
+        // with the check-ins' kept connection.
         let me = Client {
             settings,
             roots: self.roots.clone(),
+            agent: std::sync::Mutex::new(None),
         };
         let agent = me.agent(&r)?;
         let ctx = Ctx {

@@ -35,6 +35,7 @@ const LOG_TARGET: &str = "outpost::http";
 mod client;
 mod download;
 mod errors;
+mod provider;
 mod route;
 mod settings;
 #[cfg(test)]
