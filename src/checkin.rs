@@ -134,6 +134,7 @@ pub fn build_checkin(state: &State, ing: &Ingredients<'_>) -> CheckinRequest {
         upgrade: None,
         config: None,
         boot: None,
+        cluster: None,
     }
 }
 
@@ -501,12 +502,14 @@ impl Agent<'_> {
         let upgrade_report = crate::upgrade::report(&upgrade_layout);
         let config_report = crate::remote::report(&self.paths.dir);
         let boot = crate::boot::agent::pending(self.root);
+        let cluster_report = crate::cluster::hub::report(self.root, &self.cfg.state_dir.value);
         loop {
             let mut req = build_checkin(&st, &ing);
             req.upgrade = upgrade_report.clone();
             req.config = config_report.clone();
             req.boot = boot.clone();
-            let body = proto::encode(&req);
+            req.cluster = cluster_report.clone();
+            let body = proto::encode_checkin(&req);
             log::debug!(
                 "check-in: {} bytes{}",
                 body.len(),
@@ -530,6 +533,9 @@ impl Agent<'_> {
                     }
                     if let Some(b) = &boot {
                         crate::boot::agent::reported(self.root, &self.paths.dir, b);
+                    }
+                    if let Some(r) = &cluster_report {
+                        crate::cluster::hub::mark_reported(self.root, &self.cfg.state_dir.value, r);
                     }
                     if d.deregister {
                         return Err(Error::new(
@@ -840,6 +846,7 @@ mod tests {
             upgrade: None,
             config: None,
             boot: None,
+            cluster: None,
         };
         let mut desired = <Desired as Default>::default();
         desired.labels.insert("cluster".into(), "shop-7".into());

@@ -379,6 +379,7 @@ mod tests {
             upgrade: None,
             config: None,
             boot: None,
+            cluster: None,
         };
         let back: crate::proto::CheckinRequest =
             crate::proto::decode(&crate::proto::encode(&req)).expect("schema accepts it");

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// The protocol revision carried as `v` in every message. Additive changes
 /// bump it; a breaking change gets a new path prefix (`/outpost/v2/`).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The major version in the URL paths below.
 pub const PROTOCOL_MAJOR: u32 = 1;
 pub const PATH_PROBE: &str = "/outpost/v1/probe";
@@ -107,6 +107,38 @@ pub struct CheckinRequest {
     /// per boot: by the early check-in from the initramfs, then by the
     /// agent's first check-in after boot.
     pub boot: Option<crate::boot::Beacon>,
+    /// (v3) The cluster role's state, sent when it changed since the last
+    /// check-in that carried it (the init server's join token rides here).
+    pub cluster: Option<ClusterReport>,
+}
+
+/// (v3) Where this host's cluster role stands (docs/protocol.md).
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+pub struct ClusterReport {
+    pub cluster: String,
+    /// `init-server`, `join-server` or `join-agent`.
+    pub role: String,
+    /// `installing`, `running`, `ready`, `failed` or `left`.
+    pub state: String,
+    /// Why it failed ("" otherwise).
+    pub reason: String,
+    /// The last lines of the service's log when it failed ("" otherwise).
+    pub log_tail: String,
+    /// The init server, once ready: the secure `K10<ca-hash>::...` join
+    /// token. A secret: never logged (see `ClusterReport`'s Debug).
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for ClusterReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterReport")
+            .field("cluster", &self.cluster)
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("reason", &self.reason)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// (v2) Remote configuration: keys applied, keys refused with the reason.
@@ -157,6 +189,45 @@ pub struct Desired {
     pub deregister: bool,
     /// (v2) A Kubernetes upgrade the cluster gate released for this host.
     pub kubernetes: Option<KubernetesUpgrade>,
+    /// (v3) This host's cluster role, once the hub released it.
+    pub cluster: Option<ClusterRole>,
+}
+
+/// (v3) A cluster role instruction (docs/protocol.md, docs/clusters.md).
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+pub struct ClusterRole {
+    pub cluster: String,
+    /// `k3s`, `pxke` or `canonical`.
+    pub distro: String,
+    pub version: String,
+    /// `vip:ADDR` or `dns:NAME`.
+    pub endpoint: String,
+    /// `init-server`, `join-server` or `join-agent`.
+    pub role: String,
+    /// `https://ENDPOINT:6443`.
+    pub server_url: String,
+    /// init-server: the bootstrap token; joiners: the secure K10 token.
+    /// "" with `leave`.
+    pub token: String,
+    pub interface: Option<String>,
+    pub pod_cidr: Option<String>,
+    pub service_cidr: Option<String>,
+    /// The lowest agent version this instruction needs ("" if none).
+    pub min_version: String,
+    /// The operator removed this host from the cluster: leave it.
+    pub leave: bool,
+}
+
+impl fmt::Debug for ClusterRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterRole")
+            .field("cluster", &self.cluster)
+            .field("role", &self.role)
+            .field("endpoint", &self.endpoint)
+            .field("token", &"<redacted>")
+            .field("leave", &self.leave)
+            .finish()
+    }
 }
 
 /// (v2) A cluster's Kubernetes upgrade, with the agent version it needs.
@@ -363,6 +434,29 @@ const DESIRED: &[Field] = &[
     req("config", Ty::MapStr(64, 1024)),
     req("deregister", Ty::Bool),
     opt("kubernetes", Ty::Obj(KUBERNETES)),
+    opt("cluster", Ty::Obj(CLUSTER_ROLE)),
+];
+const CLUSTER_ROLE: &[Field] = &[
+    req("cluster", Ty::Str(64)),
+    req("distro", Ty::Str(32)),
+    req("version", Ty::Str(64)),
+    req("endpoint", Ty::Str(260)),
+    req("role", Ty::Str(32)),
+    req("server_url", Ty::Str(300)),
+    req("token", Ty::Str(S)),
+    opt("interface", Ty::Str(64)),
+    opt("pod_cidr", Ty::Str(64)),
+    opt("service_cidr", Ty::Str(64)),
+    req("min_version", Ty::Str(64)),
+    req("leave", Ty::Bool),
+];
+const CLUSTER_REPORT: &[Field] = &[
+    req("cluster", Ty::Str(64)),
+    req("role", Ty::Str(32)),
+    req("state", Ty::Str(32)),
+    req("reason", Ty::Str(1024)),
+    req("log_tail", Ty::Str(4096)),
+    opt("token", Ty::Str(S)),
 ];
 const KUBERNETES: &[Field] = &[
     req("version", Ty::Str(64)),
@@ -489,6 +583,7 @@ message!(
         opt("upgrade", Ty::Obj(UPGRADE_REPORT)),
         opt("config", Ty::Obj(CONFIG_REPORT)),
         opt("boot", Ty::Obj(BOOT)),
+        opt("cluster", Ty::Obj(CLUSTER_REPORT)),
     ]
 );
 message!(
@@ -547,6 +642,17 @@ pub fn decode<T: Message>(text: &str) -> Result<T, DecodeError> {
 /// Serialize a message (compact JSON).
 pub fn encode<T: Serialize>(msg: &T) -> String {
     json::to_string(msg)
+}
+
+/// A check-in request as sent: like `encode`, but an absent (v3) `cluster`
+/// report is left out rather than sent as `null`, so a steady check-in is
+/// byte for byte what it was before revision 3 (the 512-byte budget).
+pub fn encode_checkin(req: &CheckinRequest) -> String {
+    let s = json::to_string(req);
+    match (req.cluster.is_none(), s.strip_suffix(",\"cluster\":null}")) {
+        (true, Some(head)) => format!("{head}}}"),
+        _ => s,
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -690,6 +796,31 @@ pub fn outcome(endpoint: Endpoint, status: u16) -> Outcome {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_absent_cluster_report_is_left_out_of_the_checkin() {
+        let mut r: CheckinRequest = decode(
+            r#"{"v":3,"host_id":"h","agent":"0.1.0","health":{"ok":true,"failing":[]},"inventory_hash":"x","desired_tag":""}"#,
+        )
+        .expect("decode");
+        let s = encode_checkin(&r);
+        assert!(
+            !s.contains("cluster") && s.ends_with("\"boot\":null}"),
+            "{s}"
+        );
+        assert_eq!(decode::<CheckinRequest>(&s).expect("round trip"), r);
+        r.cluster = Some(ClusterReport {
+            cluster: "c".into(),
+            role: "join-agent".into(),
+            state: "ready".into(),
+            reason: String::new(),
+            log_tail: String::new(),
+            token: None,
+        });
+        let s = encode_checkin(&r);
+        assert!(s.contains("\"cluster\":{\"cluster\":\"c\""), "{s}");
+        assert_eq!(decode::<CheckinRequest>(&s).expect("round trip"), r);
+    }
+
     fn inventory() -> Inventory {
         Inventory {
             arch: "x86_64".into(),
@@ -721,6 +852,7 @@ mod tests {
             upgrade: None,
             config: None,
             boot: None,
+            cluster: None,
         }
     }
 
@@ -808,6 +940,7 @@ mod tests {
                         version: "1.30.2".into(),
                         min_agent_version: "0.2.0".into(),
                     }),
+                    cluster: None,
                 }),
             },
         );
@@ -931,7 +1064,7 @@ mod tests {
         r.agent = "9".repeat(32);
         r.inventory_hash = format!("sha256:{}", "f".repeat(64));
         r.desired_tag = "d".repeat(64);
-        let n = encode(&r).len();
+        let n = encode_checkin(&r).len();
         assert!(n <= STEADY_CHECKIN_MAX, "steady check-in is {n} bytes");
     }
 

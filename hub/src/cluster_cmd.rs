@@ -4,8 +4,7 @@
 //! device tables; a member's device gets the label `cluster=NAME`.
 //! The rules and the release order are `cluster.rs`.
 //!
-//! Not yet here: sending the role instructions in the check-in answer and
-//! taking the init server's join token back (the protocol part).
+//! The role instructions travel in the check-in answer (`cluster_hub.rs`).
 
 use super::cluster::{self, Cluster, Instruction, Member, Pool};
 use super::db::Db;
@@ -19,6 +18,7 @@ pub const HELP: &str = "\
 Usage: outpost-hub cluster create NAME --distro k3s|pxke|canonical --version V
                           --endpoint vip:ADDR|dns:NAME [--interface IF]
                           [--pod-cidr CIDR] [--service-cidr CIDR] [--two-node]
+                          [--min-agent VERSION]
        outpost-hub cluster add NAME HOST --role control-plane|worker
        outpost-hub cluster show NAME [--json]
        outpost-hub cluster list [--json]
@@ -27,10 +27,12 @@ Usage: outpost-hub cluster create NAME --distro k3s|pxke|canonical --version V
 Rules: an odd number of control-plane hosts (K3s: or exactly two with
 --two-node), all members on the same OS, Canonical only on Ubuntu/AMD64,
 a host in one cluster only. The first control-plane host added is the init
-server; the others join after it is ready.
+server; the others join after it is ready. Members get their role in
+the check-in answer; --min-agent makes older agents refuse it. `remove`
+tells the members to leave the cluster at their next check-in.
 ";
 
-const SCHEMA: &str = "
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cluster_specs (
     name TEXT PRIMARY KEY,
     distro TEXT NOT NULL,
@@ -49,14 +51,47 @@ CREATE TABLE IF NOT EXISTS cluster_members (
     seq INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS cluster_secrets (
+    cluster TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    PRIMARY KEY (cluster, kind)
+);
+CREATE TABLE IF NOT EXISTS cluster_leaving (
+    host_id TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    distro TEXT NOT NULL,
+    since INTEGER NOT NULL
+);
 ";
 
 fn open(path: &Path) -> Result<Connection> {
-    // Db::open creates the file (0600) and the device tables first.
+    // Db::open creates the file (0600), the device tables and these.
     drop(Db::open(path)?);
-    let c = Connection::open(path).map_err(|e| dberr(path, &e))?;
-    c.execute_batch(SCHEMA).map_err(|e| dberr(path, &e))?;
-    Ok(c)
+    Connection::open(path).map_err(|e| dberr(path, &e))
+}
+
+/// Create the cluster tables; add columns later versions brought.
+pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(SCHEMA)?;
+    let has: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('cluster_specs') WHERE name='min_agent'")?
+        .exists([])?;
+    if !has {
+        c.execute_batch("ALTER TABLE cluster_specs ADD COLUMN min_agent TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
+
+/// The lowest agent version the cluster's members need ("" for none).
+pub fn min_agent(c: &Connection, name: &str) -> rusqlite::Result<String> {
+    Ok(c.query_row(
+        "SELECT min_agent FROM cluster_specs WHERE name=?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or_default())
 }
 
 fn dberr(path: &Path, e: &rusqlite::Error) -> Error {
@@ -71,6 +106,28 @@ fn val(p: &mut lexopt::Parser, what: &str) -> Result<String> {
         .map_err(|e| Error::usage(format!("cluster: {what}: {e}")))?
         .into_string()
         .map_err(|_| Error::usage(format!("cluster: {what}: not valid UTF-8")))
+}
+
+/// `facts`, read through a connection (inside a check-in's transaction).
+fn facts_conn(
+    c: &Connection,
+    path: &Path,
+    host: &str,
+) -> Result<Option<((String, String), String)>> {
+    let inv: Option<String> = c
+        .query_row(
+            "SELECT inventory FROM devices WHERE host_id=?1 AND state='active'",
+            [host],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| dberr(path, &e))?;
+    Ok(inv
+        .and_then(|t| miniserde::json::from_str::<outpost::proto::Inventory>(&t).ok())
+        .map(|i| {
+            let (id, rest) = i.os.split_once(' ').unwrap_or((i.os.as_str(), ""));
+            ((id.to_ascii_lowercase(), rest.to_string()), i.arch.clone())
+        }))
 }
 
 /// (os, arch) of a registered device, from its last inventory: the OS as
@@ -90,7 +147,7 @@ fn facts(db: &Db, host: &str) -> Result<Option<((String, String), String)>> {
         }))
 }
 
-fn load(c: &Connection, db: &Db, path: &Path, name: &str) -> Result<Option<Cluster>> {
+pub fn load(c: &Connection, path: &Path, name: &str) -> Result<Option<Cluster>> {
     let row = c
         .query_row(
             "SELECT distro, version, endpoint, interface, pod_cidr, service_cidr, two_node FROM cluster_specs WHERE name=?1",
@@ -127,7 +184,7 @@ fn load(c: &Connection, db: &Db, path: &Path, name: &str) -> Result<Option<Clust
         .map_err(|e| dberr(path, &e))?;
     let mut members = Vec::new();
     for (host, pool, state) in rows {
-        let (os, arch) = facts(db, &host)?
+        let (os, arch) = facts_conn(c, path, &host)?
             .unwrap_or_else(|| ((String::from("?"), String::new()), String::from("?")));
         members.push(Member {
             host_id: host,
@@ -170,6 +227,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
     let mut pos: Vec<String> = Vec::new();
     let (mut distro, mut version, mut endpoint, mut interface) = (None, None, None, None);
     let (mut pod, mut svc, mut two, mut role, mut json) = (None, None, false, None, false);
+    let mut min_agent_v: Option<String> = None;
     while let Some(arg) = p
         .next()
         .map_err(|e| Error::usage(format!("cluster {sub}: {e}")))?
@@ -183,6 +241,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             Long("pod-cidr") => pod = Some(val(p, "--pod-cidr")?),
             Long("service-cidr") => svc = Some(val(p, "--service-cidr")?),
             Long("two-node") => two = true,
+            Long("min-agent") => min_agent_v = Some(val(p, "--min-agent")?),
             Long("role") => role = Some(val(p, "--role")?),
             Long("json") => json = true,
             Short('h') | Long("help") => {
@@ -230,10 +289,18 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             if let Some(e) = cluster::check_settings(&cl).into_iter().next() {
                 return Err(Error::usage(format!("cluster create: {e}")));
             }
+            let min_agent = min_agent_v.unwrap_or_default();
+            if !min_agent.is_empty()
+                && outpost::upgrade::release::parse_version(&min_agent).is_err()
+            {
+                return Err(Error::usage(format!(
+                    "cluster create: --min-agent {min_agent:?} is not a version (like 0.2.0)"
+                )));
+            }
             let n = c
                 .execute(
-                    "INSERT OR IGNORE INTO cluster_specs (name, distro, version, endpoint, interface, pod_cidr, service_cidr, two_node, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR IGNORE INTO cluster_specs (name, distro, version, endpoint, interface, pod_cidr, service_cidr, two_node, created, min_agent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         cl.name,
                         cl.distro.as_str(),
@@ -243,7 +310,8 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                         cl.pod_cidr,
                         cl.service_cidr,
                         i64::from(cl.two_node),
-                        outpost::sys::unix_secs(std::time::SystemTime::now()) as i64
+                        outpost::sys::unix_secs(std::time::SystemTime::now()) as i64,
+                        min_agent
                     ],
                 )
                 .map_err(|e| dberr(path, &e))?;
@@ -269,7 +337,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                     "cluster add: --role {r:?} is not control-plane or worker"
                 ))
             })?;
-            let Some(mut cl) = load(&c, &db, path, &name)? else {
+            let Some(mut cl) = load(&c, path, &name)? else {
                 return Err(Error::usage(format!("cluster add: no cluster {name}")));
             };
             let Some((os, arch)) = facts(&db, &host)? else {
@@ -318,9 +386,10 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
         }
         "show" => {
             let name = need(0, "NAME")?;
-            let Some(cl) = load(&c, &db, path, &name)? else {
+            let Some(mut cl) = load(&c, path, &name)? else {
                 return Err(Error::usage(format!("cluster show: no cluster {name}")));
             };
+            cl.join_token = super::cluster_hub::join_token(&c, path, &name)?;
             let plan = cluster::plan(&cl);
             if json {
                 let mut o = miniserde::json::Object::new();
@@ -377,7 +446,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                 .map_err(|e| dberr(path, &e))?;
             let mut arr = miniserde::json::Array::new();
             for n in names {
-                let Some(cl) = load(&c, &db, path, &n)? else {
+                let Some(cl) = load(&c, path, &n)? else {
                     continue;
                 };
                 let cps = cl
@@ -424,6 +493,23 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
         }
         "remove" => {
             let name = need(0, "NAME")?;
+            let distro: Option<String> = c
+                .query_row(
+                    "SELECT distro FROM cluster_specs WHERE name=?1",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| dberr(path, &e))?;
+            let now = outpost::sys::unix_secs(std::time::SystemTime::now()) as i64;
+            // Members are told to leave at their next check-in.
+            let leave = |host: &str| {
+                c.execute(
+                    "INSERT OR REPLACE INTO cluster_leaving (host_id, cluster, distro, since) VALUES (?1, ?2, ?3, ?4)",
+                    params![host, name, distro.clone().unwrap_or_default(), now],
+                )
+                .map_err(|e| dberr(path, &e))
+            };
             if let Some(host) = pos.get(1) {
                 let n = c
                     .execute(
@@ -436,8 +522,9 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                         "cluster remove: {host} is not a member of {name}"
                     )));
                 }
+                leave(host)?;
                 db.set_labels(host, &[("cluster".into(), String::new())])?;
-                println!("removed {host} from {name}");
+                println!("removed {host} from {name}; it leaves the cluster at its next check-in");
             } else {
                 let hosts: Vec<String> = {
                     let mut st = c
@@ -457,10 +544,16 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                 if n == 0 {
                     return Err(Error::usage(format!("cluster remove: no cluster {name}")));
                 }
+                c.execute("DELETE FROM cluster_secrets WHERE cluster=?1", [&name])
+                    .map_err(|e| dberr(path, &e))?;
                 for h in &hosts {
+                    leave(h)?;
                     db.set_labels(h, &[("cluster".into(), String::new())])?;
                 }
-                println!("removed cluster {name} ({} members released)", hosts.len());
+                println!(
+                    "removed cluster {name} ({} members released; they leave the cluster at their next check-in)",
+                    hosts.len()
+                );
             }
             Ok(())
         }

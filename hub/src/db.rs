@@ -168,6 +168,7 @@ impl Db {
             .map_err(|e| db_err(path, "configuring", &e))?;
         db.write(|tx| {
             tx.execute_batch(SCHEMA)?;
+            crate::cluster_cmd::migrate(tx)?;
             let v: Option<String> = tx
                 .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
                 .optional()?;
@@ -421,6 +422,7 @@ impl Db {
         let default_iv = self.default_interval()?;
         let global_upgrade = self.meta("upgrade")?;
         let global_config = self.meta("config")?;
+        let db_path = self.path.clone();
         self.write(|tx| {
             type Row = (String, String, String, Option<i64>, String, i64);
             let row: Option<Row> = tx
@@ -501,6 +503,14 @@ impl Db {
             if acts.upgrade.is_some() {
                 upgrade = acts.upgrade;
             }
+            // Cluster roles (hub/cluster_hub.rs): the report in, the role out.
+            let cluster = crate::cluster_hub::on_checkin(
+                tx,
+                &db_path,
+                &host_id,
+                &req.agent,
+                req.cluster.as_ref(),
+            )?;
             let mut config = global_config.as_deref().map(json_map).unwrap_or_default();
             let dev_config: Option<String> = tx
                 .query_row(
@@ -516,6 +526,7 @@ impl Db {
                 config,
                 deregister,
                 kubernetes: acts.kubernetes,
+                cluster,
             };
             let tag = format!(
                 "d-{}",
@@ -823,6 +834,7 @@ mod tests {
             upgrade: None,
             config: None,
             boot: None,
+            cluster: None,
         }
     }
 
@@ -900,6 +912,86 @@ mod tests {
             "revoked token"
         );
         assert!(db.integrity_ok().expect("integrity"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn cluster_tokens_come_only_from_the_init_server_and_go_only_to_members() {
+        use outpost::proto::ClusterReport;
+        let (mut db, dir) = tmpdb("cluster-tokens");
+        db.token_create("tok", None, 0, None).expect("token");
+        for h in ["h-init", "h-work", "h-out"] {
+            db.register(&reg(h, "s"), "tok", &format!("cred-{h}"), 10, "")
+                .expect("reg")
+                .expect("ok");
+        }
+        db.write(|tx| {
+            tx.execute_batch(
+                "INSERT INTO cluster_specs (name, distro, version, endpoint, two_node, created)
+                 VALUES ('c1', 'k3s', 'v1.31.4+k3s1', 'vip:10.0.0.100', 0, 0);
+                 INSERT INTO cluster_members (cluster, host_id, pool, seq) VALUES ('c1', 'h-init', 'control-plane', 1);
+                 INSERT INTO cluster_members (cluster, host_id, pool, seq) VALUES ('c1', 'h-work', 'worker', 2);",
+            )?;
+            Ok(())
+        })
+        .expect("cluster");
+        let role = |db: &mut Db, h: &str, rep: Option<ClusterReport>| {
+            let mut req = checkin(h, "sha256:1", "");
+            req.cluster = rep;
+            db.checkin(&format!("cred-{h}"), &req, 20, "")
+                .expect("db")
+                .expect("ok")
+                .desired
+                .and_then(|d| d.cluster)
+        };
+        let k10 = format!("K10{}::server:{}", "ab".repeat(32), "5ec7e7");
+        let rep = |role: &str, state: &str, token: Option<&str>| ClusterReport {
+            cluster: "c1".into(),
+            role: role.into(),
+            state: state.into(),
+            reason: String::new(),
+            log_tail: String::new(),
+            token: token.map(str::to_string),
+        };
+        let init = role(&mut db, "h-init", None).expect("the init server is released first");
+        assert_eq!((init.role.as_str(), init.leave), ("init-server", false));
+        assert!(init.token.len() >= 64, "a generated bootstrap token");
+        assert_eq!(role(&mut db, "h-work", None), None, "the worker waits");
+        assert_eq!(role(&mut db, "h-out", None), None, "not a member");
+        // A worker cannot plant a token; a ready init server with a token
+        // in the wrong form is not taken either.
+        assert_eq!(
+            role(
+                &mut db,
+                "h-work",
+                Some(rep("join-agent", "ready", Some(&k10)))
+            ),
+            None
+        );
+        role(
+            &mut db,
+            "h-init",
+            Some(rep("init-server", "ready", Some("plain-secret"))),
+        );
+        assert_eq!(role(&mut db, "h-work", None), None, "no secure token yet");
+        role(
+            &mut db,
+            "h-init",
+            Some(rep("init-server", "ready", Some(&k10))),
+        );
+        let w = role(&mut db, "h-work", None).expect("released after the token");
+        assert_eq!(w.role, "join-agent");
+        assert_eq!(w.token, k10, "the init server's token, relayed");
+        assert_eq!(w.server_url, "https://10.0.0.100:6443");
+        assert_eq!(role(&mut db, "h-out", None), None, "never to a non-member");
+        // Sealed at rest: the database file holds neither token.
+        let mut bytes = std::fs::read(dir.join("hub.db")).expect("db file");
+        bytes.extend(std::fs::read(dir.join("hub.db-wal")).unwrap_or_default());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("5ec7e7") && !text.contains(&init.token),
+            "a token in clear"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -28,9 +28,11 @@ macro_rules! outln {
 
 pub mod cluster;
 pub mod cluster_cmd;
+pub mod cluster_hub;
 pub mod db;
 pub mod http;
 pub mod rollout;
+pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod upgrades;

@@ -1,7 +1,8 @@
 //! `outpost-hub cluster ...` against a running hub with registered devices:
 //! the pool rules with their exact messages, the init node and the release
 //! order as `cluster show` reports them, labels on the members, removal.
-//! (The role instructions are not yet sent in check-in answers.)
+//! The protocol part (roles in check-in answers) is tests/cluster_hub.rs
+//! in the agent's tests (three agents and the hub).
 
 mod common;
 
@@ -268,7 +269,10 @@ fn cluster_pools_rules_and_order() {
         "can-1            canonical  1 control plane, 0 worker\nedge-1           k3s        3 control plane, 1 worker\n"
     );
     let out = ok(&hub, &["cluster", "remove", "edge-1", "edge-c"]);
-    assert_eq!(out, "removed edge-c from edge-1\n");
+    assert_eq!(
+        out,
+        "removed edge-c from edge-1; it leaves the cluster at its next check-in\n"
+    );
     let list = ok(&hub, &["cluster", "list"]);
     assert!(
         list.contains(
@@ -277,7 +281,10 @@ fn cluster_pools_rules_and_order() {
         "{list}"
     );
     let out = ok(&hub, &["cluster", "remove", "edge-1"]);
-    assert_eq!(out, "removed cluster edge-1 (3 members released)\n");
+    assert_eq!(
+        out,
+        "removed cluster edge-1 (3 members released; they leave the cluster at their next check-in)\n"
+    );
     let devices = ok(&hub, &["devices"]);
     let a_line = devices
         .lines()

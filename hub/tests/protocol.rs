@@ -84,6 +84,7 @@ fn checkin_req(host: &str, hash: &str, tag: &str) -> CheckinRequest {
         upgrade: None,
         config: None,
         boot: None,
+        cluster: None,
     }
 }
 

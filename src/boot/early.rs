@@ -42,6 +42,7 @@ pub fn request(st: &crate::state::State, b: &Beacon) -> CheckinRequest {
             reported_by: "initramfs".into(),
             ..b.clone()
         }),
+        cluster: None,
     }
 }
 
@@ -98,7 +99,7 @@ pub fn child(a: &BootArgs) -> Result<Code> {
         .ok_or_else(|| Error::new(Code::LocalIo, format!("{}: not readable", path.display())))?;
     let beacon = Beacon::parse(&text)
         .map_err(|e| Error::new(Code::LocalIo, format!("{}: {e}", path.display())))?;
-    let body = proto::encode(&request(&st, &beacon));
+    let body = proto::encode_checkin(&request(&st, &beacon));
     let url = format!(
         "{}{}",
         crate::checkin::base_url(endpoint),

@@ -130,9 +130,14 @@ fn record(
         changed: changed.to_vec(),
         at: crate::sys::unix_secs(std::time::SystemTime::now()),
     };
-    let dir = root.path(&opts.state_dir);
+    write_record(root, &opts.state_dir, &r)
+}
+
+/// Write `cluster.json` (no secrets in it) in the state directory.
+pub fn write_record(root: &Root, state_dir: &str, r: &Record) -> Result<()> {
+    let dir = root.path(state_dir);
     crate::fsutil::ensure_dir(&dir, crate::fsutil::SECRET_DIR_MODE)?;
-    let mut j = miniserde::json::to_string(&r);
+    let mut j = miniserde::json::to_string(r);
     j.push('\n');
     crate::fsutil::write_atomic(&dir.join("cluster.json"), j.as_bytes(), 0o644)
 }

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod cmd;
 pub mod ddns;
+pub mod hub;
 pub mod preflight;
 pub mod render;
 pub mod vip;

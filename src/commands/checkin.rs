@@ -173,6 +173,14 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     if let Some(d) = &done.state.desired {
         let dir = args.src.root.path(&cfg.state_dir.value);
         crate::remote::after_checkin(&args.src, &dir, &d.config, &done.state.desired_tag, now)?;
+        // The cluster role (docs/clusters.md): apply, retry or leave.
+        crate::cluster::hub::after_checkin(
+            &args.src.root,
+            &cfg,
+            &done.state.desired_tag,
+            d.cluster.as_ref(),
+            std::time::Duration::from_secs(300),
+        )?;
     }
     Ok(Code::Ok)
 }

@@ -135,6 +135,9 @@ pub fn run(args: RunArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
+/// How long a cluster role may take to run, and again to be ready.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// After a successful check-in: commit a due trial or act on an upgrade
 /// offer. `Ok(Some(d))`: wake within `d` (a trial waits out its grace);
 /// `Err(75)`: a new binary is in place, exit so the next start runs it. A
@@ -183,6 +186,19 @@ fn after_checkin(
             }
             Ok(false) => {}
             Err(e) => log::error!("{e}"),
+        }
+    }
+    if let Ok(false) = &r {
+        // The cluster role (docs/clusters.md): apply, retry or leave.
+        let ins = d.state.desired.as_ref().and_then(|x| x.cluster.as_ref());
+        if let Err(e) = crate::cluster::hub::after_checkin(
+            &args.src.root,
+            cfg,
+            &d.state.desired_tag,
+            ins,
+            CLUSTER_TIMEOUT,
+        ) {
+            log::error!("{e}");
         }
     }
     match r {
