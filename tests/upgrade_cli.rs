@@ -134,8 +134,19 @@ impl Site {
     }
 
     fn cmd(&self, exe: &Path, args: &[&str]) -> Command {
+        // Under qemu user emulation an aarch64 ELF (the real agent, or a
+        // copy of it such as outpost.prev) runs through the runner; the
+        // shell-script releases carry the runner inside.
+        let elf = {
+            use std::io::Read as _;
+            let mut magic = [0u8; 4];
+            std::fs::File::open(exe)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+                && &magic == b"\x7fELF"
+        };
         let mut c = match common::runner() {
-            Some(r) if exe == Path::new(REAL) => {
+            Some(r) if exe == Path::new(REAL) || elf => {
                 let mut p = r.split_whitespace();
                 let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
                 c.args(p).arg(exe);
