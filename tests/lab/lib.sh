@@ -320,7 +320,9 @@ lab_hub_start() {
         --request-log "$d/requests.jsonl" >"$d/hub.out" 2>"$d/hub.err" &
     echo $! >"$d/pid"
     for i in $(seq 100); do
-        LAB_HUB_PORT=$(sed -n 's|^listening on https://127.0.0.1:\([0-9]*\).*|\1|p' "$d/hub.out")
+        # The background shell may not have opened hub.out yet: a missing
+        # file is "not yet", not a failure (set -e would end the scenario).
+        LAB_HUB_PORT=$(sed -n 's|^listening on https://127.0.0.1:\([0-9]*\).*|\1|p' "$d/hub.out" 2>/dev/null || true)
         [ -n "$LAB_HUB_PORT" ] && break
         kill -0 "$(cat "$d/pid")" 2>/dev/null || { cat "$d/hub.err" >&2; lab_die "outpost-hub did not start"; }
         sleep 0.1
