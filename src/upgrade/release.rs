@@ -103,6 +103,23 @@ mod tests {
     use super::super::sig::testkey::TestKey;
     use super::*;
 
+    /// The release fuzz target's seed really passes verification with the
+    /// corpus key (otherwise the fuzzer never reaches the verified path),
+    /// and the seed signed by another key is refused.
+    #[test]
+    fn fuzz_seed_verifies_with_the_corpus_key() {
+        let key = PublicKey::parse(include_str!("../../fuzz/corpus/release/pubkey")).unwrap();
+        let seed = include_str!("../../fuzz/corpus/release/signed");
+        let (m, s) = seed.split_once('\0').unwrap();
+        assert_eq!(
+            verify(m, s, &[key.clone()]).unwrap().manifest.version,
+            "0.2.0"
+        );
+        let other = include_str!("../../fuzz/corpus/release/other-key");
+        let (m, s) = other.split_once('\0').unwrap();
+        assert!(verify(m, s, &[key]).is_err());
+    }
+
     fn manifest() -> Manifest {
         Manifest {
             schema: SCHEMA.into(),
