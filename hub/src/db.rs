@@ -1,16 +1,22 @@
-//! The hub's registry in SQLite: tokens, devices, settings. Every write runs
-//! in one transaction, so a crash or a kill leaves the old or the new state.
-//! Secrets arrive here already hashed (see `secret.rs`).
+//! The hub's registry: tokens, devices, settings, in SQLite (the default)
+//! or PostgreSQL (several hubs on one database; `pg.rs`), through the
+//! storage seam of `store.rs`. Every write runs in one transaction, so a
+//! crash or a kill leaves the old or the new state; on PostgreSQL the
+//! transactions are SERIALIZABLE and run again on a conflict with another
+//! hub, so several hubs behave as one. Secrets arrive here already hashed
+//! (see `secret.rs`).
 //!
 //! Must not do network I/O or know HTTP; it speaks in protocol values.
 
 use crate::secret;
+use crate::store::{self, params, OptionalExtension, Tx};
 use miniserde::json;
 use outpost::error::{Code, Error, Result};
 use outpost::proto::{
     self, CheckinRequest, CheckinResponse, Desired, Inventory, RegisterRequest, UpgradeOffer,
 };
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -131,9 +137,25 @@ pub struct DeviceRow {
 }
 
 pub struct Db {
-    conn: Connection,
+    backend: Backend,
+    /// The SQLite file; with PostgreSQL, the base name of the local files
+    /// (`<state dir>/outpost-hub.pg`: its `.key`, `artifacts/` beside it).
     path: PathBuf,
+    /// How errors name the database (never with a password).
+    name: String,
 }
+
+enum Backend {
+    Lite(Connection),
+    Pg {
+        client: RefCell<postgres::Client>,
+        target: crate::pg::Target,
+    },
+}
+
+/// How often a PostgreSQL transaction is run again after a conflict with a
+/// concurrent one (another hub or worker) before the request fails.
+const CONFLICT_RETRIES: u32 = 50;
 
 fn map_to_json(m: &BTreeMap<String, String>) -> String {
     json::to_string(m)
@@ -144,8 +166,33 @@ fn json_map(s: &str) -> BTreeMap<String, String> {
 }
 
 impl Db {
-    /// Open (creating with mode 0600 if missing) and migrate the database.
-    pub fn open(path: &Path) -> Result<Db> {
+    /// Open and migrate the database: `db` is a SQLite file (created with
+    /// mode 0600 if missing) or a `postgres://` URL (`pg.rs`).
+    pub fn open(db: &Path) -> Result<Db> {
+        match db.to_str() {
+            Some(url) if crate::pg::is_url(url) => Db::open_pg(url),
+            _ => Db::open_sqlite(db),
+        }
+    }
+
+    fn open_pg(url: &str) -> Result<Db> {
+        let target = crate::pg::target(url)?;
+        let mut client = crate::pg::connect(&target)?;
+        crate::pg::migrate(&mut client, &target.display)?;
+        let dir = std::env::var_os(crate::pg::STATE_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Db {
+            name: target.display.clone(),
+            backend: Backend::Pg {
+                client: RefCell::new(client),
+                target,
+            },
+            path: dir.join("outpost-hub.pg"),
+        })
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Db> {
         if !path.exists() {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
@@ -155,22 +202,22 @@ impl Db {
                 .open(path)
                 .map_err(|e| Error::io("creating database", path, &e))?;
         }
-        let conn = Connection::open(path).map_err(|e| db_err(path, "opening", &e))?;
+        let conn =
+            Connection::open(path).map_err(|e| db_err(path.display(), "opening", &e.into()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err(path.display(), "configuring", &e.into()))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| db_err(path.display(), "configuring", &e.into()))?;
         let mut db = Db {
-            conn,
+            backend: Backend::Lite(conn),
             path: path.to_path_buf(),
+            name: path.display().to_string(),
         };
-        db.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| db_err(path, "configuring", &e))?;
-        db.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(|e| db_err(path, "configuring", &e))?;
         db.write(|tx| {
             tx.execute_batch(SCHEMA)?;
             crate::cluster_cmd::migrate(tx)?;
             let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
+                .query_row("SELECT value FROM meta WHERE key='schema'", (), |r| r.get(0))
                 .optional()?;
             match v.as_deref() {
                 None => {
@@ -196,39 +243,104 @@ impl Db {
         Ok(db)
     }
 
-    /// The database file.
+    /// True on PostgreSQL.
+    pub fn is_pg(&self) -> bool {
+        matches!(self.backend, Backend::Pg { .. })
+    }
+
+    /// How messages name the database (a file, or a URL without secrets).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database file (SQLite) or the base name of the hub's local files
+    /// (PostgreSQL): the seal key and the artifacts are found from it.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// `write` for the hub's other modules (upgrades.rs).
-    pub fn write_tx<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    pub fn write_tx<T>(&mut self, f: impl FnMut(&Tx) -> store::Result<T>) -> Result<T> {
         self.write(f)
     }
 
-    /// Run `f` in one IMMEDIATE transaction; commit when it returns Ok.
-    fn write<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_err(&path, "writing", &e))?;
-        let v = f(&tx).map_err(|e| db_err(&path, "writing", &e))?;
-        tx.commit().map_err(|e| db_err(&path, "writing", &e))?;
-        Ok(v)
+    /// Statements outside a transaction (reads; the cluster commands).
+    pub fn auto(&self) -> Tx<'_> {
+        match &self.backend {
+            Backend::Lite(c) => Tx::Lite(c),
+            Backend::Pg { client, .. } => Tx::PgAuto(client),
+        }
+    }
+
+    /// On PostgreSQL, connect again when the connection was lost (a
+    /// database restart): the request that found it lost failed, the next
+    /// one works once the database is back.
+    fn reconnect_if_closed(&self) -> Result<()> {
+        if let Backend::Pg { client, target } = &self.backend {
+            if client.borrow().is_closed() {
+                let c = crate::pg::connect(target)?;
+                *client.borrow_mut() = c;
+                log::warn!("database {}: connected again", target.display);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `f` in one transaction and commit when it returns Ok: SQLite
+    /// IMMEDIATE (one writer at a time); PostgreSQL SERIALIZABLE, run again
+    /// (up to [`CONFLICT_RETRIES`] times, with a short random pause) when it
+    /// conflicted with a concurrent transaction, so `f` must have no effect
+    /// outside the transaction that matters when repeated.
+    fn write<T>(&mut self, mut f: impl FnMut(&Tx) -> store::Result<T>) -> Result<T> {
+        self.reconnect_if_closed()?;
+        let name = self.name.clone();
+        match &mut self.backend {
+            Backend::Lite(conn) => {
+                let p = Path::new(&name);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
+                let v = f(&Tx::Lite(&tx)).map_err(|e| db_err(p.display(), "writing", &e))?;
+                tx.commit()
+                    .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
+                Ok(v)
+            }
+            Backend::Pg { client, .. } => {
+                let client = client.get_mut();
+                let p = Path::new(&name);
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let r: store::Result<T> = (|| {
+                        let tx = client
+                            .build_transaction()
+                            .isolation_level(postgres::IsolationLevel::Serializable)
+                            .start()?;
+                        let t = Tx::Pg(RefCell::new(tx));
+                        let v = f(&t)?;
+                        if let Tx::Pg(tx) = t {
+                            tx.into_inner().commit()?;
+                        }
+                        Ok(v)
+                    })();
+                    match r {
+                        Ok(v) => return Ok(v),
+                        Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
+                            conflict_pause(attempt);
+                        }
+                        Err(e) => return Err(db_err(p.display(), "writing", &e)),
+                    }
+                }
+            }
+        }
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
+        self.reconnect_if_closed()?;
+        self.auto()
             .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
             .optional()
-            .map_err(|e| db_err(&self.path, "reading", &e))
+            .map_err(|e| db_err(&self.name, "reading", &e))
     }
 
     fn set_meta(&mut self, key: &str, value: Option<&str>) -> Result<()> {
@@ -264,12 +376,12 @@ impl Db {
     }
 
     pub fn token_list(&self) -> Result<Vec<TokenRow>> {
-        let mut st = self
-            .conn
+        let c = self.auto();
+        let mut st = c
             .prepare("SELECT id, project, created, expires, revoked, uses FROM tokens ORDER BY created, id")
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(TokenRow {
                     id: r.get(0)?,
                     project: r.get(1)?,
@@ -279,8 +391,8 @@ impl Db {
                     uses: r.get::<_, i64>(5)? as u64,
                 })
             })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .and_then(|it| it.collect::<store::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         Ok(rows)
     }
 
@@ -486,7 +598,7 @@ impl Db {
                     |r| r.get(0),
                 )
                 .optional()?
-                .or(global_upgrade);
+                .or_else(|| global_upgrade.clone());
             let mut upgrade: Option<UpgradeOffer> =
                 upgrade_text.and_then(|t| json::from_str(&t).ok());
             // Rollouts and cluster gates (hub/upgrades.rs) win over a
@@ -566,7 +678,7 @@ impl Db {
             }),
             None => {
                 self.set_meta("interval_ms", Some(&ms.to_string()))?;
-                self.write(|tx| tx.execute("UPDATE devices SET interval_ms=NULL", []))
+                self.write(|tx| tx.execute("UPDATE devices SET interval_ms=NULL", ()))
             }
         }
     }
@@ -673,16 +785,16 @@ impl Db {
 
     pub fn devices(&self) -> Result<Vec<DeviceRow>> {
         let default_iv = self.default_interval()?;
-        let mut st = self
-            .conn
+        let c = self.auto();
+        let mut st = c
             .prepare(
                 "SELECT d.host_id, project, hostname, agent, tags, labels, inventory, healthy, failing,
                  interval_ms, state, peer, registered, last_seen, checkins, b.beacon, b.received
                  FROM devices d LEFT JOIN boots b ON b.host_id = d.host_id ORDER BY d.host_id",
             )
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map((), |r| {
                 let failing: String = r.get(8)?;
                 let inventory: String = r.get(6)?;
                 Ok(DeviceRow {
@@ -710,17 +822,21 @@ impl Db {
                         .zip(r.get::<_, Option<i64>>(16)?.map(|v| v as u64)),
                 })
             })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .and_then(|it| it.collect::<store::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         Ok(rows)
     }
 
-    /// `PRAGMA integrity_check` == ok (used by tests).
+    /// `PRAGMA integrity_check` == ok (used by tests); PostgreSQL keeps
+    /// its own consistency, so there: true.
     pub fn integrity_ok(&self) -> Result<bool> {
+        if self.is_pg() {
+            return Ok(true);
+        }
         let v: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| db_err(&self.path, "checking", &e))?;
+            .auto()
+            .query_row("PRAGMA integrity_check", (), |r| r.get(0))
+            .map_err(|e| db_err(&self.name, "checking", &e))?;
         Ok(v == "ok")
     }
 }
@@ -735,11 +851,19 @@ fn apply_changes(m: &mut BTreeMap<String, String>, changes: &[(String, String)])
     }
 }
 
-fn db_err(path: &Path, op: &str, e: &rusqlite::Error) -> Error {
-    Error::new(
-        Code::LocalIo,
-        format!("{op} database {}: {e}", path.display()),
-    )
+fn db_err(name: impl std::fmt::Display, op: &str, e: &store::Error) -> Error {
+    Error::new(Code::LocalIo, format!("{op} database {name}: {e}"))
+}
+
+/// A short random pause before running a conflicting transaction again
+/// (1 to 2^min(attempt,6) ms), so two hubs that collided do not collide in
+/// step again.
+fn conflict_pause(attempt: u32) {
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let span = 1u64 << attempt.min(6);
+    let ms = 1 + u64::from(u16::from_le_bytes(b)) % span;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 impl DeviceRow {

@@ -31,10 +31,12 @@ pub mod cluster_cmd;
 pub mod cluster_hub;
 pub mod db;
 pub mod http;
+pub mod pg;
 pub mod rollout;
 pub mod seal;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod upgrades;
 
 use db::{Db, Shed};
