@@ -35,10 +35,30 @@ pub struct Options {
 }
 
 struct Shared {
-    db: Mutex<Db>,
+    /// The registry: one SQLite connection, or on PostgreSQL one connection
+    /// per worker (so workers do not wait for each other's queries).
+    dbs: Vec<Mutex<Db>>,
+    next_db: std::sync::atomic::AtomicUsize,
     log: Option<Mutex<File>>,
     tls: Option<Arc<rustls::ServerConfig>>,
     deadline: Duration,
+}
+
+impl Shared {
+    /// A free database connection (the next one in turn when all are busy).
+    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        let n = self.dbs.len();
+        let start = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % n;
+        for i in 0..n {
+            if let Ok(g) = self.dbs[(start + i) % n].try_lock() {
+                return g;
+            }
+        }
+        self.dbs[start].lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Load a PEM certificate chain and private key into a rustls config.
@@ -115,6 +135,13 @@ pub fn serve(opts: Options) -> Result<()> {
         }
     };
     let db = Db::open(&opts.db)?;
+    let db_name = db.name().to_string();
+    let mut dbs = vec![Mutex::new(db)];
+    if dbs[0].lock().map(|d| d.is_pg()).unwrap_or(false) {
+        for _ in 1..opts.workers.clamp(1, 64) {
+            dbs.push(Mutex::new(Db::open(&opts.db)?));
+        }
+    }
     let log = match &opts.request_log {
         Some(p) => {
             use std::os::unix::fs::OpenOptionsExt;
@@ -141,7 +168,8 @@ pub fn serve(opts: Options) -> Result<()> {
         )
     })?;
     let shared = Arc::new(Shared {
-        db: Mutex::new(db),
+        dbs,
+        next_db: std::sync::atomic::AtomicUsize::new(0),
         log,
         tls,
         deadline: opts.deadline,
@@ -164,10 +192,7 @@ pub fn serve(opts: Options) -> Result<()> {
     };
     outln!("listening on {scheme}://{local}");
     let _ = std::io::stdout().flush();
-    eprintln!(
-        "outpost-hub: serving {scheme}://{local}, database {}, {workers} workers",
-        opts.db.display()
-    );
+    eprintln!("outpost-hub: serving {scheme}://{local}, database {db_name}, {workers} workers");
     for conn in listener.incoming() {
         match conn {
             // Blocks when every worker is busy and the queue is full: new
@@ -465,7 +490,7 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
             server_time: now_unix(),
         });
     }
-    let mut db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    let mut db = shared.db();
     match db.shed() {
         Ok(Some(shed)) => return shed_answer(&shed),
         Ok(None) => {}
@@ -509,7 +534,7 @@ fn artifact(req: &Request, shared: &Shared, sha: &str) -> Answer {
     {
         return Answer::err(404, "not_found", "no such artifact");
     }
-    let db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    let db = shared.db();
     let path = crate::upgrades::artifacts_dir(db.path()).join(sha);
     drop(db);
     match std::fs::metadata(&path) {
