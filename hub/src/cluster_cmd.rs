@@ -529,11 +529,9 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                     let mut st = c
                         .prepare("SELECT host_id FROM cluster_members WHERE cluster=?1")
                         .map_err(|e| dberr(path, &e))?;
-                    let v = st
-                        .query_map([&name], |r| r.get::<_, String>(0))
+                    st.query_map([&name], |r| r.get::<_, String>(0))
                         .and_then(|it| it.collect::<store::Result<Vec<_>>>())
-                        .map_err(|e| dberr(path, &e))?;
-                    v
+                        .map_err(|e| dberr(path, &e))?
                 };
                 c.execute("DELETE FROM cluster_members WHERE cluster=?1", [&name])
                     .map_err(|e| dberr(path, &e))?;

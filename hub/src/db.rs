@@ -145,6 +145,8 @@ pub struct Db {
     name: String,
 }
 
+// A hub holds one of these per connection (a handful): size is no matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Lite(Connection),
     Pg {

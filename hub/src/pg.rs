@@ -20,7 +20,7 @@ pub const PASSWORD_ENV: &str = "OUTPOST_HUB_DB_PASSWORD";
 pub const STATE_DIR_ENV: &str = "OUTPOST_HUB_STATE_DIR";
 
 /// The advisory lock key of the migrations ("outpost" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_74;
+const MIGRATION_LOCK: i64 = 0x006f_7574_706f_7374;
 
 /// Whether `--db` names a PostgreSQL database rather than a SQLite file.
 pub fn is_url(db: &str) -> bool {
