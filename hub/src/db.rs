@@ -275,8 +275,7 @@ impl Db {
     }
 
     /// On PostgreSQL, connect again when the connection was lost (a
-    /// database restart): the request that found it lost failed, the next
-    /// one works once the database is back.
+    /// database restart); fails while the database is still down.
     fn reconnect_if_closed(&self) -> Result<()> {
         if let Backend::Pg { client, target } = &self.backend {
             if client.borrow().is_closed() {
@@ -286,6 +285,15 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// The database cannot be reached right now (PostgreSQL: the
+    /// connection is lost and connecting again failed).
+    pub fn unavailable(&self) -> bool {
+        match &self.backend {
+            Backend::Pg { client, .. } => client.borrow().is_closed(),
+            Backend::Lite(_) => false,
+        }
     }
 
     /// Run `f` in one transaction and commit when it returns Ok: SQLite
@@ -307,7 +315,7 @@ impl Db {
                     .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
                 Ok(v)
             }
-            Backend::Pg { client, .. } => {
+            Backend::Pg { client, target } => {
                 let client = client.get_mut();
                 let p = Path::new(&name);
                 let mut attempt = 0;
@@ -330,6 +338,12 @@ impl Db {
                         Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
                             conflict_pause(attempt);
                         }
+                        // The connection broke (a database restart): once
+                        // more on a new one; a database still down fails.
+                        Err(_) if client.is_closed() && attempt == 1 => {
+                            *client = crate::pg::connect(target)?;
+                            log::warn!("database {}: connected again", target.display);
+                        }
                         Err(e) => return Err(db_err(p.display(), "writing", &e)),
                     }
                 }
@@ -338,11 +352,21 @@ impl Db {
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
+        let read = || {
+            self.auto()
+                .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+                .optional()
+        };
         self.reconnect_if_closed()?;
-        self.auto()
-            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| db_err(&self.name, "reading", &e))
+        match read() {
+            // The connection broke (a database restart): once more.
+            Err(_) if self.unavailable() => {
+                self.reconnect_if_closed()?;
+                read()
+            }
+            r => r,
+        }
+        .map_err(|e| db_err(&self.name, "reading", &e))
     }
 
     fn set_meta(&mut self, key: &str, value: Option<&str>) -> Result<()> {

@@ -459,6 +459,23 @@ fn internal(e: &Error) -> Answer {
     a
 }
 
+/// A database error: 503 with Retry-After while the database cannot be
+/// reached (PostgreSQL restarting; the next request connects again), else
+/// a 500.
+fn db_failed(db: &Db, e: &Error) -> Answer {
+    if db.unavailable() {
+        log::error!("{e}");
+        let mut a = Answer::err(
+            503,
+            "unavailable",
+            "the hub's database cannot be reached; try again later",
+        );
+        a.headers.push(("Retry-After", "5".to_string()));
+        return a;
+    }
+    internal(e)
+}
+
 fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
     let path = req.path.split('?').next().unwrap_or("");
     if let Some(sha) = path.strip_prefix(crate::upgrades::PATH_ARTIFACTS) {
@@ -494,7 +511,7 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
     match db.shed() {
         Ok(Some(shed)) => return shed_answer(&shed),
         Ok(None) => {}
-        Err(e) => return internal(&e),
+        Err(e) => return db_failed(&db, &e),
     }
     let Ok(text) = std::str::from_utf8(&req.body) else {
         return Answer::err(400, "bad_request", "request body is not UTF-8");
@@ -575,7 +592,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
     }
     let credential = match secret::generate(secret::CREDENTIAL_PREFIX) {
         Ok(c) => c,
-        Err(e) => return internal(&e),
+        Err(e) => return db_failed(&db, &e),
     };
     let now = now_unix();
     let token_hash = secret::hash_secret(&req.token);
@@ -608,7 +625,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
                 req.host_id, req.host_id
             ),
         ),
-        Err(e) => internal(&e),
+        Err(e) => db_failed(&db, &e),
     }
 }
 
@@ -647,6 +664,6 @@ fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str, base: &str) -> An
             "deregistered",
             "this device was deregistered by the operator",
         ),
-        Err(e) => internal(&e),
+        Err(e) => db_failed(&db, &e),
     }
 }

@@ -33,6 +33,9 @@ struct Pg {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    /// The server's options (`pg_ctl -o`) and log file.
+    opts: String,
+    log: PathBuf,
     /// `runuser -u USER --` when the test runs as root (initdb refuses root).
     user: Option<String>,
 }
@@ -106,6 +109,8 @@ impl Pg {
             bin,
             data: root.join("data"),
             port: 0,
+            opts: String::new(),
+            log: root.join("log"),
             user,
         };
         let out = pg
@@ -154,6 +159,7 @@ impl Pg {
                 .expect("running pg_ctl");
             if st.success() {
                 pg.port = port;
+                pg.opts = opts;
                 return pg;
             }
         }
@@ -161,6 +167,21 @@ impl Pg {
             "PostgreSQL did not start: {}",
             std::fs::read_to_string(root.join("log")).unwrap_or_default()
         );
+    }
+
+    /// Stop the server (a database outage), or start it again.
+    fn ctl(&self, action: &str) {
+        let st = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-w", "-t", "60", "-m", "fast", "-o", &self.opts, action])
+            .stdout(Stdio::null())
+            .status()
+            .expect("running pg_ctl");
+        assert!(st.success(), "pg_ctl {action}");
     }
 
     fn url(&self) -> String {
@@ -568,6 +589,29 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     }
     let (code, _, _) = cli(d, &url, &["shed", "off"]);
     assert_eq!(code, 0);
+    // A database outage: the hubs answer 503 with Retry-After while it is
+    // down, and serve again once it is back (each connection of each hub
+    // connects again on its next use).
+    pg.ctl("stop");
+    for u in &urls {
+        let r = checkin(&agent, u, cred0, &host0);
+        assert_eq!(
+            (r.status, r.retry_after.as_deref()),
+            (503, Some("5")),
+            "database down: {}",
+            r.body
+        );
+    }
+    pg.ctl("start");
+    for u in &urls {
+        // More than the hub's 4 connections, so every one has reconnected.
+        for _ in 0..10 {
+            let r = checkin(&agent, u, cred0, &host0);
+            assert_eq!(r.status, 200, "after the database restart: {}", r.body);
+        }
+    }
+    drop(pc);
+    let pc = pg.client();
     // The operator's view counts the check-ins of both hubs.
     let (code, out, err) = cli(d, &url, &["devices", "--json"]);
     assert_eq!(code, 0, "devices: {err}");
