@@ -592,7 +592,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
     }
     let credential = match secret::generate(secret::CREDENTIAL_PREFIX) {
         Ok(c) => c,
-        Err(e) => return db_failed(&db, &e),
+        Err(e) => return db_failed(db, &e),
     };
     let now = now_unix();
     let token_hash = secret::hash_secret(&req.token);
@@ -625,7 +625,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
                 req.host_id, req.host_id
             ),
         ),
-        Err(e) => db_failed(&db, &e),
+        Err(e) => db_failed(db, &e),
     }
 }
 
@@ -664,6 +664,6 @@ fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str, base: &str) -> An
             "deregistered",
             "this device was deregistered by the operator",
         ),
-        Err(e) => db_failed(&db, &e),
+        Err(e) => db_failed(db, &e),
     }
 }
