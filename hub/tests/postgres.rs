@@ -184,6 +184,16 @@ impl Pg {
         assert!(st.success(), "pg_ctl {action}");
     }
 
+    /// The same database through the unix socket in the test's dir.
+    fn socket_url(&self) -> String {
+        let dir = self.data.parent().expect("pg dir").display().to_string();
+        format!(
+            "postgres://outpost@{}:{}/postgres",
+            dir.replace('/', "%2F"),
+            self.port
+        )
+    }
+
     fn url(&self) -> String {
         format!(
             "postgres://outpost@127.0.0.1:{}/postgres?sslmode=disable",
@@ -377,6 +387,15 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     let (code, _, err) = cli(d, &with_pw, &["token", "list"]);
     assert_eq!(code, 2, "password in the URL: {err}");
     assert!(err.contains("OUTPOST_HUB_DB_PASSWORD_FILE") && !err.contains(PASSWORD));
+    // TLS to the database is not there yet: asking for it is an error, not
+    // a silent plain-text connection.
+    let (code, _, err) = cli(
+        d,
+        &url.replace("sslmode=disable", "sslmode=require"),
+        &["token", "list"],
+    );
+    assert_eq!(code, 3, "sslmode=require: {err}");
+    assert!(err.contains("TLS to PostgreSQL is not supported"), "{err}");
     // A wrong password: a clear error, exit 20, no password in it.
     let wrong = d.join("wrong-password");
     std::fs::write(&wrong, "not-it\n").expect("write");
@@ -612,7 +631,11 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     }
     drop(pc);
     let pc = pg.client();
-    // The operator's view counts the check-ins of both hubs.
+    // The operator's view counts the check-ins of both hubs; through the
+    // unix socket as well as over TCP.
+    let (code, out, err) = cli(d, &pg.socket_url(), &["devices", "--json"]);
+    assert_eq!(code, 0, "devices over the unix socket: {err}");
+    assert!(out.contains(&format!("\"host_id\":\"{host0}\"")));
     let (code, out, err) = cli(d, &url, &["devices", "--json"]);
     assert_eq!(code, 0, "devices: {err}");
     assert!(out.contains(&format!("\"host_id\":\"{host0}\"")));
