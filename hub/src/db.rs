@@ -179,11 +179,23 @@ impl Db {
 
     fn open_pg(url: &str) -> Result<Db> {
         let target = crate::pg::target(url)?;
-        let mut client = crate::pg::connect(&target)?;
-        crate::pg::migrate(&mut client, &target.display)?;
         let dir = std::env::var_os(crate::pg::STATE_DIR_ENV)
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
+        Db::open_pg_target(target, &dir)
+    }
+
+    /// PostgreSQL with the password given (the unit tests).
+    #[cfg(test)]
+    fn open_pg_with(url: &str, password: &str, state_dir: &Path) -> Result<Db> {
+        let mut target = crate::pg::target(url)?;
+        target.config.password(password);
+        Db::open_pg_target(target, state_dir)
+    }
+
+    fn open_pg_target(target: crate::pg::Target, dir: &Path) -> Result<Db> {
+        let mut client = crate::pg::connect(&target)?;
+        crate::pg::migrate(&mut client, &target.display)?;
         Ok(Db {
             name: target.display.clone(),
             backend: Backend::Pg {
@@ -988,9 +1000,50 @@ mod tests {
         }
     }
 
+    /// The same decisions on a real PostgreSQL (testpg.rs), each on a fresh
+    /// database of one server.
+    #[test]
+    fn the_same_decisions_on_postgresql() {
+        let dir = std::env::temp_dir().join(format!("outpost-hubdb-{}-pg", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        {
+            let pg = crate::testpg::Pg::start(&dir);
+            let mut admin = pg.client();
+            type Case = fn(&mut Db, &Path);
+            let cases: [(&str, Case); 4] = [
+                ("reg", registration_decisions_on),
+                (
+                    "cluster",
+                    cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on,
+                ),
+                ("checkin", checkin_inventory_desired_and_deregistration_on),
+                ("health", health_after_missed_intervals_on),
+            ];
+            for (name, case) in cases {
+                admin
+                    .batch_execute(&format!("CREATE DATABASE t_{name}"))
+                    .expect("create database");
+                let url = pg.url().replace("/postgres?", &format!("/t_{name}?"));
+                let state = dir.join(name);
+                std::fs::create_dir_all(&state).expect("state dir");
+                let mut db = Db::open_pg_with(&url, crate::testpg::PASSWORD, &state)
+                    .expect("open on PostgreSQL");
+                assert!(db.is_pg());
+                case(&mut db, &state);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn registration_decisions() {
         let (mut db, dir) = tmpdb("reg");
+        registration_decisions_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn registration_decisions_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 100, Some(200)).expect("token");
         db.token_create("old", None, 100, Some(150)).expect("token");
         db.token_create("proj", Some("shops"), 100, None)
@@ -1062,13 +1115,20 @@ mod tests {
             "revoked token"
         );
         assert!(db.integrity_ok().expect("integrity"));
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn cluster_tokens_come_only_from_the_init_server_and_go_only_to_members() {
-        use outpost::proto::ClusterReport;
         let (mut db, dir) = tmpdb("cluster-tokens");
+        cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on(
+        db: &mut Db,
+        dir: &Path,
+    ) {
+        use outpost::proto::ClusterReport;
         db.token_create("tok", None, 0, None).expect("token");
         for h in ["h-init", "h-work", "h-out"] {
             db.register(&reg(h, "s"), "tok", &format!("cred-{h}"), 10, "")
@@ -1103,51 +1163,62 @@ mod tests {
             log_tail: String::new(),
             token: token.map(str::to_string),
         };
-        let init = role(&mut db, "h-init", None).expect("the init server is released first");
+        let init = role(db, "h-init", None).expect("the init server is released first");
         assert_eq!((init.role.as_str(), init.leave), ("init-server", false));
         assert!(init.token.len() >= 64, "a generated bootstrap token");
-        assert_eq!(role(&mut db, "h-work", None), None, "the worker waits");
-        assert_eq!(role(&mut db, "h-out", None), None, "not a member");
+        assert_eq!(role(db, "h-work", None), None, "the worker waits");
+        assert_eq!(role(db, "h-out", None), None, "not a member");
         // A worker cannot plant a token; a ready init server with a token
         // in the wrong form is not taken either.
         assert_eq!(
-            role(
-                &mut db,
-                "h-work",
-                Some(rep("join-agent", "ready", Some(&k10)))
-            ),
+            role(db, "h-work", Some(rep("join-agent", "ready", Some(&k10)))),
             None
         );
         role(
-            &mut db,
+            db,
             "h-init",
             Some(rep("init-server", "ready", Some("plain-secret"))),
         );
-        assert_eq!(role(&mut db, "h-work", None), None, "no secure token yet");
-        role(
-            &mut db,
-            "h-init",
-            Some(rep("init-server", "ready", Some(&k10))),
-        );
-        let w = role(&mut db, "h-work", None).expect("released after the token");
+        assert_eq!(role(db, "h-work", None), None, "no secure token yet");
+        role(db, "h-init", Some(rep("init-server", "ready", Some(&k10))));
+        let w = role(db, "h-work", None).expect("released after the token");
         assert_eq!(w.role, "join-agent");
         assert_eq!(w.token, k10, "the init server's token, relayed");
         assert_eq!(w.server_url, "https://10.0.0.100:6443");
-        assert_eq!(role(&mut db, "h-out", None), None, "never to a non-member");
-        // Sealed at rest: the database file holds neither token.
-        let mut bytes = std::fs::read(dir.join("hub.db")).expect("db file");
-        bytes.extend(std::fs::read(dir.join("hub.db-wal")).unwrap_or_default());
-        let text = String::from_utf8_lossy(&bytes);
-        assert!(
-            !text.contains("5ec7e7") && !text.contains(&init.token),
-            "a token in clear"
-        );
-        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(role(db, "h-out", None), None, "never to a non-member");
+        // Sealed at rest: the tables hold neither token, nor (SQLite) the
+        // database file.
+        let sealed: Vec<String> = db
+            .auto()
+            .prepare("SELECT sealed FROM cluster_secrets")
+            .and_then(|mut st| st.query_map((), |r| r.get(0))?.collect())
+            .expect("secrets");
+        assert_eq!(sealed.len(), 2, "bootstrap and join token stored");
+        for t in &sealed {
+            assert!(
+                !t.contains("5ec7e7") && !t.contains(&init.token),
+                "a token in clear"
+            );
+        }
+        if !db.is_pg() {
+            let mut bytes = std::fs::read(dir.join("hub.db")).expect("db file");
+            bytes.extend(std::fs::read(dir.join("hub.db-wal")).unwrap_or_default());
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("5ec7e7") && !text.contains(&init.token),
+                "a token in clear"
+            );
+        }
     }
 
     #[test]
     fn checkin_inventory_desired_and_deregistration() {
         let (mut db, dir) = tmpdb("checkin");
+        checkin_inventory_desired_and_deregistration_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn checkin_inventory_desired_and_deregistration_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 0, None).expect("token");
         db.register(&reg("h1", "s"), "tok", "cred", 10, "")
             .expect("reg")
@@ -1222,12 +1293,16 @@ mod tests {
             "410 afterwards"
         );
         assert_eq!(db.devices().expect("list")[0].status(), "Unpaired");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn health_after_missed_intervals() {
         let (mut db, dir) = tmpdb("health");
+        health_after_missed_intervals_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn health_after_missed_intervals_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 0, None).expect("token");
         db.register(&reg("h1", "s"), "tok", "cred", 1000, "")
             .expect("reg")
@@ -1242,6 +1317,5 @@ mod tests {
         for (now_ms, want) in cases {
             assert_eq!(d.health(now_ms), want, "at {now_ms} ms");
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

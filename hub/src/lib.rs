@@ -37,6 +37,8 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod testpg;
 pub mod upgrades;
 
 use db::{Db, Shed};
