@@ -52,6 +52,8 @@ def free_port():
 
 class Postgres:
     def __init__(self, d):
+        # The postgres user must reach its dir (mkdtemp made `d` 0700).
+        os.chmod(d, 0o711)
         self.root = os.path.join(d, "pg")
         os.mkdir(self.root, 0o700)
         self.prefix = []

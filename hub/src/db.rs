@@ -152,6 +152,7 @@ enum Backend {
     Pg {
         client: RefCell<postgres::Client>,
         target: crate::pg::Target,
+        stmts: store::PgCache,
     },
 }
 
@@ -201,6 +202,7 @@ impl Db {
             backend: Backend::Pg {
                 client: RefCell::new(client),
                 target,
+                stmts: store::PgCache::default(),
             },
             path: dir.join("outpost-hub.pg"),
         })
@@ -282,17 +284,23 @@ impl Db {
     pub fn auto(&self) -> Tx<'_> {
         match &self.backend {
             Backend::Lite(c) => Tx::Lite(c),
-            Backend::Pg { client, .. } => Tx::PgAuto(client),
+            Backend::Pg { client, stmts, .. } => Tx::PgAuto(client, stmts),
         }
     }
 
     /// On PostgreSQL, connect again when the connection was lost (a
     /// database restart); fails while the database is still down.
     fn reconnect_if_closed(&self) -> Result<()> {
-        if let Backend::Pg { client, target } = &self.backend {
+        if let Backend::Pg {
+            client,
+            target,
+            stmts,
+        } = &self.backend
+        {
             if client.borrow().is_closed() {
                 let c = crate::pg::connect(target)?;
                 *client.borrow_mut() = c;
+                stmts.clear();
                 log::warn!("database {}: connected again", target.display);
             }
         }
@@ -327,7 +335,11 @@ impl Db {
                     .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
                 Ok(v)
             }
-            Backend::Pg { client, target } => {
+            Backend::Pg {
+                client,
+                target,
+                stmts,
+            } => {
                 let client = client.get_mut();
                 let p = Path::new(&name);
                 let mut attempt = 0;
@@ -338,9 +350,9 @@ impl Db {
                             .build_transaction()
                             .isolation_level(postgres::IsolationLevel::Serializable)
                             .start()?;
-                        let t = Tx::Pg(RefCell::new(tx));
+                        let t = Tx::Pg(RefCell::new(tx), stmts);
                         let v = f(&t)?;
-                        if let Tx::Pg(tx) = t {
+                        if let Tx::Pg(tx, _) = t {
                             tx.into_inner().commit()?;
                         }
                         Ok(v)
@@ -354,6 +366,7 @@ impl Db {
                         // more on a new one; a database still down fails.
                         Err(_) if client.is_closed() && attempt == 1 => {
                             *client = crate::pg::connect(target)?;
+                            stmts.clear();
                             log::warn!("database {}: connected again", target.display);
                         }
                         Err(e) => return Err(db_err(p.display(), "writing", &e)),

@@ -352,12 +352,64 @@ fn pg_rows(rows: Vec<postgres::Row>) -> Result<Vec<Row>> {
 
 // --------------------------------------------------------------- the handle
 
+/// The statements a PostgreSQL connection has prepared, by their SQL text
+/// (ours are literals: a bounded set), so each is parsed once per
+/// connection instead of once per use.
+#[derive(Default)]
+pub struct PgCache(RefCell<std::collections::HashMap<String, postgres::Statement>>);
+
+/// More distinct statements than the hub has: the cache starts over.
+const PG_CACHE_MAX: usize = 512;
+
+impl PgCache {
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+
+    fn get(&self, c: &mut impl postgres::GenericClient, sql: &str) -> Result<postgres::Statement> {
+        if let Some(st) = self.0.borrow().get(sql) {
+            return Ok(st.clone());
+        }
+        let st = c.prepare(&pg_sql(sql))?;
+        let mut m = self.0.borrow_mut();
+        if m.len() >= PG_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+}
+
+fn pg_execute(
+    c: &mut impl postgres::GenericClient,
+    cache: &PgCache,
+    sql: &str,
+    vals: &[Value],
+) -> Result<usize> {
+    let st = cache.get(c, sql)?;
+    let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
+    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = ins.iter().map(|p| p as _).collect();
+    Ok(c.execute(&st, &refs)? as usize)
+}
+
+fn pg_query(
+    c: &mut impl postgres::GenericClient,
+    cache: &PgCache,
+    sql: &str,
+    vals: &[Value],
+) -> Result<Vec<Row>> {
+    let st = cache.get(c, sql)?;
+    let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
+    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = ins.iter().map(|p| p as _).collect();
+    pg_rows(c.query(&st, &refs)?)
+}
+
 /// Where statements go: a SQLite connection (in a transaction or not), a
 /// PostgreSQL transaction, or a PostgreSQL connection in autocommit.
 pub enum Tx<'a> {
     Lite(&'a rusqlite::Connection),
-    Pg(RefCell<postgres::Transaction<'a>>),
-    PgAuto(&'a RefCell<postgres::Client>),
+    Pg(RefCell<postgres::Transaction<'a>>, &'a PgCache),
+    PgAuto(&'a RefCell<postgres::Client>, &'a PgCache),
 }
 
 impl Tx<'_> {
@@ -372,18 +424,8 @@ impl Tx<'_> {
             Tx::Lite(c) => Ok(c
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(vals.iter()))?),
-            Tx::Pg(t) => {
-                let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    ins.iter().map(|p| p as _).collect();
-                Ok(t.borrow_mut().execute(pg_sql(sql).as_str(), &refs)? as usize)
-            }
-            Tx::PgAuto(c) => {
-                let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    ins.iter().map(|p| p as _).collect();
-                Ok(c.borrow_mut().execute(pg_sql(sql).as_str(), &refs)? as usize)
-            }
+            Tx::Pg(t, cache) => pg_execute(&mut *t.borrow_mut(), cache, sql, &vals),
+            Tx::PgAuto(c, cache) => pg_execute(&mut *c.borrow_mut(), cache, sql, &vals),
         }
     }
 
@@ -391,8 +433,8 @@ impl Tx<'_> {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match self {
             Tx::Lite(c) => Ok(c.execute_batch(sql)?),
-            Tx::Pg(t) => Ok(t.borrow_mut().batch_execute(sql)?),
-            Tx::PgAuto(c) => Ok(c.borrow_mut().batch_execute(sql)?),
+            Tx::Pg(t, _) => Ok(t.borrow_mut().batch_execute(sql)?),
+            Tx::PgAuto(c, _) => Ok(c.borrow_mut().batch_execute(sql)?),
         }
     }
 
@@ -408,18 +450,8 @@ impl Tx<'_> {
                     .collect::<rusqlite::Result<Vec<Vec<Value>>>>()?;
                 Ok(rows.into_iter().map(Row).collect())
             }
-            Tx::Pg(t) => {
-                let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    ins.iter().map(|p| p as _).collect();
-                pg_rows(t.borrow_mut().query(pg_sql(sql).as_str(), &refs)?)
-            }
-            Tx::PgAuto(c) => {
-                let ins: Vec<PgIn> = vals.iter().map(PgIn).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    ins.iter().map(|p| p as _).collect();
-                pg_rows(c.borrow_mut().query(pg_sql(sql).as_str(), &refs)?)
-            }
+            Tx::Pg(t, cache) => pg_query(&mut *t.borrow_mut(), cache, sql, &vals),
+            Tx::PgAuto(c, cache) => pg_query(&mut *c.borrow_mut(), cache, sql, &vals),
         }
     }
 
