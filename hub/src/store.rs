@@ -74,14 +74,6 @@ impl Error {
             _ => false,
         }
     }
-
-    /// The connection to the database is gone (server restart, network).
-    pub fn is_connection(&self) -> bool {
-        match self {
-            Error::Pg(e) => e.is_closed() || e.as_db_error().is_none() && e.code().is_none(),
-            _ => false,
-        }
-    }
 }
 
 /// `.optional()` as in rusqlite: no row is `None`.
