@@ -1045,6 +1045,28 @@ mod tests {
                 assert!(db.is_pg());
                 case(&mut db, &state);
             }
+            // A database a newer hub migrated is refused, naming both
+            // versions (exit 3), and left as it is.
+            let url = pg.url().replace("/postgres?", "/t_reg?");
+            let mut newer: postgres::Config = url.parse().expect("url");
+            newer.password(crate::testpg::PASSWORD);
+            let mut nc = newer.connect(postgres::NoTls).expect("connect");
+            nc.batch_execute("INSERT INTO outpost_migrations VALUES (99, 0)")
+                .expect("a newer version");
+            let e = Db::open_pg_with(&url, crate::testpg::PASSWORD, &dir)
+                .err()
+                .expect("refused");
+            assert_eq!(e.code, Code::Config, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("schema version 99 is newer than this hub's 1"),
+                "{e}"
+            );
+            let n: i64 = nc
+                .query_one("SELECT count(*) FROM outpost_migrations", &[])
+                .expect("count")
+                .get(0);
+            assert_eq!(n, 2, "nothing applied or removed");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
