@@ -3,8 +3,8 @@
 //! user, a password login (scram-sha-256), listening on 127.0.0.1 and a
 //! socket in that dir only) behave as one server: migrations racing at
 //! start apply once, a host ID registers exactly once under concurrent
-//! registrations split across both hubs, a credential one hub issued works
-//! on the other, desired state set on the shared database reaches devices
+//! registrations split across three hubs, a credential one hub issued works
+//! on the others, a hub killed mid-burst loses nothing it answered, desired state set on the shared database reaches devices
 //! through either hub; the password never reaches argv, a log or an error.
 //!
 //! Needs the PostgreSQL server binaries: `/usr/lib/postgresql/15/bin`, or
@@ -264,20 +264,22 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     let pki = make_pki(d);
     let a = Serve::start(d, &url, &pki, 1);
     let b = Serve::start(d, &url, &pki, 2);
+    let mut c = Serve::start(d, &url, &pki, 3);
     let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
     assert_eq!(code, 0, "token create: {err}");
     let token = token.lines().next().unwrap_or("").trim().to_string();
 
     // Registration races: 12 host IDs, each claimed by 6 different
-    // machines at once (3 through each hub): exactly one wins per host ID,
+    // machines at once (2 through each of three hubs): exactly one wins per host ID,
     // the other five get 409 duplicate_host.
     const HOSTS: usize = 12;
     const MACHINES: usize = 6;
     let urls = [a.url.clone(), b.url.clone()];
+    let urls3 = [a.url.clone(), b.url.clone(), c.url.clone()];
     let results: Vec<(usize, usize, Reply)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..MACHINES)
             .map(|m| {
-                let urls = &urls;
+                let urls = &urls3;
                 let token = &token;
                 let ca = &pki.ca_cert;
                 s.spawn(move || {
@@ -287,7 +289,7 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
                             let req = register_req(token, &format!("host-{h:02}"), &secret(h, m));
                             let r = post(
                                 &agent,
-                                &urls[(h + m) % 2],
+                                &urls[(h + m) % 3],
                                 PATH_REGISTER,
                                 &proto::encode(&req),
                                 None,
@@ -367,10 +369,77 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     let agent = client(Some(&pki.ca_cert));
     for (h, (m, cred)) in &winners {
         let host = format!("host-{h:02}");
-        let other = &urls[(h + m + 1) % 2];
+        let other = &urls3[(h + m + 1) % 3];
         let r = checkin(&agent, other, cred, &host);
         assert_eq!(r.status, 200, "{host} on the other hub: {}", r.body);
     }
+    // A hub killed mid-burst (SIGKILL): every registration it answered
+    // 200 is in the registry and works on the others; at most the one in
+    // flight got in without its answer; nothing half-written.
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    let burst: Vec<(String, Result<Reply, String>)> = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let agent = client(Some(&pki.ca_cert));
+            (0..40)
+                .map(|i| {
+                    let host = format!("kill-{i:02}");
+                    let req = register_req(&token, &host, &secret(200 + i, 1));
+                    let r = common::hub::try_post(
+                        &agent,
+                        &c.url,
+                        PATH_REGISTER,
+                        &proto::encode(&req),
+                        None,
+                    );
+                    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (host, r)
+                })
+                .collect()
+        });
+        // Hang guard: 4 answers, or 60 s.
+        let t0 = std::time::Instant::now();
+        while served.load(std::sync::atomic::Ordering::SeqCst) < 4
+            && t0.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = c.child.kill();
+        h.join().expect("burst thread")
+    });
+    let _ = c.child.wait();
+    let ok: Vec<(String, String)> = burst
+        .iter()
+        .filter_map(|(h, r)| match r {
+            Ok(r) if r.status == 200 => Some((
+                h.clone(),
+                proto::decode::<RegisterResponse>(&r.body)
+                    .expect("answer")
+                    .credential,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        ok.len() >= 3 && ok.len() < 40,
+        "killed mid-burst: {} answered",
+        ok.len()
+    );
+    let in_db: i64 = pc
+        .query_one(
+            "SELECT count(*) FROM devices WHERE host_id LIKE 'kill-%'",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert!(
+        in_db as usize >= ok.len() && in_db as usize <= ok.len() + 1,
+        "{in_db} in the registry, {} answered",
+        ok.len()
+    );
+    for (host, cred) in &ok {
+        assert_eq!(checkin(&agent, &urls[0], cred, host).status, 200, "{host}");
+    }
+
     // ... and a wrong one by neither.
     for u in &urls {
         assert_eq!(checkin(&agent, u, "opc_nope", "host-00").status, 401);
