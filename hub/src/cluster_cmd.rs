@@ -8,10 +8,10 @@
 
 use super::cluster::{self, Cluster, Instruction, Member, Pool};
 use super::db::Db;
+use crate::store::{self, params, OptionalExtension, Tx};
 use lexopt::prelude::*;
 use outpost::cluster::{Distro, Endpoint};
 use outpost::error::{Code, Error, Result};
-use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 pub const HELP: &str = "\
@@ -65,18 +65,19 @@ CREATE TABLE IF NOT EXISTS cluster_leaving (
 );
 ";
 
-fn open(path: &Path) -> Result<Connection> {
+/// A second handle on the registry, for the statements of these commands
+/// (autocommit; the device changes go through `Db`).
+fn open(path: &Path) -> Result<Db> {
     // Db::open creates the file (0600), the device tables and these.
-    drop(Db::open(path)?);
-    Connection::open(path).map_err(|e| dberr(path, &e))
+    Db::open(path)
 }
 
 /// Create the cluster tables; add columns later versions brought.
-pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+pub fn migrate(c: &Tx) -> store::Result<()> {
     c.execute_batch(SCHEMA)?;
     let has: bool = c
         .prepare("SELECT 1 FROM pragma_table_info('cluster_specs') WHERE name='min_agent'")?
-        .exists([])?;
+        .exists(())?;
     if !has {
         c.execute_batch("ALTER TABLE cluster_specs ADD COLUMN min_agent TEXT NOT NULL DEFAULT ''")?;
     }
@@ -84,7 +85,7 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The lowest agent version the cluster's members need ("" for none).
-pub fn min_agent(c: &Connection, name: &str) -> rusqlite::Result<String> {
+pub fn min_agent(c: &Tx, name: &str) -> store::Result<String> {
     Ok(c.query_row(
         "SELECT min_agent FROM cluster_specs WHERE name=?1",
         [name],
@@ -94,7 +95,7 @@ pub fn min_agent(c: &Connection, name: &str) -> rusqlite::Result<String> {
     .unwrap_or_default())
 }
 
-fn dberr(path: &Path, e: &rusqlite::Error) -> Error {
+fn dberr(path: &Path, e: &store::Error) -> Error {
     Error::new(
         Code::LocalIo,
         format!("cluster tables in {}: {e}", path.display()),
@@ -109,11 +110,7 @@ fn val(p: &mut lexopt::Parser, what: &str) -> Result<String> {
 }
 
 /// `facts`, read through a connection (inside a check-in's transaction).
-fn facts_conn(
-    c: &Connection,
-    path: &Path,
-    host: &str,
-) -> Result<Option<((String, String), String)>> {
+fn facts_conn(c: &Tx, path: &Path, host: &str) -> Result<Option<((String, String), String)>> {
     let inv: Option<String> = c
         .query_row(
             "SELECT inventory FROM devices WHERE host_id=?1 AND state='active'",
@@ -147,7 +144,7 @@ fn facts(db: &Db, host: &str) -> Result<Option<((String, String), String)>> {
         }))
 }
 
-pub fn load(c: &Connection, path: &Path, name: &str) -> Result<Option<Cluster>> {
+pub fn load(c: &Tx, path: &Path, name: &str) -> Result<Option<Cluster>> {
     let row = c
         .query_row(
             "SELECT distro, version, endpoint, interface, pod_cidr, service_cidr, two_node FROM cluster_specs WHERE name=?1",
@@ -180,7 +177,7 @@ pub fn load(c: &Connection, path: &Path, name: &str) -> Result<Option<Cluster>> 
                 r.get::<_, String>(2)?,
             ))
         })
-        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|it| it.collect::<store::Result<Vec<_>>>())
         .map_err(|e| dberr(path, &e))?;
     let mut members = Vec::new();
     for (host, pool, state) in rows {
@@ -258,7 +255,8 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             ))
         })
     };
-    let c = open(path)?;
+    let cdb = open(path)?;
+    let c = cdb.auto();
     let mut db = Db::open(path)?;
     match sub.as_str() {
         "create" => {
@@ -299,8 +297,8 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             }
             let n = c
                 .execute(
-                    "INSERT OR IGNORE INTO cluster_specs (name, distro, version, endpoint, interface, pod_cidr, service_cidr, two_node, created, min_agent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO cluster_specs (name, distro, version, endpoint, interface, pod_cidr, service_cidr, two_node, created, min_agent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                     params![
                         cl.name,
                         cl.distro.as_str(),
@@ -441,8 +439,8 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                 .prepare("SELECT name FROM cluster_specs ORDER BY name")
                 .map_err(|e| dberr(path, &e))?;
             let names = st
-                .query_map([], |r| r.get::<_, String>(0))
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .query_map((), |r| r.get::<_, String>(0))
+                .and_then(|it| it.collect::<store::Result<Vec<_>>>())
                 .map_err(|e| dberr(path, &e))?;
             let mut arr = miniserde::json::Array::new();
             for n in names {
@@ -505,7 +503,8 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             // Members are told to leave at their next check-in.
             let leave = |host: &str| {
                 c.execute(
-                    "INSERT OR REPLACE INTO cluster_leaving (host_id, cluster, distro, since) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO cluster_leaving (host_id, cluster, distro, since) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(host_id) DO UPDATE SET cluster=excluded.cluster, distro=excluded.distro, since=excluded.since",
                     params![host, name, distro.clone().unwrap_or_default(), now],
                 )
                 .map_err(|e| dberr(path, &e))
@@ -530,11 +529,9 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                     let mut st = c
                         .prepare("SELECT host_id FROM cluster_members WHERE cluster=?1")
                         .map_err(|e| dberr(path, &e))?;
-                    let v = st
-                        .query_map([&name], |r| r.get::<_, String>(0))
-                        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                        .map_err(|e| dberr(path, &e))?;
-                    v
+                    st.query_map([&name], |r| r.get::<_, String>(0))
+                        .and_then(|it| it.collect::<store::Result<Vec<_>>>())
+                        .map_err(|e| dberr(path, &e))?
                 };
                 c.execute("DELETE FROM cluster_members WHERE cluster=?1", [&name])
                     .map_err(|e| dberr(path, &e))?;

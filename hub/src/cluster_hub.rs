@@ -12,9 +12,9 @@
 use super::cluster::{self, Instruction};
 use super::cluster_cmd;
 use super::seal;
+use crate::store::{self, params, OptionalExtension, Tx};
 use outpost::cluster::{Distro, Role, Token};
 use outpost::proto::{ClusterReport, ClusterRole};
-use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 const BOOTSTRAP: &str = "bootstrap";
@@ -25,11 +25,11 @@ fn aad(cluster: &str, kind: &str) -> String {
 }
 
 fn secret(
-    c: &Connection,
+    c: &Tx,
     key: &ring::aead::LessSafeKey,
     cluster: &str,
     kind: &str,
-) -> rusqlite::Result<Option<String>> {
+) -> store::Result<Option<String>> {
     let sealed: Option<String> = c
         .query_row(
             "SELECT sealed FROM cluster_secrets WHERE cluster=?1 AND kind=?2",
@@ -48,7 +48,7 @@ fn secret(
     }))
 }
 
-fn store(c: &Connection, cluster: &str, kind: &str, sealed: &str) -> rusqlite::Result<()> {
+fn store(c: &Tx, cluster: &str, kind: &str, sealed: &str) -> store::Result<()> {
     c.execute(
         "INSERT INTO cluster_secrets (cluster, kind, sealed) VALUES (?1, ?2, ?3)
          ON CONFLICT(cluster, kind) DO UPDATE SET sealed=excluded.sealed",
@@ -57,16 +57,12 @@ fn store(c: &Connection, cluster: &str, kind: &str, sealed: &str) -> rusqlite::R
     Ok(())
 }
 
-fn wrap(e: outpost::error::Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string())))
+fn wrap(e: outpost::error::Error) -> store::Error {
+    store::Error::Other(e.to_string())
 }
 
 /// The init server's join token as stored (for `cluster show`).
-pub fn join_token(
-    c: &Connection,
-    db: &Path,
-    cluster: &str,
-) -> outpost::error::Result<Option<Token>> {
+pub fn join_token(c: &Tx, db: &Path, cluster: &str) -> outpost::error::Result<Option<Token>> {
     let key = seal::key(db)?;
     secret(c, &key, cluster, JOIN)
         .map(|t| t.map(Token::new))
@@ -81,12 +77,12 @@ pub fn join_token(
 /// One member's check-in: record its report and return its instruction.
 /// `db` is the database path (its key file is `<db>.key`).
 pub fn on_checkin(
-    tx: &Connection,
+    tx: &Tx,
     db: &Path,
     host_id: &str,
     agent: &str,
     report: Option<&ClusterReport>,
-) -> rusqlite::Result<Option<ClusterRole>> {
+) -> store::Result<Option<ClusterRole>> {
     // Removed by the operator: leave, until the agent says it has.
     let leaving: Option<(String, String)> = tx
         .query_row(

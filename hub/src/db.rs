@@ -1,16 +1,22 @@
-//! The hub's registry in SQLite: tokens, devices, settings. Every write runs
-//! in one transaction, so a crash or a kill leaves the old or the new state.
-//! Secrets arrive here already hashed (see `secret.rs`).
+//! The hub's registry: tokens, devices, settings, in SQLite (the default)
+//! or PostgreSQL (several hubs on one database; `pg.rs`), through the
+//! storage seam of `store.rs`. Every write runs in one transaction, so a
+//! crash or a kill leaves the old or the new state; on PostgreSQL the
+//! transactions are SERIALIZABLE and run again on a conflict with another
+//! hub, so several hubs behave as one. Secrets arrive here already hashed
+//! (see `secret.rs`).
 //!
 //! Must not do network I/O or know HTTP; it speaks in protocol values.
 
 use crate::secret;
+use crate::store::{self, params, OptionalExtension, Tx};
 use miniserde::json;
 use outpost::error::{Code, Error, Result};
 use outpost::proto::{
     self, CheckinRequest, CheckinResponse, Desired, Inventory, RegisterRequest, UpgradeOffer,
 };
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -131,9 +137,28 @@ pub struct DeviceRow {
 }
 
 pub struct Db {
-    conn: Connection,
+    backend: Backend,
+    /// The SQLite file; with PostgreSQL, the base name of the local files
+    /// (`<state dir>/outpost-hub.pg`: its `.key`, `artifacts/` beside it).
     path: PathBuf,
+    /// How errors name the database (never with a password).
+    name: String,
 }
+
+// A hub holds one of these per connection (a handful): size is no matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Lite(Connection),
+    Pg {
+        client: RefCell<postgres::Client>,
+        target: crate::pg::Target,
+        stmts: store::PgCache,
+    },
+}
+
+/// How often a PostgreSQL transaction is run again after a conflict with a
+/// concurrent one (another hub or worker) before the request fails.
+const CONFLICT_RETRIES: u32 = 50;
 
 fn map_to_json(m: &BTreeMap<String, String>) -> String {
     json::to_string(m)
@@ -144,8 +169,46 @@ fn json_map(s: &str) -> BTreeMap<String, String> {
 }
 
 impl Db {
-    /// Open (creating with mode 0600 if missing) and migrate the database.
-    pub fn open(path: &Path) -> Result<Db> {
+    /// Open and migrate the database: `db` is a SQLite file (created with
+    /// mode 0600 if missing) or a `postgres://` URL (`pg.rs`).
+    pub fn open(db: &Path) -> Result<Db> {
+        match db.to_str() {
+            Some(url) if crate::pg::is_url(url) => Db::open_pg(url),
+            _ => Db::open_sqlite(db),
+        }
+    }
+
+    fn open_pg(url: &str) -> Result<Db> {
+        let target = crate::pg::target(url)?;
+        let dir = std::env::var_os(crate::pg::STATE_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Db::open_pg_target(target, &dir)
+    }
+
+    /// PostgreSQL with the password given (the unit tests).
+    #[cfg(test)]
+    fn open_pg_with(url: &str, password: &str, state_dir: &Path) -> Result<Db> {
+        let mut target = crate::pg::target(url)?;
+        target.config.password(password);
+        Db::open_pg_target(target, state_dir)
+    }
+
+    fn open_pg_target(target: crate::pg::Target, dir: &Path) -> Result<Db> {
+        let mut client = crate::pg::connect(&target)?;
+        crate::pg::migrate(&mut client, &target.display)?;
+        Ok(Db {
+            name: target.display.clone(),
+            backend: Backend::Pg {
+                client: RefCell::new(client),
+                target,
+                stmts: store::PgCache::default(),
+            },
+            path: dir.join("outpost-hub.pg"),
+        })
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Db> {
         if !path.exists() {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
@@ -155,22 +218,22 @@ impl Db {
                 .open(path)
                 .map_err(|e| Error::io("creating database", path, &e))?;
         }
-        let conn = Connection::open(path).map_err(|e| db_err(path, "opening", &e))?;
+        let conn =
+            Connection::open(path).map_err(|e| db_err(path.display(), "opening", &e.into()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err(path.display(), "configuring", &e.into()))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| db_err(path.display(), "configuring", &e.into()))?;
         let mut db = Db {
-            conn,
+            backend: Backend::Lite(conn),
             path: path.to_path_buf(),
+            name: path.display().to_string(),
         };
-        db.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| db_err(path, "configuring", &e))?;
-        db.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(|e| db_err(path, "configuring", &e))?;
         db.write(|tx| {
             tx.execute_batch(SCHEMA)?;
             crate::cluster_cmd::migrate(tx)?;
             let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
+                .query_row("SELECT value FROM meta WHERE key='schema'", (), |r| r.get(0))
                 .optional()?;
             match v.as_deref() {
                 None => {
@@ -196,39 +259,139 @@ impl Db {
         Ok(db)
     }
 
-    /// The database file.
+    /// True on PostgreSQL.
+    pub fn is_pg(&self) -> bool {
+        matches!(self.backend, Backend::Pg { .. })
+    }
+
+    /// How messages name the database (a file, or a URL without secrets).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database file (SQLite) or the base name of the hub's local files
+    /// (PostgreSQL): the seal key and the artifacts are found from it.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// `write` for the hub's other modules (upgrades.rs).
-    pub fn write_tx<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    pub fn write_tx<T>(&mut self, f: impl FnMut(&Tx) -> store::Result<T>) -> Result<T> {
         self.write(f)
     }
 
-    /// Run `f` in one IMMEDIATE transaction; commit when it returns Ok.
-    fn write<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_err(&path, "writing", &e))?;
-        let v = f(&tx).map_err(|e| db_err(&path, "writing", &e))?;
-        tx.commit().map_err(|e| db_err(&path, "writing", &e))?;
-        Ok(v)
+    /// Statements outside a transaction (reads; the cluster commands).
+    pub fn auto(&self) -> Tx<'_> {
+        match &self.backend {
+            Backend::Lite(c) => Tx::Lite(c),
+            Backend::Pg { client, stmts, .. } => Tx::PgAuto(client, stmts),
+        }
+    }
+
+    /// On PostgreSQL, connect again when the connection was lost (a
+    /// database restart); fails while the database is still down.
+    fn reconnect_if_closed(&self) -> Result<()> {
+        if let Backend::Pg {
+            client,
+            target,
+            stmts,
+        } = &self.backend
+        {
+            if client.borrow().is_closed() {
+                let c = crate::pg::connect(target)?;
+                *client.borrow_mut() = c;
+                stmts.clear();
+                log::warn!("database {}: connected again", target.display);
+            }
+        }
+        Ok(())
+    }
+
+    /// The database cannot be reached right now (PostgreSQL: the
+    /// connection is lost and connecting again failed).
+    pub fn unavailable(&self) -> bool {
+        match &self.backend {
+            Backend::Pg { client, .. } => client.borrow().is_closed(),
+            Backend::Lite(_) => false,
+        }
+    }
+
+    /// Run `f` in one transaction and commit when it returns Ok: SQLite
+    /// IMMEDIATE (one writer at a time); PostgreSQL SERIALIZABLE, run again
+    /// (up to [`CONFLICT_RETRIES`] times, with a short random pause) when it
+    /// conflicted with a concurrent transaction, so `f` must have no effect
+    /// outside the transaction that matters when repeated.
+    fn write<T>(&mut self, mut f: impl FnMut(&Tx) -> store::Result<T>) -> Result<T> {
+        self.reconnect_if_closed()?;
+        let name = self.name.clone();
+        match &mut self.backend {
+            Backend::Lite(conn) => {
+                let p = Path::new(&name);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
+                let v = f(&Tx::Lite(&tx)).map_err(|e| db_err(p.display(), "writing", &e))?;
+                tx.commit()
+                    .map_err(|e| db_err(p.display(), "writing", &e.into()))?;
+                Ok(v)
+            }
+            Backend::Pg {
+                client,
+                target,
+                stmts,
+            } => {
+                let client = client.get_mut();
+                let p = Path::new(&name);
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let r: store::Result<T> = (|| {
+                        let tx = client
+                            .build_transaction()
+                            .isolation_level(postgres::IsolationLevel::Serializable)
+                            .start()?;
+                        let t = Tx::Pg(RefCell::new(tx), stmts);
+                        let v = f(&t)?;
+                        if let Tx::Pg(tx, _) = t {
+                            tx.into_inner().commit()?;
+                        }
+                        Ok(v)
+                    })();
+                    match r {
+                        Ok(v) => return Ok(v),
+                        Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
+                            conflict_pause(attempt);
+                        }
+                        // The connection broke (a database restart): once
+                        // more on a new one; a database still down fails.
+                        Err(_) if client.is_closed() && attempt == 1 => {
+                            *client = crate::pg::connect(target)?;
+                            stmts.clear();
+                            log::warn!("database {}: connected again", target.display);
+                        }
+                        Err(e) => return Err(db_err(p.display(), "writing", &e)),
+                    }
+                }
+            }
+        }
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| db_err(&self.path, "reading", &e))
+        let read = || {
+            self.auto()
+                .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+                .optional()
+        };
+        self.reconnect_if_closed()?;
+        match read() {
+            // The connection broke (a database restart): once more.
+            Err(_) if self.unavailable() => {
+                self.reconnect_if_closed()?;
+                read()
+            }
+            r => r,
+        }
+        .map_err(|e| db_err(&self.name, "reading", &e))
     }
 
     fn set_meta(&mut self, key: &str, value: Option<&str>) -> Result<()> {
@@ -264,12 +427,12 @@ impl Db {
     }
 
     pub fn token_list(&self) -> Result<Vec<TokenRow>> {
-        let mut st = self
-            .conn
+        let c = self.auto();
+        let mut st = c
             .prepare("SELECT id, project, created, expires, revoked, uses FROM tokens ORDER BY created, id")
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(TokenRow {
                     id: r.get(0)?,
                     project: r.get(1)?,
@@ -279,8 +442,8 @@ impl Db {
                     uses: r.get::<_, i64>(5)? as u64,
                 })
             })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .and_then(|it| it.collect::<store::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         Ok(rows)
     }
 
@@ -486,7 +649,7 @@ impl Db {
                     |r| r.get(0),
                 )
                 .optional()?
-                .or(global_upgrade);
+                .or_else(|| global_upgrade.clone());
             let mut upgrade: Option<UpgradeOffer> =
                 upgrade_text.and_then(|t| json::from_str(&t).ok());
             // Rollouts and cluster gates (hub/upgrades.rs) win over a
@@ -566,7 +729,7 @@ impl Db {
             }),
             None => {
                 self.set_meta("interval_ms", Some(&ms.to_string()))?;
-                self.write(|tx| tx.execute("UPDATE devices SET interval_ms=NULL", []))
+                self.write(|tx| tx.execute("UPDATE devices SET interval_ms=NULL", ()))
             }
         }
     }
@@ -673,16 +836,16 @@ impl Db {
 
     pub fn devices(&self) -> Result<Vec<DeviceRow>> {
         let default_iv = self.default_interval()?;
-        let mut st = self
-            .conn
+        let c = self.auto();
+        let mut st = c
             .prepare(
                 "SELECT d.host_id, project, hostname, agent, tags, labels, inventory, healthy, failing,
                  interval_ms, state, peer, registered, last_seen, checkins, b.beacon, b.received
                  FROM devices d LEFT JOIN boots b ON b.host_id = d.host_id ORDER BY d.host_id",
             )
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map((), |r| {
                 let failing: String = r.get(8)?;
                 let inventory: String = r.get(6)?;
                 Ok(DeviceRow {
@@ -710,17 +873,21 @@ impl Db {
                         .zip(r.get::<_, Option<i64>>(16)?.map(|v| v as u64)),
                 })
             })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err(&self.path, "reading", &e))?;
+            .and_then(|it| it.collect::<store::Result<Vec<_>>>())
+            .map_err(|e| db_err(&self.name, "reading", &e))?;
         Ok(rows)
     }
 
-    /// `PRAGMA integrity_check` == ok (used by tests).
+    /// `PRAGMA integrity_check` == ok (used by tests); PostgreSQL keeps
+    /// its own consistency, so there: true.
     pub fn integrity_ok(&self) -> Result<bool> {
+        if self.is_pg() {
+            return Ok(true);
+        }
         let v: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| db_err(&self.path, "checking", &e))?;
+            .auto()
+            .query_row("PRAGMA integrity_check", (), |r| r.get(0))
+            .map_err(|e| db_err(&self.name, "checking", &e))?;
         Ok(v == "ok")
     }
 }
@@ -735,11 +902,19 @@ fn apply_changes(m: &mut BTreeMap<String, String>, changes: &[(String, String)])
     }
 }
 
-fn db_err(path: &Path, op: &str, e: &rusqlite::Error) -> Error {
-    Error::new(
-        Code::LocalIo,
-        format!("{op} database {}: {e}", path.display()),
-    )
+fn db_err(name: impl std::fmt::Display, op: &str, e: &store::Error) -> Error {
+    Error::new(Code::LocalIo, format!("{op} database {name}: {e}"))
+}
+
+/// A short random pause before running a conflicting transaction again
+/// (1 to 2^min(attempt,6) ms), so two hubs that collided do not collide in
+/// step again.
+fn conflict_pause(attempt: u32) {
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let span = 1u64 << attempt.min(6);
+    let ms = 1 + u64::from(u16::from_le_bytes(b)) % span;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 impl DeviceRow {
@@ -838,9 +1013,72 @@ mod tests {
         }
     }
 
+    /// The same decisions on a real PostgreSQL (testpg.rs), each on a fresh
+    /// database of one server.
+    #[test]
+    fn the_same_decisions_on_postgresql() {
+        let dir = std::env::temp_dir().join(format!("outpost-hubdb-{}-pg", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        {
+            let pg = crate::testpg::Pg::start(&dir);
+            let mut admin = pg.client();
+            type Case = fn(&mut Db, &Path);
+            let cases: [(&str, Case); 4] = [
+                ("reg", registration_decisions_on),
+                (
+                    "cluster",
+                    cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on,
+                ),
+                ("checkin", checkin_inventory_desired_and_deregistration_on),
+                ("health", health_after_missed_intervals_on),
+            ];
+            for (name, case) in cases {
+                admin
+                    .batch_execute(&format!("CREATE DATABASE t_{name}"))
+                    .expect("create database");
+                let url = pg.url().replace("/postgres?", &format!("/t_{name}?"));
+                let state = dir.join(name);
+                std::fs::create_dir_all(&state).expect("state dir");
+                let mut db = Db::open_pg_with(&url, crate::testpg::PASSWORD, &state)
+                    .expect("open on PostgreSQL");
+                assert!(db.is_pg());
+                case(&mut db, &state);
+            }
+            // A database a newer hub migrated is refused, naming both
+            // versions (exit 3), and left as it is.
+            let url = pg.url().replace("/postgres?", "/t_reg?");
+            let mut newer: postgres::Config = url.parse().expect("url");
+            newer.password(crate::testpg::PASSWORD);
+            let mut nc = newer.connect(postgres::NoTls).expect("connect");
+            nc.batch_execute("INSERT INTO outpost_migrations VALUES (99, 0)")
+                .expect("a newer version");
+            let e = Db::open_pg_with(&url, crate::testpg::PASSWORD, &dir)
+                .err()
+                .expect("refused");
+            assert_eq!(e.code, Code::Config, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("schema version 99 is newer than this hub's 1"),
+                "{e}"
+            );
+            let n: i64 = nc
+                .query_one("SELECT count(*) FROM outpost_migrations", &[])
+                .expect("count")
+                .get(0);
+            assert_eq!(n, 2, "nothing applied or removed");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn registration_decisions() {
         let (mut db, dir) = tmpdb("reg");
+        registration_decisions_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn registration_decisions_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 100, Some(200)).expect("token");
         db.token_create("old", None, 100, Some(150)).expect("token");
         db.token_create("proj", Some("shops"), 100, None)
@@ -912,13 +1150,20 @@ mod tests {
             "revoked token"
         );
         assert!(db.integrity_ok().expect("integrity"));
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn cluster_tokens_come_only_from_the_init_server_and_go_only_to_members() {
-        use outpost::proto::ClusterReport;
         let (mut db, dir) = tmpdb("cluster-tokens");
+        cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on(
+        db: &mut Db,
+        dir: &Path,
+    ) {
+        use outpost::proto::ClusterReport;
         db.token_create("tok", None, 0, None).expect("token");
         for h in ["h-init", "h-work", "h-out"] {
             db.register(&reg(h, "s"), "tok", &format!("cred-{h}"), 10, "")
@@ -953,51 +1198,62 @@ mod tests {
             log_tail: String::new(),
             token: token.map(str::to_string),
         };
-        let init = role(&mut db, "h-init", None).expect("the init server is released first");
+        let init = role(db, "h-init", None).expect("the init server is released first");
         assert_eq!((init.role.as_str(), init.leave), ("init-server", false));
         assert!(init.token.len() >= 64, "a generated bootstrap token");
-        assert_eq!(role(&mut db, "h-work", None), None, "the worker waits");
-        assert_eq!(role(&mut db, "h-out", None), None, "not a member");
+        assert_eq!(role(db, "h-work", None), None, "the worker waits");
+        assert_eq!(role(db, "h-out", None), None, "not a member");
         // A worker cannot plant a token; a ready init server with a token
         // in the wrong form is not taken either.
         assert_eq!(
-            role(
-                &mut db,
-                "h-work",
-                Some(rep("join-agent", "ready", Some(&k10)))
-            ),
+            role(db, "h-work", Some(rep("join-agent", "ready", Some(&k10)))),
             None
         );
         role(
-            &mut db,
+            db,
             "h-init",
             Some(rep("init-server", "ready", Some("plain-secret"))),
         );
-        assert_eq!(role(&mut db, "h-work", None), None, "no secure token yet");
-        role(
-            &mut db,
-            "h-init",
-            Some(rep("init-server", "ready", Some(&k10))),
-        );
-        let w = role(&mut db, "h-work", None).expect("released after the token");
+        assert_eq!(role(db, "h-work", None), None, "no secure token yet");
+        role(db, "h-init", Some(rep("init-server", "ready", Some(&k10))));
+        let w = role(db, "h-work", None).expect("released after the token");
         assert_eq!(w.role, "join-agent");
         assert_eq!(w.token, k10, "the init server's token, relayed");
         assert_eq!(w.server_url, "https://10.0.0.100:6443");
-        assert_eq!(role(&mut db, "h-out", None), None, "never to a non-member");
-        // Sealed at rest: the database file holds neither token.
-        let mut bytes = std::fs::read(dir.join("hub.db")).expect("db file");
-        bytes.extend(std::fs::read(dir.join("hub.db-wal")).unwrap_or_default());
-        let text = String::from_utf8_lossy(&bytes);
-        assert!(
-            !text.contains("5ec7e7") && !text.contains(&init.token),
-            "a token in clear"
-        );
-        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(role(db, "h-out", None), None, "never to a non-member");
+        // Sealed at rest: the tables hold neither token, nor (SQLite) the
+        // database file.
+        let sealed: Vec<String> = db
+            .auto()
+            .prepare("SELECT sealed FROM cluster_secrets")
+            .and_then(|mut st| st.query_map((), |r| r.get(0))?.collect())
+            .expect("secrets");
+        assert_eq!(sealed.len(), 2, "bootstrap and join token stored");
+        for t in &sealed {
+            assert!(
+                !t.contains("5ec7e7") && !t.contains(&init.token),
+                "a token in clear"
+            );
+        }
+        if !db.is_pg() {
+            let mut bytes = std::fs::read(dir.join("hub.db")).expect("db file");
+            bytes.extend(std::fs::read(dir.join("hub.db-wal")).unwrap_or_default());
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("5ec7e7") && !text.contains(&init.token),
+                "a token in clear"
+            );
+        }
     }
 
     #[test]
     fn checkin_inventory_desired_and_deregistration() {
         let (mut db, dir) = tmpdb("checkin");
+        checkin_inventory_desired_and_deregistration_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn checkin_inventory_desired_and_deregistration_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 0, None).expect("token");
         db.register(&reg("h1", "s"), "tok", "cred", 10, "")
             .expect("reg")
@@ -1072,12 +1328,16 @@ mod tests {
             "410 afterwards"
         );
         assert_eq!(db.devices().expect("list")[0].status(), "Unpaired");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn health_after_missed_intervals() {
         let (mut db, dir) = tmpdb("health");
+        health_after_missed_intervals_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn health_after_missed_intervals_on(db: &mut Db, _dir: &Path) {
         db.token_create("tok", None, 0, None).expect("token");
         db.register(&reg("h1", "s"), "tok", "cred", 1000, "")
             .expect("reg")
@@ -1092,6 +1352,5 @@ mod tests {
         for (now_ms, want) in cases {
             assert_eq!(d.health(now_ms), want, "at {now_ms} ms");
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

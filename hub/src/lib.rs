@@ -31,10 +31,14 @@ pub mod cluster_cmd;
 pub mod cluster_hub;
 pub mod db;
 pub mod http;
+pub mod pg;
 pub mod rollout;
 pub mod seal;
 pub mod secret;
 pub mod server;
+pub mod store;
+#[cfg(test)]
+mod testpg;
 pub mod upgrades;
 
 use db::{Db, Shed};
@@ -80,13 +84,17 @@ Options:
 
 const SERVE_HELP: &str = "\
 Usage: outpost-hub serve --listen ADDR --tls-cert FILE --tls-key FILE
-                         [--db FILE] [--workers N] [--request-log FILE]
-                         [--deadline SECONDS]
+                         [--db FILE|postgres://...] [--workers N]
+                         [--request-log FILE [--request-log-max SIZE]]
+                         [--max-rate N] [--deadline SECONDS]
        outpost-hub serve --listen 127.0.0.1:PORT --insecure-http ...
 
 Prints 'listening on https://ADDR' on stdout once bound (port 0 picks a
 free port). Each connection carries one request; a client has --deadline
 seconds (default 10) for TLS handshake, head and body together.
+--request-log-max SIZE (like 64M) renames the log to FILE.1 before it
+grows past SIZE. --max-rate N answers register and check-in beyond N per
+second (this hub's) with 429 and Retry-After 1 to 5 s.
 ";
 
 const TOKEN_HELP: &str = "\
@@ -245,6 +253,8 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let (mut cert, mut key, mut insecure) = (None, None, false);
         let mut workers = 4usize;
         let mut request_log = None;
+        let mut request_log_max = 0u64;
+        let mut max_rate = 0u32;
         let mut deadline = Duration::from_secs(10);
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
@@ -254,6 +264,22 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
                 Long("insecure-http") => insecure = true,
                 Long("request-log") => {
                     request_log = Some(PathBuf::from(a.p.value().map_err(usage)?))
+                }
+                Long("request-log-max") => {
+                    let v = a.value("--request-log-max")?;
+                    request_log_max = parse_size(&v).ok_or_else(|| {
+                        Error::usage(format!(
+                            "--request-log-max {v}: expected a size like 64M (at least 4K), or 0 for unbounded"
+                        ))
+                    })?;
+                }
+                Long("max-rate") => {
+                    let v = a.value("--max-rate")?;
+                    max_rate = v.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| {
+                        Error::usage(format!(
+                            "--max-rate {v}: expected requests per second, 0 (no limit) to 1000000"
+                        ))
+                    })?;
                 }
                 Long("workers") => {
                     let v = a.value("--workers")?;
@@ -301,9 +327,27 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
             db: db.clone(),
             workers,
             request_log,
+            request_log_max,
+            max_rate,
             deadline,
         })
     })()
+}
+
+/// "64M" -> 67108864 bytes (K, M, G: binary units); "0" -> 0 (unbounded);
+/// otherwise at least 4 KiB.
+fn parse_size(s: &str) -> Option<u64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let (num, mul) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().ok()?;
+    n.checked_mul(mul).filter(|b| *b >= 4096)
 }
 
 /// "1.5" -> 1500 (milliseconds); at most 3 decimals.
@@ -1239,6 +1283,26 @@ fn shed(a: &mut Args, mut db: PathBuf) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            ("0", Some(0)),
+            ("64M", Some(64 << 20)),
+            ("4k", Some(4096)),
+            ("1G", Some(1 << 30)),
+            ("8192", Some(8192)),
+            ("100", None),
+            ("1K", None),
+            ("-1M", None),
+            ("M", None),
+            ("", None),
+            ("99999999999G", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_size(s), want, "{s:?}");
+        }
+    }
 
     #[test]
     fn seconds_and_durations() {

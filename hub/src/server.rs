@@ -30,15 +30,123 @@ pub struct Options {
     pub db: PathBuf,
     pub workers: usize,
     pub request_log: Option<PathBuf>,
+    /// Rotate the request log to `<FILE>.1` before it grows past this many
+    /// bytes (0: unbounded).
+    pub request_log_max: u64,
+    /// Register and check-in requests per second this hub takes; beyond
+    /// it, 429 with Retry-After (0: no limit).
+    pub max_rate: u32,
     /// Whole-request deadline (handshake, head and body).
     pub deadline: Duration,
 }
 
 struct Shared {
-    db: Mutex<Db>,
-    log: Option<Mutex<File>>,
+    /// The registry: one SQLite connection, or on PostgreSQL one connection
+    /// per worker (so workers do not wait for each other's queries).
+    dbs: Vec<Mutex<Db>>,
+    next_db: std::sync::atomic::AtomicUsize,
+    log: Option<Mutex<RequestLog>>,
+    rate: Option<Mutex<Bucket>>,
     tls: Option<Arc<rustls::ServerConfig>>,
     deadline: Duration,
+}
+
+impl Shared {
+    /// A free database connection (the next one in turn when all are busy).
+    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        let n = self.dbs.len();
+        let start = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % n;
+        for i in 0..n {
+            if let Ok(g) = self.dbs[(start + i) % n].try_lock() {
+                return g;
+            }
+        }
+        self.dbs[start].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The request log file, rotated by size.
+struct RequestLog {
+    f: File,
+    path: PathBuf,
+    max: u64,
+}
+
+fn open_log(p: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(p)
+        .map_err(|e| Error::io("opening request log", p, &e))
+}
+
+impl RequestLog {
+    /// Append one line; first, when it would pass `max`, rename the file
+    /// to `<FILE>.1` (replacing the previous one) and start a new one. The
+    /// size is the file's own (so an outside `logrotate copytruncate` is
+    /// seen too).
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.max > 0 {
+            let len = self.f.metadata()?.len();
+            if len > 0 && len + line.len() as u64 > self.max {
+                let mut old = self.path.as_os_str().to_owned();
+                old.push(".1");
+                std::fs::rename(&self.path, &old)?;
+                self.f = open_log(&self.path).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+        }
+        self.f.write_all(line)
+    }
+}
+
+/// A token bucket: `rate` requests per second, bursts up to one second's.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        Bucket {
+            rate: f64::from(rate),
+            tokens: f64::from(rate),
+            at: Instant::now(),
+        }
+    }
+
+    /// Take one token; false when there is none.
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// 429 beyond `--max-rate`: Retry-After a random 1 to 5 seconds, so the
+/// clients turned away come back spread out rather than together.
+fn rate_limited() -> Answer {
+    let mut b = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let s = 1 + u64::from(b[0]) % 5;
+    let mut a = Answer::err(
+        429,
+        "rate_limited",
+        format!("hub is over its request rate; retry after {s} s"),
+    );
+    a.headers.push(("Retry-After", s.to_string()));
+    a
 }
 
 /// Load a PEM certificate chain and private key into a rustls config.
@@ -115,17 +223,19 @@ pub fn serve(opts: Options) -> Result<()> {
         }
     };
     let db = Db::open(&opts.db)?;
-    let log = match &opts.request_log {
-        Some(p) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(p)
-                .map_err(|e| Error::io("opening request log", p, &e))?;
-            Some(Mutex::new(f))
+    let db_name = db.name().to_string();
+    let mut dbs = vec![Mutex::new(db)];
+    if dbs[0].lock().map(|d| d.is_pg()).unwrap_or(false) {
+        for _ in 1..opts.workers.clamp(1, 64) {
+            dbs.push(Mutex::new(Db::open(&opts.db)?));
         }
+    }
+    let log = match &opts.request_log {
+        Some(p) => Some(Mutex::new(RequestLog {
+            f: open_log(p)?,
+            path: p.clone(),
+            max: opts.request_log_max,
+        })),
         None => None,
     };
     let listener = TcpListener::bind(addr).map_err(|e| {
@@ -141,8 +251,10 @@ pub fn serve(opts: Options) -> Result<()> {
         )
     })?;
     let shared = Arc::new(Shared {
-        db: Mutex::new(db),
+        dbs,
+        next_db: std::sync::atomic::AtomicUsize::new(0),
         log,
+        rate: (opts.max_rate > 0).then(|| Mutex::new(Bucket::new(opts.max_rate))),
         tls,
         deadline: opts.deadline,
     });
@@ -164,10 +276,7 @@ pub fn serve(opts: Options) -> Result<()> {
     };
     outln!("listening on {scheme}://{local}");
     let _ = std::io::stdout().flush();
-    eprintln!(
-        "outpost-hub: serving {scheme}://{local}, database {}, {workers} workers",
-        opts.db.display()
-    );
+    eprintln!("outpost-hub: serving {scheme}://{local}, database {db_name}, {workers} workers");
     for conn in listener.incoming() {
         match conn {
             // Blocks when every worker is busy and the queue is full: new
@@ -402,7 +511,7 @@ fn log_line(
     });
     line.push('\n');
     let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = f.write_all(line.as_bytes()) {
+    if let Err(e) = f.append(line.as_bytes()) {
         log::warn!("writing request log: {e}");
     }
 }
@@ -432,6 +541,23 @@ fn internal(e: &Error) -> Answer {
     let mut a = Answer::err(500, "internal", "internal error in the hub; see its log");
     a.headers.push(("Retry-After", "30".to_string()));
     a
+}
+
+/// A database error: 503 with Retry-After while the database cannot be
+/// reached (PostgreSQL restarting; the next request connects again), else
+/// a 500.
+fn db_failed(db: &Db, e: &Error) -> Answer {
+    if db.unavailable() {
+        log::error!("{e}");
+        let mut a = Answer::err(
+            503,
+            "unavailable",
+            "the hub's database cannot be reached; try again later",
+        );
+        a.headers.push(("Retry-After", "5".to_string()));
+        return a;
+    }
+    internal(e)
 }
 
 fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
@@ -465,11 +591,20 @@ fn route(req: &Request, shared: &Shared, peer: &str) -> Answer {
             server_time: now_unix(),
         });
     }
-    let mut db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rate) = &shared.rate {
+        if !rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(Instant::now())
+        {
+            return rate_limited();
+        }
+    }
+    let mut db = shared.db();
     match db.shed() {
         Ok(Some(shed)) => return shed_answer(&shed),
         Ok(None) => {}
-        Err(e) => return internal(&e),
+        Err(e) => return db_failed(&db, &e),
     }
     let Ok(text) = std::str::from_utf8(&req.body) else {
         return Answer::err(400, "bad_request", "request body is not UTF-8");
@@ -509,7 +644,7 @@ fn artifact(req: &Request, shared: &Shared, sha: &str) -> Answer {
     {
         return Answer::err(404, "not_found", "no such artifact");
     }
-    let db = shared.db.lock().unwrap_or_else(|p| p.into_inner());
+    let db = shared.db();
     let path = crate::upgrades::artifacts_dir(db.path()).join(sha);
     drop(db);
     match std::fs::metadata(&path) {
@@ -550,7 +685,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
     }
     let credential = match secret::generate(secret::CREDENTIAL_PREFIX) {
         Ok(c) => c,
-        Err(e) => return internal(&e),
+        Err(e) => return db_failed(db, &e),
     };
     let now = now_unix();
     let token_hash = secret::hash_secret(&req.token);
@@ -583,7 +718,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
                 req.host_id, req.host_id
             ),
         ),
-        Err(e) => internal(&e),
+        Err(e) => db_failed(db, &e),
     }
 }
 
@@ -622,6 +757,54 @@ fn checkin(db: &mut Db, req: &Request, text: &str, peer: &str, base: &str) -> An
             "deregistered",
             "this device was deregistered by the operator",
         ),
-        Err(e) => internal(&e),
+        Err(e) => db_failed(db, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_takes_its_rate_and_refills() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10);
+        let taken = (0..15).filter(|_| b.take(t0)).count();
+        assert_eq!(taken, 10, "a burst of one second's worth");
+        assert!(!b.take(t0 + Duration::from_millis(50)), "half a token");
+        assert!(
+            b.take(t0 + Duration::from_millis(110)),
+            "one token after 0.1 s"
+        );
+        let taken = (0..30)
+            .filter(|_| b.take(t0 + Duration::from_secs(10)))
+            .count();
+        assert_eq!(taken, 10, "never more than the burst");
+    }
+
+    #[test]
+    fn the_request_log_rotates_at_its_size() {
+        let dir = std::env::temp_dir().join(format!("outpost-hub-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("requests.jsonl");
+        let mut log = RequestLog {
+            f: open_log(&p).expect("open"),
+            path: p.clone(),
+            max: 100,
+        };
+        for i in 0..25 {
+            log.append(format!("line {i:02} ......\n").as_bytes())
+                .expect("append");
+        }
+        let cur = std::fs::read_to_string(&p).expect("current");
+        let old = std::fs::read_to_string(dir.join("requests.jsonl.1")).expect("rotated");
+        assert!(cur.len() <= 100 && old.len() <= 100, "bounded");
+        assert!(cur.ends_with("line 24 ......\n"), "{cur}");
+        assert!(
+            old.ends_with("line 23 ......\n") && old.starts_with("line 18"),
+            "{old}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

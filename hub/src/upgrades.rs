@@ -11,11 +11,11 @@
 
 use crate::db::{Db, MISSED_INTERVALS};
 use crate::rollout::{self, ClusterUpgrade, DevView, Rollout};
+use crate::store::{self, params, OptionalExtension, Tx};
 use miniserde::{json, Deserialize, Serialize};
 use outpost::error::{Code, Error, Result};
 use outpost::proto::{Artifact, ConfigReport, KubernetesUpgrade, UpgradeOffer, UpgradeReport};
 use outpost::upgrade::{release, sig};
-use rusqlite::{params, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
 pub const PATH_ARTIFACTS: &str = "/outpost/v1/artifacts/";
@@ -42,12 +42,12 @@ struct Report {
     at: u64,
 }
 
-fn meta(tx: &Transaction, key: &str) -> rusqlite::Result<Option<String>> {
+fn meta(tx: &Tx, key: &str) -> store::Result<Option<String>> {
     tx.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
         .optional()
 }
 
-fn set_meta(tx: &Transaction, key: &str, v: Option<&str>) -> rusqlite::Result<()> {
+fn set_meta(tx: &Tx, key: &str, v: Option<&str>) -> store::Result<()> {
     match v {
         Some(v) => tx.execute(
             "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -58,21 +58,21 @@ fn set_meta(tx: &Transaction, key: &str, v: Option<&str>) -> rusqlite::Result<()
     Ok(())
 }
 
-fn metas(tx: &Transaction, prefix: &str) -> rusqlite::Result<Vec<(String, String)>> {
+fn metas(tx: &Tx, prefix: &str) -> store::Result<Vec<(String, String)>> {
     let mut st = tx.prepare("SELECT key, value FROM meta WHERE key LIKE ?1 ORDER BY key")?;
     let rows = st
         .query_map([format!("{prefix}%")], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+        .collect::<store::Result<Vec<(String, String)>>>()?;
     Ok(rows)
 }
 
 /// Every active device as the decisions see it, with its architecture.
-fn views(tx: &Transaction, now: u64, default_iv: u64) -> rusqlite::Result<Vec<(DevView, String)>> {
+fn views(tx: &Tx, now: u64, default_iv: u64) -> store::Result<Vec<(DevView, String)>> {
     let mut st = tx.prepare(
         "SELECT host_id, agent, labels, last_seen, interval_ms, inventory FROM devices WHERE state='active' ORDER BY host_id",
     )?;
     let rows = st
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -82,7 +82,7 @@ fn views(tx: &Transaction, now: u64, default_iv: u64) -> rusqlite::Result<Vec<(D
                 r.get::<_, String>(5)?,
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<store::Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for (host, agent, labels, last_seen, iv, inv) in rows {
         let report = meta(tx, &format!("report:{host}"))?
@@ -112,7 +112,7 @@ fn views(tx: &Transaction, now: u64, default_iv: u64) -> rusqlite::Result<Vec<(D
 
 /// The offer of `version`: one artifact per architecture released (the
 /// agent picks its own; a device's inventory may not name its arch).
-fn offer_of(tx: &Transaction, version: &str, base: &str) -> rusqlite::Result<Option<UpgradeOffer>> {
+fn offer_of(tx: &Tx, version: &str, base: &str) -> store::Result<Option<UpgradeOffer>> {
     let rels: Vec<Release> = metas(tx, &format!("release:{version}:"))?
         .into_iter()
         .filter_map(|(_, t)| json::from_str(&t).ok())
@@ -147,14 +147,14 @@ pub struct Acts {
 /// report, advance the rollout and the gates, and say what `host` is
 /// offered. `base` is `https://host:port` as the agent reached the hub.
 pub fn on_checkin(
-    tx: &Transaction,
+    tx: &Tx,
     host: &str,
     report: Option<&UpgradeReport>,
     config: Option<&ConfigReport>,
     now: u64,
     default_iv: u64,
     base: &str,
-) -> rusqlite::Result<Acts> {
+) -> store::Result<Acts> {
     if let Some(c) = config {
         // What the agent did with set-config (applied, refused: why).
         set_meta(
@@ -245,7 +245,7 @@ pub fn on_checkin(
     Ok(acts)
 }
 
-fn newest_at_least(tx: &Transaction, min: &str, arch: &str) -> rusqlite::Result<Option<Release>> {
+fn newest_at_least(tx: &Tx, min: &str, arch: &str) -> store::Result<Option<Release>> {
     let mut best: Option<Release> = None;
     for (_, t) in metas(tx, "release:")? {
         let Ok(r) = json::from_str::<Release>(&t) else {

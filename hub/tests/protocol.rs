@@ -468,6 +468,34 @@ fn tokens_expired_revoked_and_wrong_project() {
 }
 
 #[test]
+fn over_max_rate_answers_429_with_retry_after() {
+    let env = start("rate", &["--max-rate", "1"]);
+    let t0 = Instant::now();
+    let replies: Vec<Reply> = (0..12)
+        .map(|_| env.register(&register_req("opt_nope", "h-rate", SECRET_A)))
+        .collect();
+    let secs = t0.elapsed().as_secs_f64();
+    let served = replies.iter().filter(|r| r.status != 429).count();
+    for r in replies.iter().filter(|r| r.status == 429) {
+        let s: u64 = r
+            .retry_after
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After seconds");
+        assert!((1..=5).contains(&s), "Retry-After {s}");
+        assert_eq!(error_of(r).error, "rate_limited");
+    }
+    // A burst of 1, then 1 per second: never more than that got through
+    // (so some were turned away unless 12 requests took over 11 s).
+    assert!(
+        served >= 1 && served as f64 <= 1.0 + secs,
+        "{served} served in {secs:.2} s"
+    );
+    // The probe is not limited.
+    assert_eq!(get(&env.agent, &env.hub.url, PATH_PROBE).status, 200);
+}
+
+#[test]
 fn shed_load_answers_retry_after() {
     let env = start("shed", &[]);
     let token = env.hub.token(&[]);
