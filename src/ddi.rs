@@ -4,8 +4,10 @@
 //! `Authorization` header of a target or gateway token. Pure: no I/O.
 //!
 //! Also the `configData` body built from the inventory (string values
-//! only, as DDI wants). Not yet: the poll loop in `run`, deployments
-//! (docs/hawkbit.md).
+//! only, as DDI wants), the `deploymentBase` and `cancelAction` resources,
+//! the choice of the signed outpost artifact in a deployment (the
+//! convention of docs/hawkbit.md, "Deployments") and the feedback bodies.
+//! The I/O is `ddi_action.rs`.
 
 use miniserde::json::Value;
 use std::collections::BTreeMap;
@@ -47,6 +49,9 @@ pub struct Poll {
     pub sleep_secs: u64,
     /// Names of the `_links` offered (`configData`, `deploymentBase`, ...).
     pub links: Vec<String>,
+    /// `_links.deploymentBase.href` and `_links.cancelAction.href`.
+    pub deployment: Option<String>,
+    pub cancel: Option<String>,
 }
 
 /// Parse the base resource; Err says what is missing.
@@ -72,11 +77,273 @@ pub fn parse_poll(body: &str) -> Result<Poll, String> {
         _ => Vec::new(),
     };
     links.sort();
+    let href = |name: &str| match o.get("_links") {
+        Some(Value::Object(l)) => match l.get(name) {
+            Some(Value::Object(x)) => match x.get("href") {
+                Some(Value::String(h)) => Some(h.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
     Ok(Poll {
         sleep,
         sleep_secs,
+        deployment: href("deploymentBase"),
+        cancel: href("cancelAction"),
         links,
     })
+}
+
+fn obj<'a>(v: Option<&'a Value>) -> Option<&'a miniserde::json::Object> {
+    match v {
+        Some(Value::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+fn string(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        // hawkBit sends IDs as strings; accept numbers too.
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn number(v: Option<&Value>) -> Option<u64> {
+    match v {
+        Some(Value::Number(miniserde::json::Number::U64(n))) => Some(*n),
+        Some(Value::Number(miniserde::json::Number::I64(n))) => u64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+/// One artifact of a deployment chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DdiArtifact {
+    pub filename: String,
+    pub size: u64,
+    /// Lowercase hex, as the server gave them (sha1 and md5 always in
+    /// hawkBit, sha256 when the server has it).
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    /// `_links.download.href`, else `download-http`.
+    pub href: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub part: String,
+    pub name: String,
+    pub version: String,
+    pub artifacts: Vec<DdiArtifact>,
+}
+
+/// `GET …/deploymentBase/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: String,
+    /// `skip`, `attempt` or `forced`.
+    pub download: String,
+    pub update: String,
+    /// `available`, `unavailable` or absent (no maintenance window).
+    pub maintenance_window: Option<String>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// Parse a deployment; Err says what is missing.
+pub fn parse_deployment(body: &str) -> Result<Deployment, String> {
+    let v: Value = miniserde::json::from_str(body).map_err(|_| "not JSON".to_string())?;
+    let Value::Object(o) = v else {
+        return Err("not a JSON object".into());
+    };
+    let id = string(o.get("id")).ok_or("no id")?;
+    let d = obj(o.get("deployment")).ok_or("no deployment")?;
+    let handling = |k: &str| -> Result<String, String> {
+        match string(d.get(k)) {
+            Some(s) if ["skip", "attempt", "forced"].contains(&s.as_str()) => Ok(s),
+            Some(s) => Err(format!(
+                "deployment.{k} {s:?} is not skip, attempt or forced"
+            )),
+            None => Err(format!("no deployment.{k}")),
+        }
+    };
+    let download = handling("download")?;
+    // hawkBit always sends both; `update` defaults to `download` if absent.
+    let update = if d.contains_key("update") {
+        handling("update")?
+    } else {
+        download.clone()
+    };
+    let maintenance_window = string(d.get("maintenanceWindow"));
+    let mut chunks = Vec::new();
+    if let Some(Value::Array(cs)) = d.get("chunks") {
+        for c in cs {
+            let Value::Object(c) = c else {
+                return Err("a chunk is not an object".into());
+            };
+            let mut artifacts = Vec::new();
+            if let Some(Value::Array(arts)) = c.get("artifacts") {
+                for a in arts {
+                    let Value::Object(a) = a else {
+                        return Err("an artifact is not an object".into());
+                    };
+                    let filename =
+                        string(a.get("filename")).ok_or("an artifact has no filename")?;
+                    let size = number(a.get("size"))
+                        .ok_or_else(|| format!("artifact {filename:?} has no size"))?;
+                    let hashes = obj(a.get("hashes"));
+                    let hash = |k: &str| {
+                        hashes
+                            .and_then(|h| string(h.get(k)))
+                            .map(|s| s.to_ascii_lowercase())
+                    };
+                    let links = obj(a.get("_links"));
+                    let href = ["download", "download-http"]
+                        .iter()
+                        .find_map(|k| {
+                            obj(links.and_then(|l| l.get(*k))).and_then(|x| string(x.get("href")))
+                        })
+                        .ok_or_else(|| format!("artifact {filename:?} has no download link"))?;
+                    artifacts.push(DdiArtifact {
+                        filename,
+                        size,
+                        sha1: hash("sha1"),
+                        sha256: hash("sha256"),
+                        href,
+                    });
+                }
+            }
+            chunks.push(Chunk {
+                part: string(c.get("part")).unwrap_or_default(),
+                name: string(c.get("name")).unwrap_or_default(),
+                version: string(c.get("version")).unwrap_or_default(),
+                artifacts,
+            });
+        }
+    }
+    Ok(Deployment {
+        id,
+        download,
+        update,
+        maintenance_window,
+        chunks,
+    })
+}
+
+/// `GET …/cancelAction/{id}`: the action to stop (`cancelAction.stopId`).
+pub fn parse_cancel(body: &str) -> Result<(String, String), String> {
+    let v: Value = miniserde::json::from_str(body).map_err(|_| "not JSON".to_string())?;
+    let Value::Object(o) = v else {
+        return Err("not a JSON object".into());
+    };
+    let id = string(o.get("id")).ok_or("no id")?;
+    let stop = obj(o.get("cancelAction"))
+        .and_then(|c| string(c.get("stopId")))
+        .ok_or("no cancelAction.stopId")?;
+    Ok((id, stop))
+}
+
+/// The signed outpost release found in a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Three artifacts of one chunk: `X`, `X.manifest`, `X.manifest.sig`
+    /// (hawkBit: a software module with three artifacts).
+    Split {
+        binary: DdiArtifact,
+        manifest: DdiArtifact,
+        signature: DdiArtifact,
+    },
+    /// One SWUpdate-format archive (`*.swu`, cpio newc) holding the same
+    /// three files (servers that take one SWU/RAUC image per software,
+    /// like gooseBit).
+    Swu(DdiArtifact),
+}
+
+/// Find the outpost release for `arch` in a deployment (docs/hawkbit.md,
+/// "Deployments"). A triple whose binary name names another architecture
+/// is skipped; Err says what the deployment holds instead.
+pub fn choose(d: &Deployment, arch: &str) -> Result<Release, String> {
+    let other = if arch == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let mut triples = Vec::new();
+    let mut swus = Vec::new();
+    for c in &d.chunks {
+        for sig in &c.artifacts {
+            let Some(x) = sig.filename.strip_suffix(".manifest.sig") else {
+                continue;
+            };
+            let find = |n: &str| c.artifacts.iter().find(|a| a.filename == n).cloned();
+            if let (Some(binary), Some(manifest)) = (find(x), find(&format!("{x}.manifest"))) {
+                triples.push(Release::Split {
+                    binary,
+                    manifest,
+                    signature: sig.clone(),
+                });
+            }
+        }
+        for a in &c.artifacts {
+            if a.filename.ends_with(".swu") {
+                swus.push(Release::Swu(a.clone()));
+            }
+        }
+    }
+    let name = |r: &Release| match r {
+        Release::Split { binary, .. } => binary.filename.clone(),
+        Release::Swu(a) => a.filename.clone(),
+    };
+    let all: Vec<Release> = triples.into_iter().chain(swus).collect();
+    if all.is_empty() {
+        let names: Vec<String> = d
+            .chunks
+            .iter()
+            .flat_map(|c| c.artifacts.iter().map(|a| a.filename.clone()))
+            .collect();
+        return Err(format!(
+            "no signed outpost release in the deployment (want X, X.manifest and X.manifest.sig in one chunk, or one *.swu holding them); artifacts: {}",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        ));
+    }
+    let mine = all.iter().find(|r| name(r).contains(arch));
+    let neutral = all.iter().find(|r| !name(r).contains(other));
+    mine.or(neutral).cloned().ok_or_else(|| {
+        format!(
+            "the deployment's outpost release is for {other} only ({}), this host runs {arch}",
+            all.iter().map(name).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// A feedback body: `{"time":..,"status":{"execution":..,"result":
+/// {"finished":..},"details":[..]}}` (hawkBit's `DdiActionFeedback`; time
+/// as `yyyyMMdd'T'HHmmss`, as rauc-hawkbit-updater sends it).
+pub fn feedback_body(unix_s: u64, execution: &str, finished: &str, details: &[String]) -> String {
+    use miniserde::json::{Array, Object};
+    let mut result = Object::new();
+    result.insert("finished".into(), Value::String(finished.into()));
+    let mut status = Object::new();
+    status.insert("execution".into(), Value::String(execution.into()));
+    status.insert("result".into(), Value::Object(result));
+    let mut d = Array::new();
+    for l in details {
+        d.push(Value::String(l.clone()));
+    }
+    status.insert("details".into(), Value::Array(d));
+    let mut o = Object::new();
+    let t = crate::timefmt::rfc3339(unix_s);
+    // 2026-12-06T07:30:00Z -> 20261206T073000
+    let compact: String = t
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    o.insert("time".into(), Value::String(compact));
+    o.insert("status".into(), Value::Object(status));
+    miniserde::json::to_string(&Value::Object(o))
 }
 
 /// The inventory as DDI configuration data: a flat map of strings.
@@ -89,6 +356,9 @@ pub fn config_data(inv: &crate::inventory::Input) -> BTreeMap<String, String> {
     m.insert("os".to_string(), inv.os.clone());
     m.insert("kernel".to_string(), inv.kernel.clone());
     m.insert("agent".to_string(), inv.agent.clone());
+    // The key SWUpdate's suricatta and gooseBit use for the running
+    // software version (gooseBit skips a deployment of this version).
+    m.insert("sw_version".to_string(), inv.agent.clone());
     for (k, v) in &inv.tags {
         m.insert(format!("tag.{k}"), v.clone());
     }
@@ -135,7 +405,9 @@ mod tests {
             Poll {
                 sleep: "00:00:10".into(),
                 sleep_secs: 10,
-                links: vec!["configData".into()]
+                links: vec!["configData".into()],
+                deployment: None,
+                cancel: None,
             }
         );
         assert_eq!(
