@@ -358,7 +358,7 @@ pub fn config_data(inv: &crate::inventory::Input) -> BTreeMap<String, String> {
     m.insert("agent".to_string(), inv.agent.clone());
     // The key SWUpdate's suricatta and gooseBit use for the running
     // software version (gooseBit skips a deployment of this version).
-    m.insert("sw_version".to_string(), inv.agent.clone());
+    m.insert("sw_version".to_string(), crate::version::running());
     for (k, v) in &inv.tags {
         m.insert(format!("tag.{k}"), v.clone());
     }

@@ -292,6 +292,10 @@ pub fn handle(c: &Ctx<'_>, poll: &ddi::Poll) -> Step {
         .as_ref()
         .filter(|r| r.id == id_in_href && r.state != "started")
     {
+        if !step.note.is_empty() {
+            // Closed by this very poll (the note says so).
+            return step;
+        }
         step.note.push_str(&format!(
             "; DDI action {} already acted on ({}{})",
             r.id,
