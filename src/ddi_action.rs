@@ -450,12 +450,16 @@ fn cancel(c: &Ctx<'_>, href: &str, rec: Option<&Record>) -> String {
         }
     };
     let url = format!("{}/feedback", without_query(href));
-    let swapped = rec.is_some_and(|r| r.id == stop && r.state == "swapped");
+    // Once the new binary is in place (on trial, or committed by this
+    // very poll) the action can no longer be cancelled.
+    let swapped = rec.is_some_and(|r| {
+        r.id == stop && (r.state == "swapped" || (r.state == "closed" && r.finished == "success"))
+    });
     let (execution, finished, detail) = if swapped {
         (
             "rejected",
             "success",
-            format!("action {stop}: the new binary is already in place (on trial); it commits or rolls back on its own"),
+            format!("action {stop}: the new binary is already in place; it commits or rolls back on its own"),
         )
     } else {
         note_canceled(&c.state_dir, &stop);

@@ -257,6 +257,7 @@ fn run_ddi(
     let mut ready = false;
     let mut failures: u32 = 0;
     let mut first_ok: Option<u64> = None;
+    let (min_sleep, backoff_base) = ddi_bounds();
     let last_ping = std::cell::Cell::new(Instant::now());
     let progress = || {
         // At most one watchdog ping a second while an artifact streams in.
@@ -294,8 +295,7 @@ fn run_ddi(
                 if let Some(e) = &p.error {
                     log::error!("{e}");
                 }
-                let mut wait =
-                    Duration::from_secs(p.sleep_secs).clamp(DDI_MIN_SLEEP, DDI_MAX_SLEEP);
+                let mut wait = Duration::from_secs(p.sleep_secs).clamp(min_sleep, DDI_MAX_SLEEP);
                 // A trial commits after its grace: poll again by then.
                 let l = crate::upgrade::layout(&args.src.root, cfg);
                 if let (Ok(Some(_)), Some(ok)) = (crate::upgrade::apply::load_trial(&l), first_ok) {
@@ -315,10 +315,11 @@ fn run_ddi(
                     return Ok(Code::Restart);
                 }
                 notify.send(&format!("STATUS=poll failed: {e}"));
-                let cap = crate::schedule::BACKOFF_BASE
+                let cap = backoff_base
                     .saturating_mul(1u32 << failures.min(6))
                     .min(DDI_MAX_SLEEP);
-                crate::schedule::uniform(cap, random(host)).max(Duration::from_secs(1))
+                crate::schedule::uniform(cap, random(host))
+                    .max(backoff_base.min(Duration::from_secs(1)))
             }
             Err(e) => {
                 notify.send(&format!("STATUS=stopped: {e}"));
@@ -331,6 +332,20 @@ fn run_ddi(
     }
     notify.send("STOPPING=1");
     Ok(Code::Ok)
+}
+
+/// The shortest poll sleep and the backoff base; with feature test-hooks,
+/// `OUTPOST_TEST_MIN_INTERVAL_MS` sets both (tests of the loop).
+fn ddi_bounds() -> (Duration, Duration) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("OUTPOST_TEST_MIN_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let d = Duration::from_millis(ms.max(1));
+        return (d, d);
+    }
+    (DDI_MIN_SLEEP, crate::schedule::BACKOFF_BASE)
 }
 
 fn random(host: &dyn Host) -> u64 {
