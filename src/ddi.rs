@@ -421,4 +421,106 @@ mod tests {
             "/DEFAULT/controller/v1/edge-1"
         );
     }
+
+    fn art(name: &str) -> String {
+        format!(
+            r#"{{"filename":"{name}","hashes":{{"sha1":"AB","md5":"cd"}},"size":3,"_links":{{"download-http":{{"href":"http://x/{name}"}},"download":{{"href":"https://x/{name}"}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn deployment_cancel_choice_and_feedback() {
+        // hawkBit's documented example shape (ddi_api.md), one chunk with a
+        // three-artifact outpost release and an unrelated chunk.
+        let body = format!(
+            r#"{{"id":"8","deployment":{{"download":"forced","update":"attempt","maintenanceWindow":"available","chunks":[{{"part":"os","version":"1","name":"other","artifacts":[{}]}},{{"part":"bApp","version":"0.9.0","name":"outpost","artifacts":[{},{},{},{}]}}]}},"actionHistory":{{"status":"RUNNING","messages":[]}}}}"#,
+            art("rootfs.img"),
+            art("outpost-0.9.0-aarch64-linux-musl"),
+            art("outpost-0.9.0-x86_64-linux-musl"),
+            art("outpost-0.9.0-x86_64-linux-musl.manifest"),
+            art("outpost-0.9.0-x86_64-linux-musl.manifest.sig"),
+        );
+        let d = parse_deployment(&body).expect("deployment");
+        assert_eq!(d.id, "8");
+        assert_eq!(
+            (d.download.as_str(), d.update.as_str()),
+            ("forced", "attempt")
+        );
+        assert_eq!(d.maintenance_window.as_deref(), Some("available"));
+        assert_eq!(d.chunks.len(), 2);
+        let a = &d.chunks[1].artifacts[0];
+        assert_eq!(
+            a.href, "https://x/outpost-0.9.0-aarch64-linux-musl",
+            "download before download-http"
+        );
+        assert_eq!(a.sha1.as_deref(), Some("ab"));
+        assert_eq!(a.sha256, None);
+        match choose(&d, "x86_64").expect("x86_64") {
+            Release::Split {
+                binary,
+                manifest,
+                signature,
+            } => {
+                assert_eq!(binary.filename, "outpost-0.9.0-x86_64-linux-musl");
+                assert!(manifest.filename.ends_with(".manifest"));
+                assert!(signature.filename.ends_with(".manifest.sig"));
+            }
+            r => panic!("{r:?}"),
+        }
+        // Only an x86_64 triple: an aarch64 host is told so.
+        let e = choose(&d, "aarch64").expect_err("no aarch64 triple");
+        assert!(e.contains("for x86_64 only"), "{e}");
+        // A numeric id (gooseBit sends strings; some servers numbers).
+        let swu = format!(
+            r#"{{"id":1,"deployment":{{"download":"forced","update":"forced","chunks":[{{"part":"os","version":"0.9.0","name":"x.swu","artifacts":[{}]}}]}}}}"#,
+            art("outpost-0.9.0.swu")
+        );
+        let d = parse_deployment(&swu).expect("swu");
+        assert_eq!(d.id, "1");
+        assert!(matches!(choose(&d, "aarch64"), Ok(Release::Swu(_))));
+        let none = parse_deployment(&format!(
+            r#"{{"id":"2","deployment":{{"download":"attempt","chunks":[{{"artifacts":[{}]}}]}}}}"#,
+            art("rootfs.img")
+        ))
+        .expect("parse");
+        assert_eq!(none.update, "attempt", "update defaults to download");
+        let e = choose(&none, "x86_64").expect_err("nothing");
+        assert!(e.contains("artifacts: rootfs.img"), "{e}");
+        for (bad, why) in [
+            (r#"{"deployment":{}}"#, "no id"),
+            (r#"{"id":"1"}"#, "no deployment"),
+            (
+                r#"{"id":"1","deployment":{"download":"later"}}"#,
+                "is not skip",
+            ),
+            (
+                r#"{"id":"1","deployment":{"download":"forced","chunks":[{"artifacts":[{"filename":"a","size":1}]}]}}"#,
+                "no download link",
+            ),
+            ("[1]", "not a JSON object"),
+        ] {
+            let e = parse_deployment(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert_eq!(
+            parse_cancel(r#"{"id":"11","cancelAction":{"stopId":"8"}}"#),
+            Ok(("11".into(), "8".into()))
+        );
+        assert!(parse_cancel(r#"{"id":"11"}"#).is_err());
+        let p = parse_poll(r#"{"config":{"polling":{"sleep":"00:05:00"}},"_links":{"deploymentBase":{"href":"https://h/T/controller/v1/c/deploymentBase/8?c=-2"},"cancelAction":{"href":"https://h/T/controller/v1/c/cancelAction/11"}}}"#).expect("poll");
+        assert_eq!(
+            p.deployment.as_deref(),
+            Some("https://h/T/controller/v1/c/deploymentBase/8?c=-2")
+        );
+        assert_eq!(
+            p.cancel.as_deref(),
+            Some("https://h/T/controller/v1/c/cancelAction/11")
+        );
+        // 2026-12-06T07:30:05Z
+        let f = feedback_body(1_796_542_205, "closed", "failure", &["bad \"sig\"".into()]);
+        assert_eq!(
+            f,
+            r#"{"status":{"details":["bad \"sig\""],"execution":"closed","result":{"finished":"failure"}},"time":"20261206T073005"}"#
+        );
+    }
 }

@@ -140,13 +140,18 @@ fn note_canceled(dir: &Path, id: &str) {
 
 /// The token goes only to the configured server (same scheme, host, port).
 fn headers_for<'a>(c: &Ctx<'a>, url: &str) -> &'a [(&'a str, &'a str)] {
-    let b = c.base.to_ascii_lowercase();
-    let u = url.to_ascii_lowercase();
-    if u == b || u.starts_with(&format!("{b}/")) || u.starts_with(&format!("{b}?")) {
+    if same_origin(c.base, url) {
         c.headers
     } else {
         &[]
     }
+}
+
+/// `url` is on `base` (`scheme://host[:port]`, compared without case).
+fn same_origin(base: &str, url: &str) -> bool {
+    let b = base.to_ascii_lowercase();
+    let u = url.to_ascii_lowercase();
+    u == b || u.starts_with(&format!("{b}/")) || u.starts_with(&format!("{b}?"))
 }
 
 fn without_query(href: &str) -> &str {
@@ -761,4 +766,116 @@ pub fn unpack_swu(archive: &Path, bin: &Path, name: &str) -> Result<(String, Str
         )));
     }
     Ok((m, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let p = dir.join("a.swu");
+        let mut out = std::fs::File::create(&p).expect("create");
+        for (i, (name, data)) in files.iter().enumerate() {
+            let mut w = cpio::newc::Builder::new(name)
+                .ino(i as u32 + 1)
+                .mode(0o100644)
+                .write(out, data.len() as u32);
+            w.write_all(data).expect("write");
+            out = w.finish().expect("finish");
+        }
+        cpio::newc::trailer(out).expect("trailer");
+        p
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("outpost-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+
+    #[test]
+    fn swu_unpacks_the_release_and_refuses_anything_else() {
+        let d = tmpdir("swu");
+        let bin = d.join("bin");
+        let ok = archive(
+            &d,
+            &[
+                ("sw-description", b"software = { version = \"0.9.0\"; };"),
+                ("outpost", b"\x7fELF binary"),
+                ("outpost.manifest", b"{\"m\":1}\n"),
+                ("outpost.manifest.sig", b"untrusted comment: x\nsig\n"),
+            ],
+        );
+        let (m, s) = unpack_swu(&ok, &bin, "a.swu").expect("unpacks");
+        assert_eq!(m, "{\"m\":1}\n");
+        assert!(s.starts_with("untrusted comment"));
+        assert_eq!(std::fs::read(&bin).expect("bin"), b"\x7fELF binary");
+        let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+            (
+                "no signature",
+                vec![("outpost", b"x"), ("outpost.manifest", b"m")],
+                "no signed outpost release inside",
+            ),
+            (
+                "two binaries",
+                vec![("outpost", b"x"), ("other", b"y")],
+                "more than one file",
+            ),
+            (
+                "names do not match",
+                vec![
+                    ("outpost", b"x"),
+                    ("evil.manifest", b"m"),
+                    ("evil.manifest.sig", b"s"),
+                ],
+                "do not name the binary outpost",
+            ),
+            (
+                "oversized manifest",
+                vec![("outpost.manifest", &[b'a'; 5000])],
+                "larger than 4 KiB",
+            ),
+        ];
+        for (what, files, want) in cases {
+            let p = archive(&d, &files);
+            let e = unpack_swu(&p, &bin, "a.swu").expect_err(what);
+            assert_eq!(e.code, Code::UpgradeRejected, "{what}");
+            assert!(
+                e.message.starts_with("a.swu: ") && e.message.contains(want),
+                "{what}: {e}"
+            );
+        }
+        // Not cpio at all, and a truncated archive.
+        std::fs::write(d.join("junk"), b"hsqs not a cpio").expect("write");
+        let e = unpack_swu(&d.join("junk"), &bin, "a.swu").expect_err("junk");
+        assert!(e.message.contains("not a SWU (cpio newc) archive"), "{e}");
+        let full = std::fs::read(&ok).expect("read");
+        std::fs::write(d.join("cut"), &full[..200]).expect("write");
+        assert!(unpack_swu(&d.join("cut"), &bin, "a.swu").is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn token_goes_only_to_the_configured_origin() {
+        let base = "https://hawkbit.example:8443";
+        assert!(same_origin(
+            base,
+            "https://hawkbit.example:8443/DEFAULT/controller/v1/x/softwaremodules/1/artifacts/a"
+        ));
+        assert!(same_origin(base, "HTTPS://HAWKBIT.example:8443/x"));
+        for other in [
+            "https://hawkbit.example:8443.evil.test/x",
+            "https://hawkbit.example:84430/x",
+            "https://hawkbit.example/x",
+            "https://cdn.example/x",
+            "http://hawkbit.example:8443/x",
+        ] {
+            assert!(!same_origin(base, other), "{other}");
+        }
+        assert_eq!(
+            without_query("https://h/a/deploymentBase/8?c=-2"),
+            "https://h/a/deploymentBase/8"
+        );
+    }
 }

@@ -266,6 +266,16 @@ impl World {
     /// signed with keys/`key`, packed as an SWU image; uploaded to gooseBit
     /// and rolled out.
     fn roll_out(&self, version: &str, key: &str) {
+        let runner = common::runner().unwrap_or_default();
+        self.roll_out_content(
+            version,
+            key,
+            format!("#!/bin/sh\nOUTPOST_TEST_VERSION={version} exec {runner} {REAL} \"$@\"\n"),
+        );
+    }
+
+    /// The same with `content` as the release binary.
+    fn roll_out_content(&self, version: &str, key: &str, content: String) {
         use std::os::unix::fs::PermissionsExt;
         let arch = std::env::consts::ARCH;
         let d = self
@@ -275,12 +285,7 @@ impl World {
             .join(format!("{version}-{key}"));
         std::fs::create_dir_all(&d).expect("mkdir");
         let p = d.join(format!("outpost-{version}-{arch}-linux-musl"));
-        let runner = common::runner().unwrap_or_default();
-        std::fs::write(
-            &p,
-            format!("#!/bin/sh\nOUTPOST_TEST_VERSION={version} exec {runner} {REAL} \"$@\"\n"),
-        )
-        .expect("write");
+        std::fs::write(&p, content).expect("write");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         sh(Command::new(SIGN)
             .arg("manifest")
@@ -394,6 +399,41 @@ fn release_signed_by_an_untrusted_key_is_refused_with_failure_feedback() {
     let log = w.q("select last_log from device");
     assert!(log.contains("release manifest"), "{log}");
     // Not acted on again.
+    let (code, out, err) = w.tick();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(bytes(&w.bin()), old);
+}
+
+#[test]
+fn release_that_cannot_start_is_rolled_back_and_reported_as_failure() {
+    let w = World::new("ddi-rollback");
+    let (code, out, err) = w.tick();
+    assert_eq!(code, 0, "registers: {out}{err}");
+    let old = bytes(&w.bin());
+    // Passes the smoke run (--version), fails every real start.
+    let crasher = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo '{{\"schema\":\"outpost.version/v1\",\"version\":\"0.9.0\",\"git_rev\":\"x\",\"target\":\"{}-unknown-linux-musl\",\"build_date\":\"x\"}}'; exit 0; fi\necho broken >&2\nexit 1\n",
+        std::env::consts::ARCH
+    );
+    w.roll_out_content("0.9.0", "rel", crasher);
+    let (code, out, err) = w.tick();
+    assert_eq!(code, 75, "{out}{err}");
+    for _ in 0..3 {
+        let (code, _, _) = w.tick();
+        assert_eq!(code, 1, "the broken release fails");
+    }
+    // The previous binary's guard rolls back; the restored binary reports.
+    let (code, out, err) = w.tick();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(bytes(&w.bin()), old, "byte-identical previous binary");
+    assert!(out.contains("DDI action 1 closed/failure"), "{out}");
+    assert_eq!(
+        w.q("select success_count, failure_count from rollout"),
+        "0|1"
+    );
+    assert_eq!(w.q("select last_state from device"), "4", "gooseBit: ERROR");
+    let log = w.q("select last_log from device");
+    assert!(log.contains("rolled_back"), "{log}");
     let (code, out, err) = w.tick();
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(bytes(&w.bin()), old);
