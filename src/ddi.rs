@@ -96,7 +96,7 @@ pub fn parse_poll(body: &str) -> Result<Poll, String> {
     })
 }
 
-fn obj<'a>(v: Option<&'a Value>) -> Option<&'a miniserde::json::Object> {
+fn obj(v: Option<&Value>) -> Option<&miniserde::json::Object> {
     match v {
         Some(Value::Object(o)) => Some(o),
         _ => None,
@@ -248,6 +248,8 @@ pub fn parse_cancel(body: &str) -> Result<(String, String), String> {
 
 /// The signed outpost release found in a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One short-lived value per deployment: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Release {
     /// Three artifacts of one chunk: `X`, `X.manifest`, `X.manifest.sig`
     /// (hawkBit: a software module with three artifacts).

@@ -811,7 +811,8 @@ mod tests {
         assert_eq!(m, "{\"m\":1}\n");
         assert!(s.starts_with("untrusted comment"));
         assert_eq!(std::fs::read(&bin).expect("bin"), b"\x7fELF binary");
-        let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+        type Files<'a> = Vec<(&'a str, &'a [u8])>;
+        let cases: Vec<(&str, Files, &str)> = vec![
             (
                 "no signature",
                 vec![("outpost", b"x"), ("outpost.manifest", b"m")],

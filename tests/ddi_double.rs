@@ -370,8 +370,7 @@ fn split_release_with_maintenance_window_skip_and_cancel() {
     let reqs = dbl.requests();
     let closed = reqs
         .iter()
-        .filter(|r| r.1.ends_with("/deploymentBase/8/feedback"))
-        .last()
+        .rfind(|r| r.1.ends_with("/deploymentBase/8/feedback"))
         .expect("closing feedback");
     assert!(
         closed.4.contains(r#""execution":"closed""#)

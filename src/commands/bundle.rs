@@ -263,7 +263,12 @@ pub fn run(args: BundleArgs) -> Result<Code> {
     // error), the last upgrade's outcome and trial, and in hawkBit DDI
     // mode the last deployment acted on; the journal tail below has the
     // logged lines. Bundled when present (none holds a secret).
-    for f in ["upgrade.json", "trial.json", "ddi-action.json", "ddi-canceled"] {
+    for f in [
+        "upgrade.json",
+        "trial.json",
+        "ddi-action.json",
+        "ddi-canceled",
+    ] {
         let p = sd.join(f);
         if p.exists() {
             b.file(&format!("state/{f}"), &p);
