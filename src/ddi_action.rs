@@ -496,7 +496,7 @@ fn deploy(c: &Ctx<'_>, d: &Deployment, tmp: &Path, r: &mut Record) -> Result<boo
     let timeout_for = |size: u64| {
         upgrade::download_timeout(Duration::from_secs(c.cfg.request_timeout.value), size)
     };
-    let (mtext, stext, href) = match &chosen {
+    let (verified, mtext, stext, href) = match &chosen {
         Release::Split {
             binary,
             manifest,
@@ -504,42 +504,18 @@ fn deploy(c: &Ctx<'_>, d: &Deployment, tmp: &Path, r: &mut Record) -> Result<boo
         } => {
             let mtext = small(c, manifest, timeout_for(0))?;
             let stext = small(c, signature, timeout_for(0))?;
-            // Verify before the big download (again in the upgrade path).
-            let v = apply::check_manifest(
-                &mtext,
-                &stext,
-                &upgrade::trusted_keys(c.cfg),
-                true,
-                &format!("of DDI action {}", d.id),
-            )?;
-            r.version = v.manifest.version.clone();
-            let _ = save(&c.state_dir, r);
-            let running = crate::version::running();
-            if v.manifest.version == running {
+            // Verified before the big download (and again by the upgrade path).
+            let Some(m) = preverify(c, d, &mtext, &stext, r)? else {
                 return Ok(false);
-            }
-            if release::compare(&v.manifest.version, &running).ok()
-                != Some(std::cmp::Ordering::Greater)
-            {
-                return Err(rejected(format!(
-                    "DDI action {}: release {} is older than the running {running}: refused (a downgrade needs --allow-downgrade on the host)",
-                    d.id, v.manifest.version
-                )));
-            }
-            if binary.size != v.manifest.size {
+            };
+            if binary.size != m.size {
                 return Err(rejected(format!(
                     "DDI action {}: artifact {} is {} bytes, its signed manifest says {}",
-                    d.id, binary.filename, binary.size, v.manifest.size
+                    d.id, binary.filename, binary.size, m.size
                 )));
             }
-            fetch(
-                c,
-                binary,
-                v.manifest.size,
-                tmp,
-                timeout_for(v.manifest.size),
-            )?;
-            (mtext, stext, binary.href.clone())
+            fetch(c, binary, m.size, tmp, timeout_for(m.size))?;
+            (m, mtext, stext, binary.href.clone())
         }
         Release::Swu(a) => {
             if a.size > MAX_SWU {
@@ -552,26 +528,21 @@ fn deploy(c: &Ctx<'_>, d: &Deployment, tmp: &Path, r: &mut Record) -> Result<boo
             let res = fetch(c, a, a.size, &archive, timeout_for(a.size))
                 .and_then(|_| unpack_swu(&archive, tmp, &a.filename));
             let _ = std::fs::remove_file(&archive);
-            let (m, s) = res?;
-            (m, s, a.href.clone())
+            let (mtext, stext) = res?;
+            let Some(m) = preverify(c, d, &mtext, &stext, r)? else {
+                return Ok(false);
+            };
+            (m, mtext, stext, a.href.clone())
         }
     };
-    // Routing only: the upgrade path verifies the signature before use.
-    let unverified = release::parse(&mtext)
-        .map_err(|e| rejected(format!("release manifest of DDI action {}: {e}", d.id)))?;
-    r.version = unverified.version.clone();
-    let _ = save(&c.state_dir, r);
-    if unverified.version == crate::version::running() {
-        return Ok(false);
-    }
     let offer = UpgradeOffer {
-        version: unverified.version.clone(),
+        version: verified.version.clone(),
         min_version: String::new(),
         artifacts: vec![Artifact {
-            arch: unverified.arch.clone(),
+            arch: verified.arch.clone(),
             url: href,
-            sha256: unverified.sha256.clone(),
-            size: unverified.size,
+            sha256: verified.sha256.clone(),
+            size: verified.size,
             manifest: Some(mtext),
             signature: Some(stext),
         }],
@@ -598,13 +569,48 @@ fn deploy(c: &Ctx<'_>, d: &Deployment, tmp: &Path, r: &mut Record) -> Result<boo
     // Not tried again (rolled back earlier, or refused for good).
     let l = upgrade::layout(c.root, c.cfg);
     let why = apply::load_outcome(&l)
-        .filter(|o| o.to == unverified.version)
+        .filter(|o| o.to == verified.version)
         .map(|o| format!("{} earlier: {}", o.state, o.reason))
         .unwrap_or_else(|| "not tried again".into());
     Err(rejected(format!(
         "DDI action {}: {} not installed ({why})",
-        d.id, unverified.version
+        d.id, verified.version
     )))
+}
+
+/// Verify the manifest's signature (and architecture) and record its
+/// version; `None` when that version already runs, an error for an older
+/// one. The upgrade path verifies everything again.
+fn preverify(
+    c: &Ctx<'_>,
+    d: &Deployment,
+    mtext: &str,
+    stext: &str,
+    r: &mut Record,
+) -> Result<Option<release::Manifest>> {
+    let v = apply::check_manifest(
+        mtext,
+        stext,
+        &upgrade::trusted_keys(c.cfg),
+        true,
+        &format!("of DDI action {}", d.id),
+    )?;
+    r.version = v.manifest.version.clone();
+    let _ = save(&c.state_dir, r);
+    let running = crate::version::running();
+    if v.manifest.version == running {
+        return Ok(None);
+    }
+    if release::compare(&v.manifest.version, &running).ok() != Some(std::cmp::Ordering::Greater) {
+        return Err(Error::new(
+            Code::UpgradeRejected,
+            format!(
+                "DDI action {}: release {} is older than the running {running}: refused (a downgrade needs --allow-downgrade on the host)",
+                d.id, v.manifest.version
+            ),
+        ));
+    }
+    Ok(Some(v.manifest))
 }
 
 /// A manifest or signature artifact, into memory (at most 4 KiB).
