@@ -219,6 +219,9 @@ pub fn ddi_poll(
     let client = Client::new(settings, system.as_ref())?;
     let paths = state::Paths::new(root.path(&cfg.state_dir.value));
     state::ensure(&paths)?;
+    // One poll at a time (a deployment must not be acted on by two
+    // processes): a held lock is exit 5, as for a check-in.
+    let _lock = state::lock(&paths)?;
     let id = crate::identity::host_id(root, cfg, host)?.id;
     let auth = cfg
         .ddi_token

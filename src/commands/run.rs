@@ -305,6 +305,11 @@ fn run_ddi(
                 }
                 wait
             }
+            Err(e) if e.code == Code::Locked => {
+                log::info!("{e}; trying again shortly");
+                crate::schedule::uniform(backoff_base, random(host))
+                    .max(backoff_base.min(Duration::from_secs(1)))
+            }
             Err(e) if matches!(e.code, Code::Network | Code::ServerBusy) => {
                 failures = failures.saturating_add(1);
                 log::warn!("{e}; polling again later");
