@@ -9,6 +9,8 @@
 //! * `maintenanceWindow: unavailable` and `download: skip` (not acted on);
 //! * `cancelAction`: `closed` + `success` before anything started (and the
 //!   cancelled action is never acted on), `rejected` once the swap happened;
+//! * a closing feedback the server refused (503) is kept and sent at the
+//!   next poll; an action offered again after it closed is not acted on twice;
 //! * the `GatewayToken`, and the `run` loop: the server's sleep is followed,
 //!   503s are backed off and the loop goes on, SIGTERM ends it with 0.
 //!
@@ -353,8 +355,25 @@ fn split_release_with_maintenance_window_skip_and_cancel() {
         "{proceeding:?}"
     );
 
-    // The cancel arrives while the new binary runs: rejected; the
-    // deployment commits and is reported closed/success.
+    // The new binary commits, but the server refuses feedback for now
+    // (503): the closing feedback is kept and sent at the next poll.
+    let mut failing = scenario(auth, "00:00:10", 0, &dep("8", "attempt", "null"), "null");
+    failing.pop();
+    failing.push_str(r#","feedback_fail":true}"#);
+    dbl.set(&failing);
+    let (code, out, err) = tick(&d);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("committed"), "{err}");
+    assert!(err.contains("not sent"), "{err}");
+    let rec = std::fs::read_to_string(d.root.join("var/lib/outpost/ddi-action.json"))
+        .expect("ddi-action.json");
+    assert!(
+        rec.contains(r#""state":"closed""#) && rec.contains(r#""sent":false"#),
+        "{rec}"
+    );
+
+    // The cancel arrives after the swap: rejected; the pending closing
+    // feedback goes out first.
     dbl.set(&scenario(
         auth,
         "00:00:10",
@@ -364,14 +383,14 @@ fn split_release_with_maintenance_window_skip_and_cancel() {
     ));
     let (code, out, err) = tick(&d);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("committed"), "{err}");
-    assert!(out.contains("DDI action 8 closed/success"), "{out}");
+    assert!(err.contains("feedback closed/success sent"), "{err}");
     assert!(out.contains("DDI cancel of action 8: rejected"), "{out}");
     let reqs = dbl.requests();
     let closed = reqs
         .iter()
         .rfind(|r| r.1.ends_with("/deploymentBase/8/feedback"))
         .expect("closing feedback");
+    assert_eq!(closed.3, 200, "{closed:?}");
     assert!(
         closed.4.contains(r#""execution":"closed""#)
             && closed.4.contains(r#""finished":"success""#)

@@ -16,7 +16,8 @@ Listens on 127.0.0.1 (free port), prints "PORT <n>", serves until killed
    "deployment": {"id": "7", "download": "forced", "update": "forced",
                   "maintenanceWindow": null,
                   "artifacts": ["/path/file", ...]},   # or null
-   "cancel": {"id": "c1", "stopId": "7"}}              # or null
+   "cancel": {"id": "c1", "stopId": "7"},              # or null
+   "feedback_fail": false}             # true: every feedback POST gets 503
 
 and appends one JSON line per request to DIR/requests.jsonl:
 {"t": unix float, "method", "path", "auth": bool (the right header),
@@ -127,7 +128,7 @@ class H(http.server.BaseHTTPRequestHandler):
             c = s["cancel"]
             status = self.reply(200, {"id": c["id"], "cancelAction": {"stopId": c["stopId"]}})
         elif method == "POST" and path.endswith("/feedback"):
-            status = self.reply(200, b"")
+            status = self.reply(503 if s.get("feedback_fail") else 200, b"")
         elif method == "PUT" and path == f"{base}/configData":
             status = self.reply(200, b"")
         else:
