@@ -225,6 +225,7 @@ pub fn handle(c: &Ctx<'_>, poll: &ddi::Poll) -> Step {
     }
     let on_trial = matches!(apply::load_trial(&l), Ok(Some(_)));
     let mut rec = load(&c.state_dir);
+    let mut just_closed = false;
     // 2. The outcome of a swap, decided after the restart.
     if let Some(r) = rec.as_mut().filter(|r| r.state == "swapped") {
         if on_trial {
@@ -273,10 +274,14 @@ pub fn handle(c: &Ctx<'_>, poll: &ddi::Poll) -> Step {
                 ),
             }
             step.note = format!("; DDI action {} closed/{}", r.id, r.finished);
+            just_closed = true;
         }
     }
-    // 3. A final feedback that did not go out yet.
-    if let Some(r) = rec.as_mut().filter(|r| r.state == "closed" && !r.sent) {
+    // 3. A final feedback that did not go out yet (not one just tried).
+    if let Some(r) = rec
+        .as_mut()
+        .filter(|r| r.state == "closed" && !r.sent && !just_closed)
+    {
         send_closed(c, r);
     }
     // 4. Cancel.
