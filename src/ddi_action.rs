@@ -660,7 +660,7 @@ fn fetch(c: &Ctx<'_>, a: &DdiArtifact, max: u64, to: &Path, timeout: Duration) -
     let mut ctx = ring::digest::Context::new(alg);
     log::info!(
         "downloading {} ({} bytes) to {}",
-        a.href,
+        crate::http::safe_url(&a.href),
         a.size,
         to.display()
     );
@@ -885,6 +885,10 @@ mod tests {
         ] {
             assert!(!same_origin(base, other), "{other}");
         }
+        assert_eq!(
+            crate::http::safe_url("https://u:pw@cdn.example/a/b?X-Sig=secret"),
+            "https://cdn.example/a/b"
+        );
         assert_eq!(
             without_query("https://h/a/deploymentBase/8?c=-2"),
             "https://h/a/deploymentBase/8"
