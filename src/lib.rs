@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod ddi;
+pub mod ddi_action;
 pub mod error;
 pub mod facts;
 pub mod fsutil;

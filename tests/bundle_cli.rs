@@ -52,6 +52,13 @@ fn bundle_holds_the_diagnostics_and_no_secret() {
     std::fs::write(&sp, format!("{secret}\n")).expect("install secret");
     std::fs::set_permissions(&sp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
+    // A last upgrade outcome (what `outpost status` reports) is bundled.
+    std::fs::write(
+        d.file("upgrade.json"),
+        r#"{"schema":"outpost.upgrade/v1","state":"failed","from":"0.1.0","to":"0.9.0","reason":"release manifest of offer 0.9.0: bad signature","code":21,"at":1796542205,"reported":true,"offer_tag":null}"#,
+    )
+    .expect("upgrade.json");
+
     let out_file = scratch.path().join("b.tar.gz");
     let (code, out, err) = common::run(
         d.cmd(&["-v", "bundle"])
@@ -88,6 +95,7 @@ fn bundle_holds_the_diagnostics_and_no_secret() {
         "state-dir.txt",
         "state/status.json",
         "state/state.json",
+        "state/upgrade.json",
         "files/etc/os-release",
         "proxy-env.txt",
         "errors.txt",

@@ -285,11 +285,22 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The `Date` header value now (IMF-fixdate, RFC 9110 5.6.7): every answer
+/// carries one, so an agent can compare its clock (`check --network`).
+pub fn date_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    outpost::timefmt::http_date(now)
+}
+
 /// A complete response with a JSON body; always `Connection: close`.
 pub fn response(status: u16, extra: &[(&str, String)], body: &str) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
         reason(status),
+        date_now(),
         body.len()
     );
     for (k, v) in extra {
@@ -535,5 +546,22 @@ mod tests {
         assert!(s.contains("\r\nContent-Length: 2\r\n"), "{s}");
         assert!(s.contains("\r\nRetry-After: 7\r\n"), "{s}");
         assert!(s.ends_with("\r\n\r\n{}"), "{s}");
+    }
+
+    #[test]
+    fn every_response_carries_a_date_header() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        for status in [200, 404, 503] {
+            let r = String::from_utf8(response(status, &[], "{}")).expect("utf8");
+            let date = r
+                .lines()
+                .find_map(|l| l.strip_prefix("Date: "))
+                .unwrap_or_else(|| panic!("no Date header: {r}"));
+            let t = outpost::timefmt::parse_http_date(date).expect("IMF-fixdate");
+            assert!(t.abs_diff(now) <= 5, "{date} vs {now}");
+        }
     }
 }

@@ -452,7 +452,8 @@ fn exchange<S: std::io::Read + Write>(
         }
         Some((path, len)) => {
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+                http::date_now()
             );
             let sent = s.write_all(head.as_bytes()).and_then(|_| {
                 let mut f = File::open(path)?;

@@ -258,6 +258,22 @@ pub fn run(args: BundleArgs) -> Result<Code> {
     for f in ["status.json", "state.json", crate::install::MANIFEST_NAME] {
         b.file(&format!("state/{f}"), &sd.join(f));
     }
+    // The agent keeps no request log (docs/operations.md): what it keeps of
+    // its last exchanges is status.json above (last attempt, success,
+    // error), the last upgrade's outcome and trial, and in hawkBit DDI
+    // mode the last deployment acted on; the journal tail below has the
+    // logged lines. Bundled when present (none holds a secret).
+    for f in [
+        "upgrade.json",
+        "trial.json",
+        "ddi-action.json",
+        "ddi-canceled",
+    ] {
+        let p = sd.join(f);
+        if p.exists() {
+            b.file(&format!("state/{f}"), &p);
+        }
+    }
 
     // Units, drop-ins, cron, the service's proxy environment (masked).
     let mut unit_files: Vec<String> = vec![

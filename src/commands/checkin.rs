@@ -117,9 +117,15 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     refuse_local(&cfg)?;
     if cfg.server_protocol.value == "ddi" {
         let host = crate::sys::host();
-        let (line, _) = ddi_poll(&args.src.root, &cfg, host.as_ref())?;
+        let p = ddi_poll(&args.src.root, &cfg, host.as_ref(), &mut None, 0, &|| {})?;
         if crate::sys::stdout_is_tty() || log::max_level() >= log::LevelFilter::Info {
-            super::print(&format!("{line}\n"))?;
+            super::print(&format!("{}\n", p.line))?;
+        }
+        if p.restart {
+            return Ok(Code::Restart);
+        }
+        if let Some(e) = p.error {
+            return Err(e);
         }
         return Ok(Code::Ok);
     }
@@ -189,9 +195,18 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
 /// controller's base resource with the DDI token, then PUT the inventory as
 /// `configData` when the server asks for it (`_links.configData`) or when
 /// it changed since the last one sent (its SHA-256 in `ddi-configdata` in
-/// the state directory). Deployments are not handled yet (docs/hawkbit.md).
-/// Returns the summary line and the server's polling sleep in seconds.
-pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Result<(String, u64)> {
+/// the state directory). Then deployments and cancellations
+/// (`crate::ddi_action`). `first_ok` is the Unix second of this process's
+/// first successful poll (set here) and `grace_s` the time after it before
+/// a trial commits (0 for `checkin`).
+pub fn ddi_poll(
+    root: &crate::sys::Root,
+    cfg: &Config,
+    host: &dyn Host,
+    first_ok: &mut Option<u64>,
+    grace_s: u64,
+    progress: &dyn Fn(),
+) -> Result<DdiPolled> {
     use crate::error::Code as C;
     let Some(endpoint) = &cfg.endpoint.value else {
         return Err(Error::config(
@@ -204,6 +219,9 @@ pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Resul
     let client = Client::new(settings, system.as_ref())?;
     let paths = state::Paths::new(root.path(&cfg.state_dir.value));
     state::ensure(&paths)?;
+    // One poll at a time (a deployment must not be acted on by two
+    // processes): a held lock is exit 5, as for a check-in.
+    let _lock = state::lock(&paths)?;
     let id = crate::identity::host_id(root, cfg, host)?.id;
     let auth = cfg
         .ddi_token
@@ -273,6 +291,23 @@ pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Resul
     } else {
         false
     };
+    let now = crate::sys::unix_secs(host.now());
+    let ok_at = *first_ok.get_or_insert(now);
+    let step = crate::ddi_action::handle(
+        &crate::ddi_action::Ctx {
+            root,
+            cfg,
+            client: &client,
+            headers: &headers,
+            base: &base,
+            state_dir: paths.dir.clone(),
+            now,
+            checked_in_at: ok_at,
+            grace_s,
+            progress,
+        },
+        &poll,
+    );
     let line = format!(
         "polled {base} (hawkBit DDI, tenant {}) as {id}; configData {}; next poll in {} s ({}){}",
         cfg.ddi_tenant.value,
@@ -287,11 +322,22 @@ pub fn ddi_poll(root: &crate::sys::Root, cfg: &Config, host: &dyn Host) -> Resul
         },
         poll.sleep_secs,
         poll.sleep,
-        if poll.links.iter().any(|l| l == "deploymentBase") {
-            "; a deployment is offered (not handled yet)"
-        } else {
-            ""
-        }
+        step.note
     );
-    Ok((line, poll.sleep_secs))
+    Ok(DdiPolled {
+        line,
+        sleep_secs: poll.sleep_secs,
+        restart: step.restart,
+        error: step.error,
+    })
+}
+
+/// One DDI poll's result: the summary line, the server's sleep, whether a
+/// new binary is in place (exit 75) and a failed deployment (reported to
+/// the server already, or at the next poll).
+pub struct DdiPolled {
+    pub line: String,
+    pub sleep_secs: u64,
+    pub restart: bool,
+    pub error: Option<Error>,
 }

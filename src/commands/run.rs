@@ -245,7 +245,9 @@ const DDI_MAX_SLEEP: Duration = Duration::from_secs(86_400);
 
 /// `outpost run` in DDI mode: poll on the server's `config.polling.sleep`;
 /// a network failure or a busy server backs off (full jitter), anything
-/// else ends the loop with its exit code. Deployments are not handled yet.
+/// else ends the loop with its exit code. A deployment that swapped a new
+/// binary in ends it with 75 (restart into it); a failed one is logged,
+/// reported to the server and the loop goes on.
 fn run_ddi(
     args: &RunArgs,
     cfg: &crate::config::Config,
@@ -254,29 +256,75 @@ fn run_ddi(
 ) -> Result<Code> {
     let mut ready = false;
     let mut failures: u32 = 0;
+    let mut first_ok: Option<u64> = None;
+    let (min_sleep, backoff_base) = ddi_bounds();
+    let last_ping = std::cell::Cell::new(Instant::now());
+    let progress = || {
+        // At most one watchdog ping a second while an artifact streams in.
+        if notify.watchdog_every.is_some() && last_ping.get().elapsed() >= Duration::from_secs(1) {
+            notify.send("WATCHDOG=1");
+            last_ping.set(Instant::now());
+        }
+    };
     loop {
         if sys::stop_requested() {
             break;
         }
-        let wait = match super::checkin::ddi_poll(&args.src.root, cfg, host) {
-            Ok((line, secs)) => {
+        let polled = super::checkin::ddi_poll(
+            &args.src.root,
+            cfg,
+            host,
+            &mut first_ok,
+            crate::upgrade::trial::GRACE_S,
+            &progress,
+        );
+        let wait = match polled {
+            Ok(p) => {
                 failures = 0;
-                log::info!("{line}");
+                log::info!("{}", p.line);
                 if !ready {
                     notify.send("READY=1");
                     ready = true;
                 }
-                notify.send(&format!("STATUS={line}"));
-                Duration::from_secs(secs).clamp(DDI_MIN_SLEEP, DDI_MAX_SLEEP)
+                notify.send(&format!("STATUS={}", p.line));
+                if p.restart {
+                    log::info!("new binary in place: exiting with 75 to be restarted into it");
+                    notify.send("STOPPING=1");
+                    return Ok(Code::Restart);
+                }
+                if let Some(e) = &p.error {
+                    log::error!("{e}");
+                }
+                let mut wait = Duration::from_secs(p.sleep_secs).clamp(min_sleep, DDI_MAX_SLEEP);
+                // A trial commits after its grace: poll again by then.
+                let l = crate::upgrade::layout(&args.src.root, cfg);
+                if let (Ok(Some(_)), Some(ok)) = (crate::upgrade::apply::load_trial(&l), first_ok) {
+                    let now = sys::unix_secs(host.now());
+                    let due = ok + crate::upgrade::trial::GRACE_S;
+                    wait = wait.min(Duration::from_secs(due.saturating_sub(now).max(1)));
+                }
+                wait
+            }
+            Err(e) if e.code == Code::Locked => {
+                log::info!("{e}; trying again shortly");
+                crate::schedule::uniform(backoff_base, random(host))
+                    .max(backoff_base.min(Duration::from_secs(1)))
             }
             Err(e) if matches!(e.code, Code::Network | Code::ServerBusy) => {
                 failures = failures.saturating_add(1);
                 log::warn!("{e}; polling again later");
+                // A new binary on trial that cannot poll within its window
+                // exits, so the previous binary's guard rolls it back.
+                if trial_expired(args, cfg, host) {
+                    notify.send("STOPPING=1");
+                    return Ok(Code::Restart);
+                }
                 notify.send(&format!("STATUS=poll failed: {e}"));
-                let cap = crate::schedule::BACKOFF_BASE
+                let cap = backoff_base
                     .saturating_mul(1u32 << failures.min(6))
                     .min(DDI_MAX_SLEEP);
-                crate::schedule::uniform(cap, random(host)).max(Duration::from_secs(1))
+                crate::schedule::uniform(cap, random(host))
+                    .max(backoff_base.min(Duration::from_secs(1)))
             }
             Err(e) => {
                 notify.send(&format!("STATUS=stopped: {e}"));
@@ -289,6 +337,20 @@ fn run_ddi(
     }
     notify.send("STOPPING=1");
     Ok(Code::Ok)
+}
+
+/// The shortest poll sleep and the backoff base; with feature test-hooks,
+/// `OUTPOST_TEST_MIN_INTERVAL_MS` sets both (tests of the loop).
+fn ddi_bounds() -> (Duration, Duration) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("OUTPOST_TEST_MIN_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let d = Duration::from_millis(ms.max(1));
+        return (d, d);
+    }
+    (DDI_MIN_SLEEP, crate::schedule::BACKOFF_BASE)
 }
 
 fn random(host: &dyn Host) -> u64 {

@@ -290,6 +290,14 @@ impl Client {
     }
 }
 
+/// `url` as it may be logged: scheme, host, port and path; no userinfo, no
+/// query (an artifact link can carry credentials in either).
+pub fn safe_url(url: &str) -> String {
+    Target::parse(url)
+        .map(|t| t.safe)
+        .unwrap_or_else(|e| format!("(a URL that does not parse: {e})"))
+}
+
 /// A parsed request URL.
 pub(super) struct Target {
     pub(super) https: bool,

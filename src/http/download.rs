@@ -21,6 +21,19 @@ impl Client {
         timeout: Duration,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
+        self.download_with(url, &[], max, timeout, sink)
+    }
+
+    /// [`Client::download`] with extra request headers (a DDI token; never
+    /// logged).
+    pub fn download_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        max: u64,
+        timeout: Duration,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
         let target = Target::parse(url).map_err(|e| Error::config(format!("GET {e}")))?;
         let what = format!("GET {}", target.safe);
         let plain_ok = self.settings.allow_plain_loopback && target.is_loopback();
@@ -54,7 +67,11 @@ impl Client {
             route: &r,
             settings: &me.settings,
         };
-        let mut resp = agent.get(url).call().map_err(|e| ctx.classify(&e))?;
+        let mut req = agent.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.call().map_err(|e| ctx.classify(&e))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let code = if status == 429 || status >= 500 {

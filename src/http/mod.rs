@@ -45,7 +45,7 @@ mod trust;
 
 #[allow(unused_imports)]
 use client::*;
-pub use client::{Client, Reply, IO_BUFFER};
+pub use client::{safe_url, Client, Reply, IO_BUFFER};
 pub use errors::tls_cause;
 #[allow(unused_imports)]
 use errors::*;

@@ -113,6 +113,18 @@ pub struct After<'a> {
 /// a new binary was swapped in; the caller exits 75 so the next start runs
 /// it. A failure is recorded (reported at the next check-in) and returned.
 pub fn after_checkin(a: &After<'_>) -> Result<bool> {
+    decide(a, None)
+}
+
+/// [`after_checkin`] for an offer whose binary the caller already
+/// downloaded to `local` (hawkBit DDI: through the DDI token, or out of a
+/// SWU archive). Everything else is the same path: manifest signature,
+/// version order, size and SHA-256, smoke run, swap, trial.
+pub fn after_checkin_local(a: &After<'_>, local: &std::path::Path) -> Result<bool> {
+    decide(a, Some(local))
+}
+
+fn decide(a: &After<'_>, local: Option<&std::path::Path>) -> Result<bool> {
     let l = layout(a.root, a.cfg);
     if let Some(k) = a.kubernetes {
         match kubernetes_verdict(k, &crate::version::running()) {
@@ -185,7 +197,7 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
             return Ok(false);
         }
     }
-    let r = act(a, &l, offer);
+    let r = act(a, &l, offer, local);
     if let Err(e) = &r {
         note_failure(&l, &offer.version, e, a.now, a.desired_tag);
     }
@@ -218,7 +230,12 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
     }
 }
 
-fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
+fn act(
+    a: &After<'_>,
+    l: &Layout,
+    offer: &UpgradeOffer,
+    local: Option<&std::path::Path>,
+) -> Result<()> {
     let arch = release::own_arch();
     let art = offer
         .artifacts
@@ -251,7 +268,8 @@ fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
             ),
         ));
     }
-    if !art.url.to_ascii_lowercase().starts_with("https://")
+    if local.is_none()
+        && !art.url.to_ascii_lowercase().starts_with("https://")
         && !a.client.settings().allow_plain_loopback
     {
         return Err(Error::new(
@@ -268,16 +286,14 @@ fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
         m.version
     );
     let timeout = download_timeout(Duration::from_secs(a.cfg.request_timeout.value), m.size);
-    apply::stage(
-        l,
-        m,
-        &Source::Url {
+    let src = match local {
+        Some(p) => Source::File(p),
+        None => Source::Url {
             client: a.client,
             url: &art.url,
         },
-        timeout,
-        a.progress,
-    )?;
+    };
+    apply::stage(l, m, &src, timeout, a.progress)?;
     apply::swap(l, m, a.now)?;
     Ok(())
 }

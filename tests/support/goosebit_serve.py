@@ -3,7 +3,7 @@ on 127.0.0.1 with TLS, for tests/ddi_goosebit.rs.
 
 Usage: goosebit_serve.py DIR CERT KEY POLL_TIME
 Creates the SQLite schema in DIR, binds a free loopback port, prints
-"listening on PORT" and serves until killed (or 120 s at most).
+"listening on PORT" and serves until killed (or 300 s at most).
 """
 import asyncio
 import os
@@ -36,6 +36,6 @@ s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()
 print(f"listening on {port}", flush=True)
-threading.Timer(120, lambda: os._exit(0)).start()
+threading.Timer(300, lambda: os._exit(0)).start()
 uvicorn.run("goosebit:app", host="127.0.0.1", port=port, ssl_certfile=cert,
             ssl_keyfile=key, log_level="warning")
