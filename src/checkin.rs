@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::http::{self, Client, HttpSettings, ProxyEnv, Reply};
 use crate::inventory;
-use crate::noproxy::NoProxy;
 use crate::proto::{
     self, CheckinRequest, CheckinResponse, Endpoint, ErrorBody, Health, Inventory, Outcome,
     RegisterRequest, RegisterResponse,
@@ -71,8 +70,6 @@ pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
         .value
         .clone()
         .or_else(|| cfg.http_proxy.value.clone());
-    let no_proxy = NoProxy::parse(&cfg.no_proxy.value.join(","))
-        .map_err(|e| Error::config(format!("stylus.site.network.noProxy: {e}")))?;
     Ok(HttpSettings {
         connect_timeout: Duration::from_secs(cfg.connect_timeout.value.max(1)),
         timeout: Duration::from_secs(cfg.request_timeout.value.max(1)),
@@ -80,7 +77,7 @@ pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
         extra_ca: cfg.ca_certs.value.clone(),
         insecure_skip_verify: cfg.insecure_skip_verify.value,
         proxy,
-        no_proxy,
+        no_proxy: cfg.no_proxy.value.clone(),
         proxy_env: ProxyEnv::default(),
         allow_plain_loopback: false,
         user_agent: crate::version::user_agent(),
@@ -662,6 +659,7 @@ pub fn unix_ms(host: &dyn Host) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::noproxy::NoProxy;
     use crate::proto::Desired;
 
     const B: Bounds = Bounds {
@@ -697,7 +695,7 @@ mod tests {
         cfg.request_timeout.value = 40;
         cfg.https_proxy = v("http://u:p@proxy.example:3128");
         cfg.http_proxy = v("http://other:8080");
-        cfg.no_proxy.value = vec!["10.0.0.0/8".into(), ".corp.example".into()];
+        cfg.no_proxy.value = NoProxy::parse("10.0.0.0/8, .corp.example").expect("list");
         let s = http_settings(&cfg, &host).expect("valid settings");
         assert_eq!(s.connect_timeout, Duration::from_secs(7), "connect timeout");
         assert_eq!(s.timeout, Duration::from_secs(40), "request timeout");

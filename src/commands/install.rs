@@ -160,7 +160,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         http_proxy: from_file(&cfg.http_proxy).map(|p| p.as_given().to_string()),
         https_proxy: from_file(&cfg.https_proxy).map(|p| p.as_given().to_string()),
         no_proxy: if cfg.no_proxy.source == Source::File {
-            cfg.no_proxy.value.clone()
+            cfg.no_proxy.value.given().to_vec()
         } else {
             Vec::new()
         },

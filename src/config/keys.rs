@@ -215,7 +215,7 @@ pub const KEYS: &[Key] = &[
         .read(|c, v, x| r::proxy(&mut c.https_proxy, v, x))
         .show(|c| c.https_proxy.show()),
     k("stylus.site.network.noProxy", Ty::List, Some("OUTPOST_NETWORK_NO_PROXY"), "", "Hosts, `.domains`, IP addresses, CIDRs or `*` reached without the proxy.")
-        .read(|c, v, x| r::checked_list(&mut c.no_proxy, v, x, true, false, super::values::check_no_proxy))
+        .read(r::no_proxy)
         .show(|c| c.no_proxy.show()),
     k("stylus.site.network.nameserver", Ty::Str, Some("OUTPOST_NETWORK_NAMESERVER"), "", "Global DNS server (IP address).")
         .read(|c, v, x| r::opt_text(&mut c.nameserver, v, x, check_ip))
@@ -290,7 +290,7 @@ pub const KEYS: &[Key] = &[
         .show(|c| c.request_timeout.show()),
     k("outpost.upgrade", Ty::Object, None, "", "Self-upgrade settings."),
     k("outpost.upgrade.publicKeys", Ty::List, None, "", "Extra trusted release keys (signify public keys: the file text or its base64 line), beside the built-in ones.")
-        .read(|c, v, x| r::checked_list(&mut c.upgrade_keys, v, x, false, true, check_public_key))
+        .read(|c, v, x| r::checked_list(&mut c.upgrade_keys, v, x, check_public_key))
         .show(|c| c.upgrade_keys.show_as(|v| show_public_keys(v))),
     k("outpost.boot", Ty::Object, None, "", "What the initramfs does at boot (docs/boot.md)."),
     k("outpost.boot.checkin", Ty::Bool, Some("OUTPOST_BOOT_CHECKIN"), "false", "Check in once from the initramfs, after the real root is mounted (read-only, capped at 10 s).")

@@ -20,6 +20,7 @@ pub mod values_api {
 }
 
 use crate::error::{Code, Error, Result};
+use crate::noproxy::NoProxy;
 use crate::proxy::{ProxyEnv, ProxyUrl};
 use crate::sys::Root;
 use keys::{Key, Ty};
@@ -114,7 +115,8 @@ config_struct! {
     /// `values_api::redact_url` masks the credentials.
     http_proxy: Option<ProxyUrl>,
     https_proxy: Option<ProxyUrl>,
-    no_proxy: Vec<String>,
+    /// Parsed once here; the transport takes it as it is.
+    no_proxy: NoProxy,
     nameserver: Option<String>,
     debug: bool,
     trace: bool,

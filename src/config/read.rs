@@ -7,8 +7,9 @@
 
 use super::keys::{Read, Ty, KEYS};
 use super::node::Node;
-use super::values::{parse_ca, redact_url, Mode, Secret, TagsFromFile, UidPath};
+use super::values::{check_no_proxy, parse_ca, redact_url, Mode, Secret, TagsFromFile, UidPath};
 use super::{pick, Config, Layers, Raw, Source, Val};
+use crate::noproxy::NoProxy;
 use crate::proxy::ProxyUrl;
 use std::collections::HashMap;
 
@@ -267,32 +268,42 @@ fn list(raw: &Raw, ctx: &mut Ctx<'_>, split_commas: bool) -> Option<Vec<String>>
 }
 
 /// A list whose every entry passes `check` (else nothing is taken);
-/// `numbered`: problems name the entry ("entry 2: ...").
-pub(super) fn checked_list(
-    v: &mut Val<Vec<String>>,
-    raw: &Raw,
-    ctx: &mut Ctx<'_>,
-    split_commas: bool,
-    numbered: bool,
-    check: Check,
-) {
-    let Some(items) = list(raw, ctx, split_commas) else {
+/// problems name the entry ("entry 2: ...").
+pub(super) fn checked_list(v: &mut Val<Vec<String>>, raw: &Raw, ctx: &mut Ctx<'_>, check: Check) {
+    let Some(items) = list(raw, ctx, false) else {
         return;
     };
     let mut ok = true;
     for (i, e) in items.iter().enumerate() {
         if let Err(why) = check(e) {
-            let why = if numbered {
-                format!("entry {}: {why}", i + 1)
-            } else {
-                why
-            };
-            ctx.bad(&raw.at, why);
+            ctx.bad(&raw.at, format!("entry {}: {why}", i + 1));
             ok = false;
         }
     }
     if ok {
         put(v, items, raw);
+    }
+}
+
+/// `noProxy`: a list (or comma-separated string) of bypass entries, parsed
+/// once by the transport's own parser; every bad entry is a problem, and
+/// then none is taken.
+pub(super) fn no_proxy(cfg: &mut Config, raw: &Raw, ctx: &mut Ctx<'_>) {
+    let Some(items) = list(raw, ctx, true) else {
+        return;
+    };
+    let mut all = Some(NoProxy::default());
+    for e in &items {
+        match check_no_proxy(e).and_then(|()| NoProxy::parse(e).map_err(|e| e.to_string())) {
+            Ok(one) => all = all.map(|a| a.merged(&one)),
+            Err(why) => {
+                ctx.bad(&raw.at, why);
+                all = None;
+            }
+        }
+    }
+    if let Some(all) = all {
+        put(&mut cfg.no_proxy, all, raw);
     }
 }
 
@@ -581,6 +592,12 @@ impl Show for Secret {
 impl Show for ProxyUrl {
     fn shown(&self) -> Shown {
         Shown::Text(redact_url(self.as_given()))
+    }
+}
+
+impl Show for NoProxy {
+    fn shown(&self) -> Shown {
+        Shown::List(self.given().to_vec())
     }
 }
 

@@ -365,3 +365,27 @@ fn a_file_only_key_is_refused_on_the_command_line() {
         ["--set stylus.site.tagsFromFile.fileName: read from the config file only"]
     );
 }
+
+#[test]
+fn no_proxy_is_parsed_once_into_the_transports_type() {
+    let l = load_with(
+        "#cloud-config\nstylus:\n  site:\n    network:\n      noProxy: [10.0.0.0/8, .corp.example]\n",
+        &[],
+        &[],
+    );
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    let np = &l.config.no_proxy.value;
+    assert!(np.matches("10.1.2.3", 443) && np.matches("hub.corp.example", 443));
+    assert!(!np.matches("hub.example.net", 443));
+    assert_eq!(np.given(), ["10.0.0.0/8", ".corp.example"]);
+    let l = load_with(
+        "#cloud-config\n",
+        &[("no_proxy", "a.example,b.example:8443")],
+        &[],
+    );
+    assert_eq!(
+        l.config.no_proxy.value.given(),
+        ["a.example", "b.example:8443"]
+    );
+    assert_eq!(l.config.no_proxy.source, Source::Env("no_proxy".into()));
+}
