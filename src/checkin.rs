@@ -251,7 +251,7 @@ fn server_says(reply: &Reply) -> String {
 
 /// A non-200 answer that ends the attempt, as an error with the exit code
 /// the table (`proto::outcome`) gave it, plus the server's `Retry-After`.
-pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> Failure {
+pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> Error {
     let what = match code {
         Code::RegistrationRefused => "registration refused",
         Code::DuplicateHost => "duplicate host ID",
@@ -276,13 +276,12 @@ pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> 
             server_says(reply)
         )
     };
-    Failure {
-        error: Error::new(code, message),
-        retry_after: reply
+    Error::new(code, message).with_retry_after(
+        reply
             .retry_after
             .as_deref()
             .and_then(|v| crate::schedule::parse_retry_after(v, now)),
-    }
+    )
 }
 
 fn decode<T: proto::Message>(reply: &Reply) -> Result<T> {
@@ -301,22 +300,6 @@ pub trait Transport {
 impl Transport for Client {
     fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
         Client::post_json(self, url, body, headers)
-    }
-}
-
-/// A failed attempt: the error and the server's wish when to come back.
-#[derive(Debug)]
-pub struct Failure {
-    pub error: Error,
-    pub retry_after: Option<Duration>,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure {
-            error,
-            retry_after: None,
-        }
     }
 }
 
@@ -388,7 +371,7 @@ impl Agent<'_> {
         st: &State,
         ing: &Ingredients<'_>,
         why: &str,
-    ) -> std::result::Result<(State, String, usize), Failure> {
+    ) -> Result<(State, String, usize)> {
         if self.cfg.disable_auto_register.value {
             return Err(Error::new(
                 Code::RegistrationRefused,
@@ -401,16 +384,14 @@ impl Agent<'_> {
                         .map(|u| format!(" ({u})"))
                         .unwrap_or_default()
                 ),
-            )
-            .into());
+            ));
         }
         let Some(token) = &self.cfg.token.value else {
             return Err(Error::config(format!(
                 "{why} and no registration token is configured: set stylus.site.edgeHostToken in {} or {}",
                 self.cfg.file.display(),
                 crate::config::keys::TOKEN_ENV
-            ))
-            .into());
+            )));
         };
         let secret = self.install_secret()?;
         let body = proto::encode(&build_register(self.cfg, ing, token.expose(), &secret));
@@ -425,8 +406,7 @@ impl Agent<'_> {
             return Err(Error::new(
                 Code::BadAnswer,
                 format!("{}: register answer: empty credential", reply.what),
-            )
-            .into());
+            ));
         }
         state::write_secret(&self.paths.credential(), &resp.credential)?;
         let new = apply_register(st, &resp, ing.hash, self.bounds, self.now_s());
@@ -444,7 +424,7 @@ impl Agent<'_> {
     }
 
     /// One attempt, under the state lock (the caller holds it).
-    pub fn run_once(&self, client: &dyn Transport) -> std::result::Result<Done, Failure> {
+    pub fn run_once(&self, client: &dyn Transport) -> Result<Done> {
         let mut st = match state::load_state(&self.paths)? {
             Some(s) if s.host_id == self.host_id => s,
             Some(s) => {
@@ -466,8 +446,7 @@ impl Agent<'_> {
                     self.paths.state().display(),
                     self.paths.credential().display()
                 ),
-            )
-            .into());
+            ));
         }
         let facts = Facts::gather(self.root, self.host);
         let results = checks::run(&facts, &Selection::default());
@@ -538,8 +517,7 @@ impl Agent<'_> {
                         return Err(Error::new(
                             Code::Deregistered,
                             format!("{}: the operator deregistered this device", reply.what),
-                        )
-                        .into());
+                        ));
                     }
                     return Ok(Done {
                         state: d.state,
@@ -635,8 +613,8 @@ pub fn record(
         }
         Err(e) => {
             s.last_error = Some(state::LastError {
-                code: e.code.as_i32(),
-                message: e.message.clone(),
+                code: e.code().as_i32(),
+                message: e.message().to_string(),
             });
             s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         }
@@ -1238,14 +1216,10 @@ mod tests {
             match got {
                 Ok(_) => assert_eq!(want_code, Code::Ok, "{label}"),
                 Err(f) => {
-                    assert_eq!(f.error.code, want_code, "{label}: {}", f.error.message);
-                    assert!(
-                        f.error.message.ends_with(want_tail),
-                        "{label}: {}",
-                        f.error.message
-                    );
+                    assert_eq!(f.code(), want_code, "{label}: {}", f.message());
+                    assert!(f.message().ends_with(want_tail), "{label}: {}", f.message());
                     assert_eq!(
-                        f.retry_after.map(|d| d.as_secs()),
+                        f.retry_after().map(|d| d.as_secs()),
                         want_ra,
                         "{label}: retry after"
                     );

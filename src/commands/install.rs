@@ -412,12 +412,12 @@ pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
 
 fn read_binary(path: &PathBuf, given: bool) -> Result<Vec<u8>> {
     let data = std::fs::read(path).map_err(|e| {
-        let mut err = Error::io("reading", path, &e);
-        if given && err.code == Code::LocalIo {
-            err.code = Code::Usage;
-            err.message = format!("install: --binary {}", err.message);
+        let err = Error::io("reading", path, &e);
+        if given && err.code() == Code::LocalIo {
+            Error::usage(format!("install: --binary {}", err.message()))
+        } else {
+            err
         }
-        err
     })?;
     if inst::elf_machine(&data).is_none() {
         return Err(Error::usage(format!(

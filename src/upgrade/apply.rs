@@ -122,8 +122,8 @@ pub fn record_failure(l: &Layout, to: &str, e: &Error, now: u64) {
         Phase::Failed,
         &crate::version::running(),
         to,
-        &e.message,
-        e.code.as_i32(),
+        e.message(),
+        e.code().as_i32(),
         now,
     );
     if let Err(w) = save_outcome(l, &o) {

@@ -196,7 +196,7 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
     // The same refusal again is not news for the hub.
     if let Some(o) = apply::load_outcome(l) {
         if o.to == to
-            && o.reason == e.message
+            && o.reason == e.message()
             && o.phase() == Some(Phase::Failed)
             && o.offer_tag.as_deref() == Some(tag)
         {
@@ -208,8 +208,8 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
         Phase::Failed,
         &crate::version::running(),
         to,
-        &e.message,
-        e.code.as_i32(),
+        e.message(),
+        e.code().as_i32(),
         now,
     );
     o.offer_tag = Some(tag.to_string());
