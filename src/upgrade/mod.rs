@@ -204,18 +204,7 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
         }
     }
     log::error!("upgrade to {to} failed: {e}");
-    let mut o = trial::Outcome::new(
-        Phase::Failed,
-        &crate::version::running(),
-        to,
-        e.message(),
-        e.code().as_i32(),
-        now,
-    );
-    o.offer_tag = Some(tag.to_string());
-    if let Err(w) = apply::save_outcome(l, &o) {
-        log::warn!("recording the failed upgrade: {w}");
-    }
+    apply::record_failure(l, to, e, now, Some(tag));
 }
 
 fn act(a: &After<'_>, l: &Layout, offer: &UpgradeOffer) -> Result<()> {
