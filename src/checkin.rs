@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::http::{self, Client, HttpSettings, ProxyEnv, Reply};
 use crate::inventory;
-use crate::noproxy::NoProxy;
 use crate::proto::{
     self, CheckinRequest, CheckinResponse, Endpoint, ErrorBody, Health, Inventory, Outcome,
     RegisterRequest, RegisterResponse,
@@ -71,8 +70,6 @@ pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
         .value
         .clone()
         .or_else(|| cfg.http_proxy.value.clone());
-    let no_proxy = NoProxy::parse(&cfg.no_proxy.value.join(","))
-        .map_err(|e| Error::config(format!("stylus.site.network.noProxy: {e}")))?;
     Ok(HttpSettings {
         connect_timeout: Duration::from_secs(cfg.connect_timeout.value.max(1)),
         timeout: Duration::from_secs(cfg.request_timeout.value.max(1)),
@@ -80,7 +77,7 @@ pub fn http_settings(cfg: &Config, host: &dyn Host) -> Result<HttpSettings> {
         extra_ca: cfg.ca_certs.value.clone(),
         insecure_skip_verify: cfg.insecure_skip_verify.value,
         proxy,
-        no_proxy,
+        no_proxy: cfg.no_proxy.value.clone(),
         proxy_env: ProxyEnv::default(),
         allow_plain_loopback: false,
         user_agent: crate::version::user_agent(),
@@ -254,7 +251,7 @@ fn server_says(reply: &Reply) -> String {
 
 /// A non-200 answer that ends the attempt, as an error with the exit code
 /// the table (`proto::outcome`) gave it, plus the server's `Retry-After`.
-pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> Failure {
+pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> Error {
     let what = match code {
         Code::RegistrationRefused => "registration refused",
         Code::DuplicateHost => "duplicate host ID",
@@ -279,13 +276,12 @@ pub fn status_failure(code: Code, reply: &Reply, now: std::time::SystemTime) -> 
             server_says(reply)
         )
     };
-    Failure {
-        error: Error::new(code, message),
-        retry_after: reply
+    Error::new(code, message).with_retry_after(
+        reply
             .retry_after
             .as_deref()
             .and_then(|v| crate::schedule::parse_retry_after(v, now)),
-    }
+    )
 }
 
 fn decode<T: proto::Message>(reply: &Reply) -> Result<T> {
@@ -304,22 +300,6 @@ pub trait Transport {
 impl Transport for Client {
     fn post_json(&self, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Reply> {
         Client::post_json(self, url, body, headers)
-    }
-}
-
-/// A failed attempt: the error and the server's wish when to come back.
-#[derive(Debug)]
-pub struct Failure {
-    pub error: Error,
-    pub retry_after: Option<Duration>,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Failure {
-        Failure {
-            error,
-            retry_after: None,
-        }
     }
 }
 
@@ -391,7 +371,7 @@ impl Agent<'_> {
         st: &State,
         ing: &Ingredients<'_>,
         why: &str,
-    ) -> std::result::Result<(State, String, usize), Failure> {
+    ) -> Result<(State, String, usize)> {
         if self.cfg.disable_auto_register.value {
             return Err(Error::new(
                 Code::RegistrationRefused,
@@ -404,16 +384,14 @@ impl Agent<'_> {
                         .map(|u| format!(" ({u})"))
                         .unwrap_or_default()
                 ),
-            )
-            .into());
+            ));
         }
         let Some(token) = &self.cfg.token.value else {
             return Err(Error::config(format!(
                 "{why} and no registration token is configured: set stylus.site.edgeHostToken in {} or {}",
                 self.cfg.file.display(),
                 crate::config::keys::TOKEN_ENV
-            ))
-            .into());
+            )));
         };
         let secret = self.install_secret()?;
         let body = proto::encode(&build_register(self.cfg, ing, token.expose(), &secret));
@@ -428,8 +406,7 @@ impl Agent<'_> {
             return Err(Error::new(
                 Code::BadAnswer,
                 format!("{}: register answer: empty credential", reply.what),
-            )
-            .into());
+            ));
         }
         state::write_secret(&self.paths.credential(), &resp.credential)?;
         let new = apply_register(st, &resp, ing.hash, self.bounds, self.now_s());
@@ -447,7 +424,7 @@ impl Agent<'_> {
     }
 
     /// One attempt, under the state lock (the caller holds it).
-    pub fn run_once(&self, client: &dyn Transport) -> std::result::Result<Done, Failure> {
+    pub fn run_once(&self, client: &dyn Transport) -> Result<Done> {
         let mut st = match state::load_state(&self.paths)? {
             Some(s) if s.host_id == self.host_id => s,
             Some(s) => {
@@ -469,8 +446,7 @@ impl Agent<'_> {
                     self.paths.state().display(),
                     self.paths.credential().display()
                 ),
-            )
-            .into());
+            ));
         }
         let facts = Facts::gather(self.root, self.host);
         let results = checks::run(&facts, &Selection::default());
@@ -541,8 +517,7 @@ impl Agent<'_> {
                         return Err(Error::new(
                             Code::Deregistered,
                             format!("{}: the operator deregistered this device", reply.what),
-                        )
-                        .into());
+                        ));
                     }
                     return Ok(Done {
                         state: d.state,
@@ -638,8 +613,8 @@ pub fn record(
         }
         Err(e) => {
             s.last_error = Some(state::LastError {
-                code: e.code.as_i32(),
-                message: e.message.clone(),
+                code: e.code().as_i32(),
+                message: e.message().to_string(),
             });
             s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         }
@@ -662,6 +637,7 @@ pub fn unix_ms(host: &dyn Host) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::noproxy::NoProxy;
     use crate::proto::Desired;
 
     const B: Bounds = Bounds {
@@ -697,7 +673,7 @@ mod tests {
         cfg.request_timeout.value = 40;
         cfg.https_proxy = v("http://u:p@proxy.example:3128");
         cfg.http_proxy = v("http://other:8080");
-        cfg.no_proxy.value = vec!["10.0.0.0/8".into(), ".corp.example".into()];
+        cfg.no_proxy.value = NoProxy::parse("10.0.0.0/8, .corp.example").expect("list");
         let s = http_settings(&cfg, &host).expect("valid settings");
         assert_eq!(s.connect_timeout, Duration::from_secs(7), "connect timeout");
         assert_eq!(s.timeout, Duration::from_secs(40), "request timeout");
@@ -1240,14 +1216,10 @@ mod tests {
             match got {
                 Ok(_) => assert_eq!(want_code, Code::Ok, "{label}"),
                 Err(f) => {
-                    assert_eq!(f.error.code, want_code, "{label}: {}", f.error.message);
-                    assert!(
-                        f.error.message.ends_with(want_tail),
-                        "{label}: {}",
-                        f.error.message
-                    );
+                    assert_eq!(f.code(), want_code, "{label}: {}", f.message());
+                    assert!(f.message().ends_with(want_tail), "{label}: {}", f.message());
                     assert_eq!(
-                        f.retry_after.map(|d| d.as_secs()),
+                        f.retry_after().map(|d| d.as_secs()),
                         want_ra,
                         "{label}: retry after"
                     );

@@ -425,14 +425,14 @@ pub fn handle(c: &Ctx<'_>, poll: &ddi::Poll) -> Step {
             close(c, &mut r, "success", vec![detail]);
             step.note = format!("; DDI action {}: already running {}", r.id, r.version);
         }
-        Err(e) if e.code.is_retryable() => {
+        Err(e) if e.code().is_retryable() => {
             // A network failure or a busy server: the same action is tried
             // again at the next poll (the record stays `started`).
             step.note = format!("; DDI action {}: will retry", r.id);
             step.error = Some(e);
         }
         Err(e) => {
-            close(c, &mut r, "failure", vec![e.message.clone()]);
+            close(c, &mut r, "failure", vec![e.message().to_string()]);
             step.note = format!("; DDI action {} closed/failure", r.id);
             step.error = Some(e);
         }
@@ -852,16 +852,16 @@ mod tests {
         for (what, files, want) in cases {
             let p = archive(&d, &files);
             let e = unpack_swu(&p, &bin, "a.swu").expect_err(what);
-            assert_eq!(e.code, Code::UpgradeRejected, "{what}");
+            assert_eq!(e.code(), Code::UpgradeRejected, "{what}");
             assert!(
-                e.message.starts_with("a.swu: ") && e.message.contains(want),
+                e.message().starts_with("a.swu: ") && e.message().contains(want),
                 "{what}: {e}"
             );
         }
         // Not cpio at all, and a truncated archive.
         std::fs::write(d.join("junk"), b"hsqs not a cpio").expect("write");
         let e = unpack_swu(&d.join("junk"), &bin, "a.swu").expect_err("junk");
-        assert!(e.message.contains("not a SWU (cpio newc) archive"), "{e}");
+        assert!(e.message().contains("not a SWU (cpio newc) archive"), "{e}");
         let full = std::fs::read(&ok).expect("read");
         std::fs::write(d.join("cut"), &full[..200]).expect("write");
         assert!(unpack_swu(&d.join("cut"), &bin, "a.swu").is_err());

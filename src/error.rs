@@ -155,11 +155,15 @@ impl Code {
     }
 }
 
-/// An error with its exit code and a one-line, secret-free message.
+/// An error with its exit code and a one-line, secret-free message; for a
+/// failed check-in also the server's wish when to come back (`Retry-After`).
+/// The one failure type of the agent: the fields are private, made by the
+/// constructors below.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    pub code: Code,
-    pub message: String,
+    code: Code,
+    message: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -169,7 +173,31 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, carrying the server's `Retry-After`.
+    pub fn with_retry_after(self, retry_after: Option<std::time::Duration>) -> Error {
+        Error {
+            retry_after,
+            ..self
+        }
+    }
+
+    /// The exit code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The one-line message (also what `Display` prints).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// When the server asked to be contacted again, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     pub fn usage(message: impl Into<String>) -> Error {

@@ -216,9 +216,9 @@ mod tests {
             Err(io::Error::from_raw_os_error(libc::ENOSPC))
         })
         .expect_err("fill failed, so must the write");
-        assert_eq!(err.code, crate::error::Code::LocalIo);
+        assert_eq!(err.code(), crate::error::Code::LocalIo);
         assert_eq!(
-            err.message,
+            err.message(),
             format!("writing {}: No space left on device", p.display())
         );
         assert_eq!(fs::read(&p).expect("read"), b"old", "old content kept");

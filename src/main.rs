@@ -11,7 +11,7 @@ fn main() {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("outpost: {e}");
-            std::process::exit(e.code.as_i32());
+            std::process::exit(e.code().as_i32());
         }
     };
     init_logging(inv.verbosity);
@@ -19,7 +19,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("outpost: {e}");
-            e.code
+            e.code()
         }
     };
     std::process::exit(code.as_i32());

@@ -29,6 +29,8 @@ use std::net::IpAddr;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoProxy {
     entries: Vec<Entry>,
+    /// Each entry as written (trimmed), for `config show` and installers.
+    given: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,18 +64,20 @@ impl fmt::Display for ParseError {
 impl NoProxy {
     /// Parse a comma-separated list; the first bad entry is an error.
     pub fn parse(list: &str) -> Result<NoProxy, ParseError> {
-        let mut entries = Vec::new();
+        let mut out = NoProxy::default();
         for raw in list.split(',') {
             let raw = raw.trim();
             if raw.is_empty() {
                 continue;
             }
-            entries.push(parse_entry(raw).map_err(|reason| ParseError {
-                entry: raw.to_string(),
-                reason,
-            })?);
+            out.entries
+                .push(parse_entry(raw).map_err(|reason| ParseError {
+                    entry: raw.to_string(),
+                    reason,
+                })?);
+            out.given.push(raw.to_string());
         }
-        Ok(NoProxy { entries })
+        Ok(out)
     }
 
     /// Parse a list from an environment variable: bad entries are skipped
@@ -83,7 +87,7 @@ impl NoProxy {
         let mut bad = Vec::new();
         for raw in list.split(',') {
             match NoProxy::parse(raw) {
-                Ok(mut one) => out.entries.append(&mut one.entries),
+                Ok(one) => out = out.merged(&one),
                 Err(e) => bad.push(e),
             }
         }
@@ -93,11 +97,17 @@ impl NoProxy {
     /// Both lists: matches when either does.
     pub fn merged(mut self, other: &NoProxy) -> NoProxy {
         self.entries.extend(other.entries.iter().cloned());
+        self.given.extend(other.given.iter().cloned());
         self
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entries as written (trimmed, empty ones dropped).
+    pub fn given(&self) -> &[String] {
+        &self.given
     }
 
     /// True when a request to `host:port` must bypass the proxy. `host` is

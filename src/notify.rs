@@ -46,6 +46,7 @@ impl Notifier {
         }
     }
 
+    #[cfg(test)]
     pub fn enabled(&self) -> bool {
         self.target.is_some()
     }

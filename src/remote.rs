@@ -123,9 +123,11 @@ pub fn decide(
     let valid = |pairs: &[(String, String)]| -> std::result::Result<(), String> {
         let mut sets = pairs.to_vec();
         sets.extend_from_slice(cli_sets);
-        let l =
-            config::load(&Options::new(root, opts_file.clone(), sets)).map_err(|e| e.message)?;
-        l.into_valid().map(|_| ()).map_err(|e| e.message)
+        let l = config::load(&Options::new(root, opts_file.clone(), sets))
+            .map_err(|e| e.message().to_string())?;
+        l.into_valid()
+            .map(|_| ())
+            .map_err(|e| e.message().to_string())
     };
     if valid(&candidate).is_ok() {
         rec.applied = candidate.into_iter().collect();

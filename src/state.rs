@@ -376,9 +376,9 @@ mod tests {
         for (name, text) in [("empty", "\n"), ("binary", "a\u{1}b"), ("two words", "a b")] {
             std::fs::write(p.credential(), text).expect("write");
             let e = read_secret(&p.credential()).expect_err(name);
-            assert_eq!(e.code, Code::LocalIo, "case {name}");
+            assert_eq!(e.code(), Code::LocalIo, "case {name}");
             assert!(
-                !e.message.contains(text.trim()) || text.trim().is_empty(),
+                !e.message().contains(text.trim()) || text.trim().is_empty(),
                 "case {name}: {e}"
             );
         }
@@ -390,7 +390,7 @@ mod tests {
         let p = tmp("lock");
         let first = lock(&p).expect("first lock");
         let e = lock(&p).err().expect("second lock must fail");
-        assert_eq!(e.code, Code::Locked, "exit 5");
+        assert_eq!(e.code(), Code::Locked, "exit 5");
         drop(first);
         lock(&p).expect("free again after drop");
         let _ = std::fs::remove_dir_all(&p.dir);

@@ -5,7 +5,7 @@
 //! qemu runner when set (qemu passes SIGTERM on to it).
 
 mod common;
-use common::agent::{requests, Device, Setup};
+use common::agent::{requests, Device, HubAndDevice, Setup};
 use common::fault::Scratch;
 use common::hub::Hub;
 use common::tls::make_pki;
@@ -16,22 +16,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn run_checks_in_repeatedly_notifies_systemd_and_stops_on_sigterm() {
     let scratch = Scratch::new("run");
-    let pki = make_pki(scratch.path());
-    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
-    let token = hub.token(&[]);
-    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
-    assert_eq!(code, 0, "set-interval: {err}");
-    let d = Device::new(
-        scratch.path(),
-        &Setup {
-            endpoint: &hub.url,
-            token: Some(&token),
-            host_id: "edge-run",
-            ca_pem: &pki.ca_cert,
-            site: "",
-            top: "",
-        },
-    );
+    let HubAndDevice { hub, device: d, .. } =
+        HubAndDevice::start(scratch.path(), "edge-run", "0.3");
     let sock_path = scratch.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("fake NOTIFY_SOCKET");
     sock.set_read_timeout(Some(Duration::from_secs(30)))

@@ -84,16 +84,16 @@ fn dns_child() {
     let c = Client::new(s, None).expect("client");
     let url = format!("https://{HOST}/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("no DNS in here");
-    assert_eq!(err.code, Code::Network, "{}", err.message);
+    assert_eq!(err.code(), Code::Network, "{}", err.message());
     // musl's resolver keeps retrying a nameserver it cannot reach, so here
     // the lookup ends by the 2 s connect timeout; a resolver that gives up at
     // once (e.g. no nameserver configured) gives the short form.
     let slow = format!("POST {url}: cannot resolve host {HOST} (DNS lookup timed out after 2 s)");
     let fast = format!("POST {url}: cannot resolve host {HOST}");
     assert!(
-        err.message == slow || err.message == fast,
+        err.message() == slow || err.message() == fast,
         "unexpected DNS error text: {}",
-        err.message
+        err.message()
     );
     // A name too long for DNS (over 253 characters) fails in the resolver at
     // once, without a query: the short form.
@@ -101,7 +101,7 @@ fn dns_child() {
     let url = format!("https://{long}/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("name too long");
     assert_eq!(
-        (err.code, err.message.as_str()),
+        (err.code(), err.message()),
         (
             Code::Network,
             format!("POST {url}: cannot resolve host {long}").as_str()

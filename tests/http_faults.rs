@@ -91,7 +91,7 @@ fn every_fault_has_its_code_and_message() {
         let shown = path.split('?').next().unwrap_or(path);
         let want = format!("POST https://127.0.0.1:{p}{shown}: {msg}");
         assert_eq!(
-            (err.code, err.message.as_str()),
+            (err.code(), err.message()),
             (*code, want.as_str()),
             "fault {path}"
         );
@@ -164,9 +164,9 @@ fn json_bodies_are_checked_for_syntax_and_shape() {
     for (path, msg) in cases {
         let reply = c.post_json(&f.server.url(path), b"{}", &[]).expect(path);
         let err = reply.json::<Answer>("check-in answer").expect_err(path);
-        assert_eq!(err.code, Code::BadAnswer, "{path}");
+        assert_eq!(err.code(), Code::BadAnswer, "{path}");
         assert_eq!(
-            err.message,
+            err.message(),
             format!("POST https://127.0.0.1:{p}{path}: {msg}"),
             "{path}"
         );
@@ -181,8 +181,8 @@ fn refused_port_is_a_network_error() {
     let port = refused_port();
     let url = format!("https://127.0.0.1:{port}/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("refused");
-    assert_eq!(err.code, Code::Network);
-    assert_eq!(err.message, format!("POST {url}: connection refused"));
+    assert_eq!(err.code(), Code::Network);
+    assert_eq!(err.message(), format!("POST {url}: connection refused"));
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn hanging_connect_hits_the_connect_timeout() {
     let err = c.post_json(&url, b"{}", &[]).expect_err("connect hangs");
     assert!(t0.elapsed() < HANG_GUARD, "hang guard");
     assert_eq!(
-        (err.code, err.message.as_str()),
+        (err.code(), err.message()),
         (
             Code::Network,
             format!("POST {url}: connect timed out after 1 s").as_str()
@@ -218,9 +218,9 @@ fn plain_http_only_to_loopback_with_the_switch() {
     let err = c
         .post_json(&url, b"{}", &[])
         .expect_err("plain http without switch");
-    assert_eq!(err.code, Code::Config);
+    assert_eq!(err.code(), Code::Config);
     assert_eq!(
-        err.message,
+        err.message(),
         format!("POST {url}: plain http:// is refused; use https://")
     );
     assert!(
@@ -263,7 +263,7 @@ fn plain_http_only_to_loopback_with_the_switch() {
         let err = c.post_json(&server.url(path), b"{}", &[]).expect_err(path);
         let want = format!("POST {}: {msg}", server.url(path));
         assert_eq!(
-            (err.code, err.message.as_str()),
+            (err.code(), err.message()),
             (*code, want.as_str()),
             "plain {path}"
         );
@@ -297,7 +297,7 @@ fn credentials_never_appear_in_messages() {
         )
         .expect_err("header injection");
     assert_eq!(
-        (err.code, err.message.as_str()),
+        (err.code(), err.message()),
         (
             Code::Config,
             format!("POST {url_ok}: request cannot be built (invalid URL or header value)")

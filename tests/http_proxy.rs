@@ -83,9 +83,9 @@ fn settings_proxy_wins_over_the_variables() {
     let err = c
         .post_json(&url, b"{}", &[])
         .expect_err("dead settings proxy");
-    assert_eq!(err.code, Code::Network);
+    assert_eq!(err.code(), Code::Network);
     assert_eq!(
-        err.message,
+        err.message(),
         format!("POST {url}: cannot connect to proxy {dead}: connection refused")
     );
     assert_eq!(
@@ -166,7 +166,7 @@ fn no_proxy_bypasses_by_cidr_host_and_variable() {
         .expect("client")
         .post_json(&url, b"{}", &[])
         .expect_err("other port");
-    assert_eq!(err.code, Code::Network);
+    assert_eq!(err.code(), Code::Network);
 }
 
 #[test]
@@ -177,9 +177,9 @@ fn dead_proxy_is_a_network_error() {
         Client::new(settings(&f.ca, Some(&dead), "", ProxyEnv::default()), None).expect("client");
     let url = f.server.url("/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("dead proxy");
-    assert_eq!(err.code, Code::Network);
+    assert_eq!(err.code(), Code::Network);
     assert_eq!(
-        err.message,
+        err.message(),
         format!("POST {url}: cannot connect to proxy {dead}: connection refused")
     );
 }
@@ -212,8 +212,8 @@ fn proxy_credentials_are_used_but_never_shown() {
         let err = c
             .post_json(&url, b"{}", &[])
             .expect_err("wrong proxy password");
-        assert_eq!(err.code, Code::Network, "{label}");
-        let m = &err.message;
+        assert_eq!(err.code(), Code::Network, "{label}");
+        let m = &err.message();
         assert_eq!(
             m,
             &format!(

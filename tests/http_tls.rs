@@ -66,11 +66,7 @@ fn bad_certificates_are_untrusted_with_the_cause() {
             Ok(r) => assert_eq!((code, r.status), (Code::Ok, 200), "{label}"),
             Err(e) => {
                 let want = format!("POST {url}: {cause}");
-                assert_eq!(
-                    (e.code, e.message.as_str()),
-                    (code, want.as_str()),
-                    "{label}"
-                );
+                assert_eq!((e.code(), e.message()), (code, want.as_str()), "{label}");
             }
         }
     }
@@ -88,13 +84,13 @@ fn not_yet_valid_on_a_clock_before_the_build_blames_the_clock() {
     let c = Client::new(s, None).expect("client");
     let url = server.url("/v1/checkin");
     let err = c.post_json(&url, b"{}", &[]).expect_err("future cert");
-    assert_eq!(err.code, Code::Network, "{}", err.message);
+    assert_eq!(err.code(), Code::Network, "{}", err.message());
     let want = format!(
         "POST {url}: server certificate not yet valid and the system clock (2020-01-01T00:00:00Z) \
          is earlier than this agent's build ({}): clock not yet valid, set the clock (NTP) and retry",
         outpost::version::build_date()
     );
-    assert_eq!(err.message, want);
+    assert_eq!(err.message(), want);
 }
 
 #[test]
@@ -130,7 +126,7 @@ fn trust_is_system_bundle_plus_extra_cas() {
     let err = sys_only
         .post_json(&extra_server.url("/ok"), b"{}", &[])
         .expect_err("extra CA not configured");
-    assert_eq!(err.code, Code::Untrusted);
+    assert_eq!(err.code(), Code::Untrusted);
 
     // DER form of an extra CA works too.
     let der = std::process::Command::new("openssl")

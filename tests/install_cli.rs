@@ -6,15 +6,14 @@
 
 mod common;
 
+use common::install::{
+    agent_bin, elf_machine, fake_elf, install_cmd, snapshot, uninstall_cmd, EM_AARCH64, EM_X86_64,
+};
 use common::{fixture, outpost, run};
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
 
 /// A fresh, empty directory for one test.
 fn tmp(tag: &str) -> PathBuf {
@@ -27,50 +26,11 @@ fn tmp(tag: &str) -> PathBuf {
     d
 }
 
-fn elf_machine(path: &Path) -> u16 {
-    let b = fs::read(path).expect("read binary");
-    assert_eq!(&b[..4], b"\x7fELF", "{} is ELF", path.display());
-    u16::from_le_bytes([b[18], b[19]])
-}
-
-/// A 64-byte ELF header for `machine` (what the architecture probe reads).
-fn fake_elf(machine: u16) -> Vec<u8> {
-    let mut h = vec![0u8; 64];
-    h[..4].copy_from_slice(b"\x7fELF");
-    h[4] = 2;
-    h[5] = 1;
-    h[6] = 1;
-    h[16] = 2;
-    h[18..20].copy_from_slice(&machine.to_le_bytes());
-    h
-}
-
-/// The agent binary under test and its architecture.
-fn agent_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
-}
-
-/// An image tree of the agent's architecture: os-release (Debian), an ELF
-/// /usr/bin/env, some foreign files and directories install must not touch.
+/// An image tree of architecture `machine` in a fresh directory
+/// (`common::install::image`).
 fn image(tag: &str, machine: u16) -> PathBuf {
     let r = tmp(tag);
-    for d in ["etc/cron.d", "usr/bin", "var/lib/other", "etc/ssl/certs"] {
-        fs::create_dir_all(r.join(d)).expect("mkdir");
-    }
-    fs::write(
-        r.join("etc/os-release"),
-        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
-    )
-    .expect("os-release");
-    fs::write(r.join("usr/bin/env"), fake_elf(machine)).expect("env");
-    fs::set_permissions(r.join("usr/bin/env"), fs::Permissions::from_mode(0o755)).expect("chmod");
-    fs::write(r.join("etc/cron.d/other"), "# someone else's\n").expect("cron");
-    fs::write(r.join("var/lib/other/data"), "keep me\n").expect("data");
-    fs::set_permissions(
-        r.join("var/lib/other/data"),
-        fs::Permissions::from_mode(0o640),
-    )
-    .expect("chmod");
+    common::install::image(&r, machine);
     r
 }
 
@@ -78,77 +38,12 @@ fn native_image(tag: &str) -> PathBuf {
     image(tag, elf_machine(&agent_bin()))
 }
 
-/// Every path under `root` with its kind, mode and content hash (or link
-/// target); directory mtimes are not part of it.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .expect("readdir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let rel = p
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string();
-            let m = fs::symlink_metadata(&p).expect("lstat");
-            let mode = m.permissions().mode() & 0o7777;
-            let v = if m.file_type().is_symlink() {
-                format!("link -> {}", fs::read_link(&p).expect("readlink").display())
-            } else if m.is_dir() {
-                walk(root, &p, out);
-                format!("dir {mode:04o}")
-            } else {
-                let data = fs::read(&p).expect("read");
-                format!("file {mode:04o} {} bytes {:016x}", data.len(), fnv(&data))
-            };
-            out.insert(rel, v);
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// FNV-1a: enough to tell file contents apart in a test.
-fn fnv(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 fn install(root: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut c = outpost();
-    c.arg("install")
-        .arg("--root")
-        .arg(root)
-        .arg("--ignore-checks");
-    c.args(extra);
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    ] {
-        c.env_remove(k);
-    }
-    run(&mut c)
+    run(install_cmd(root).args(extra))
 }
 
 fn uninstall(root: &Path, purge: bool) -> (i32, String, String) {
-    let mut c = outpost();
-    c.arg("uninstall").arg("--root").arg(root);
-    if purge {
-        c.arg("--purge");
-    }
-    run(&mut c)
+    run(&mut uninstall_cmd(root, purge))
 }
 
 fn userdata() -> String {

@@ -13,13 +13,13 @@
 mod common;
 use common::agent::{Device, Setup};
 use common::fault::Scratch;
+use common::fixture;
 use common::hub::Hub;
+use common::install::{agent_bin, elf_machine, snapshot};
 use common::kill::{self, Rng};
 use common::tls::make_pki;
-use common::{fixture, outpost};
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,24 +34,11 @@ fn skip(label: &str) -> bool {
     true
 }
 
-/// An image tree (Debian os-release, foreign files install must not touch).
+/// An image tree (`common::install::image`) of the agent's architecture,
+/// with /usr/local/bin already there.
 fn image(r: &Path) {
-    for d in [
-        "etc/cron.d",
-        "usr/bin",
-        "usr/local/bin",
-        "var/lib/other",
-        "etc/ssl/certs",
-    ] {
-        fs::create_dir_all(r.join(d)).expect("mkdir");
-    }
-    fs::write(
-        r.join("etc/os-release"),
-        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
-    )
-    .expect("os-release");
-    fs::write(r.join("etc/cron.d/other"), "# someone else's\n").expect("cron");
-    fs::write(r.join("var/lib/other/data"), "keep me\n").expect("data");
+    common::install::image(r, elf_machine(&agent_bin()));
+    fs::create_dir_all(r.join("usr/local/bin")).expect("mkdir");
 }
 
 /// A small binary of the agent's architecture to install (the ELF header
@@ -65,65 +52,14 @@ fn small_binary(dir: &Path) -> String {
     p.display().to_string()
 }
 
-/// Path -> "kind mode hash" of every entry under `root`.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string();
-            let m = fs::symlink_metadata(&p).expect("lstat");
-            let mode = m.permissions().mode() & 0o7777;
-            let v = if m.file_type().is_symlink() {
-                format!("link -> {}", fs::read_link(&p).expect("readlink").display())
-            } else if m.is_dir() {
-                walk(root, &p, out);
-                format!("dir {mode:04o}")
-            } else {
-                let data = fs::read(&p).expect("read");
-                let mut h: u64 = 0xcbf29ce484222325;
-                for b in &data {
-                    h ^= u64::from(*b);
-                    h = h.wrapping_mul(0x100000001b3);
-                }
-                format!("file {mode:04o} {} {h:016x}", data.len())
-            };
-            out.insert(rel, v);
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 fn install_cmd(root: &Path, ud: &str, bin: &str) -> Command {
-    let mut c = outpost();
-    c.args([
-        "install",
-        "--ignore-checks",
-        "--scheduler",
-        "cron",
-        "--config",
-        ud,
-        "--binary",
-        bin,
-    ])
-    .arg("--root")
-    .arg(root);
-    for k in common::agent::PROXY_VARS {
-        c.env_remove(k);
-    }
+    let mut c = common::install::install_cmd(root);
+    c.args(["--scheduler", "cron", "--config", ud, "--binary", bin]);
     c
 }
 
 fn uninstall_cmd(root: &Path) -> Command {
-    let mut c = outpost();
-    c.args(["uninstall", "--purge"]).arg("--root").arg(root);
-    c
+    common::install::uninstall_cmd(root, true)
 }
 
 fn ok(mut c: Command, what: &str) -> String {

@@ -7,34 +7,23 @@
 //! nor the device credential may appear in any form.
 
 mod common;
-use common::agent::{Device, Setup};
+use common::agent::HubAndDevice;
 use common::fault::Scratch;
-use common::hub::Hub;
 use common::kill::{self, At};
 use common::leak;
-use common::tls::make_pki;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
 fn no_secret_in_proc_output_or_readable_files() {
     let scratch = Scratch::new("leak");
-    let pki = make_pki(scratch.path());
-    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
-    let token = hub.token(&[]);
-    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.2"]);
-    assert_eq!(code, 0, "set-interval: {err}");
-    let d = Device::new(
-        scratch.path(),
-        &Setup {
-            endpoint: &hub.url,
-            token: Some(&token),
-            host_id: "edge-leak",
-            ca_pem: &pki.ca_cert,
-            site: "",
-            top: "",
-        },
-    );
+    // The hub lives to the end of the test (dropping it stops it).
+    let HubAndDevice {
+        hub: _hub,
+        token,
+        device: d,
+        ..
+    } = HubAndDevice::start(scratch.path(), "edge-leak", "0.2");
     let mut child = d
         .cmd(&["run"])
         .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")

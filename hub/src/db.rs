@@ -1056,7 +1056,7 @@ mod tests {
             let e = Db::open_pg_with(&url, crate::testpg::PASSWORD, &dir)
                 .err()
                 .expect("refused");
-            assert_eq!(e.code, Code::Config, "{e}");
+            assert_eq!(e.code(), Code::Config, "{e}");
             assert!(
                 e.to_string()
                     .contains("schema version 99 is newer than this hub's 1"),

@@ -181,7 +181,7 @@ pub fn main(args: Vec<OsString>) -> Code {
         Ok(()) => Code::Ok,
         Err(e) => {
             eprintln!("outpost-hub: {e}");
-            e.code
+            e.code()
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn reported(root: &Root, state_dir: &Path, b: &Beacon) {
     let mark = root.path(REPORTED);
     if let Err(e) = crate::fsutil::write_atomic(&mark, format!("{}\n", b.boot_id).as_bytes(), 0o644)
     {
-        log::warn!("boot beacon sent, but {}", e.message);
+        log::warn!("boot beacon sent, but {}", e.message());
     }
     save_count(state_dir, b);
 }
@@ -54,6 +54,6 @@ pub fn save_count(state_dir: &Path, b: &Beacon) {
     let mut text = miniserde::json::to_string(&c);
     text.push('\n');
     if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644) {
-        log::warn!("boot counter not saved: {}", e.message);
+        log::warn!("boot counter not saved: {}", e.message());
     }
 }

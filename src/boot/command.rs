@@ -155,7 +155,7 @@ fn look_at_sysroot(root: &Root, sysroot: &Root, cmd: &Cmdline) -> RealRoot {
             rr.wanted = cfg.boot_checkin.value;
             rr.state_dir = cfg.state_dir.value.clone();
         }
-        Err(e) if rr.installed => rr.config_error = Some(e.message),
+        Err(e) if rr.installed => rr.config_error = Some(e.message().to_string()),
         Err(_) => {}
     }
     if let Some(w) = super::cmdline_checkin(cmd) {
@@ -313,12 +313,12 @@ pub fn run(a: BootArgs) -> Result<Code> {
         b.checkin.result = "pending".into();
     }
     if let Err(e) = save(&a.root, &b) {
-        log::error!("boot beacon: {}", e.message);
+        log::error!("boot beacon: {}", e.message());
     }
     if b.checkin.wanted {
         early(&a, &mut b, rf.as_ref(), start);
         if let Err(e) = save(&a.root, &b) {
-            log::error!("boot beacon: {}", e.message);
+            log::error!("boot beacon: {}", e.message());
         }
     }
     if a.json {

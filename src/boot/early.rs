@@ -109,9 +109,11 @@ pub fn child(a: &BootArgs) -> Result<Code> {
     let reply = client.post_json(&url, body.as_bytes(), &[("Authorization", auth.as_str())])?;
     if reply.status != 200 {
         let code = proto::outcome(Endpoint::Checkin, reply.status).code();
-        return Err(
-            crate::checkin::status_failure(code, &reply, std::time::SystemTime::now()).error,
-        );
+        return Err(crate::checkin::status_failure(
+            code,
+            &reply,
+            std::time::SystemTime::now(),
+        ));
     }
     proto::decode::<CheckinResponse>(&reply.body)
         .map_err(|e| Error::new(Code::BadAnswer, format!("{}: {e}", reply.what)))?;

@@ -107,7 +107,7 @@ pub const ALL: &[Def] = &[
 
 // Facts and their gathering live in `facts/` (gather.rs); re-exported for
 // the checks, which judge them.
-pub use crate::facts::gather::{tool_dirs, Facts, BIN_DIR, STATE_DIR, TOOLS};
+pub use crate::facts::gather::{Facts, STATE_DIR};
 
 /// The worse of two verdicts: fail > warn > skip > pass.
 pub fn worst(a: Status, b: Status) -> Status {
@@ -372,6 +372,7 @@ pub fn gb(bytes: u64) -> String {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
+    use crate::facts::gather::{BIN_DIR, TOOLS};
     use crate::facts::{
         block::Backing, cpu::OnlineCpus, kernel::Kernel, mem::MemInfo, modules::Modules,
     };

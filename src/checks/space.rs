@@ -61,7 +61,7 @@ fn run(f: &Facts) -> Outcome {
 mod tests {
     use super::*;
     use crate::checks::test_support::facts;
-    use crate::checks::{BIN_DIR, STATE_DIR};
+    use crate::facts::gather::{BIN_DIR, STATE_DIR};
     use crate::sys::FsSpace;
 
     #[test]

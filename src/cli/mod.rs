@@ -813,8 +813,8 @@ mod tests {
     fn err(args: &[&str]) -> String {
         match p(args) {
             Err(e) => {
-                assert_eq!(e.code, crate::error::Code::Usage, "args {args:?}");
-                e.message
+                assert_eq!(e.code(), crate::error::Code::Usage, "args {args:?}");
+                e.message().to_string()
             }
             Ok(i) => panic!("args {args:?} parsed as {i:?}"),
         }
@@ -1048,8 +1048,8 @@ mod tests {
         ];
         for (args, want) in bad {
             let e = p(args).expect_err("must fail");
-            assert_eq!(e.message, *want, "args {args:?}");
-            assert_eq!(e.code, crate::error::Code::Usage, "args {args:?}");
+            assert_eq!(e.message(), *want, "args {args:?}");
+            assert_eq!(e.code(), crate::error::Code::Usage, "args {args:?}");
         }
         assert!(matches!(
             p(&["status", "--json"]).expect("status").command,

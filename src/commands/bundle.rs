@@ -237,7 +237,9 @@ pub fn run(args: BundleArgs) -> Result<Code> {
             "check-network.json",
             (checks::to_json(&facts, &net) + "\n").into_bytes(),
         ),
-        Err(e) => b.errors.push(format!("check-network.json: {}", e.message)),
+        Err(e) => b
+            .errors
+            .push(format!("check-network.json: {}", e.message())),
     }
 
     // The effective config, redacted as `config show --json` prints it.
@@ -247,7 +249,7 @@ pub fn run(args: BundleArgs) -> Result<Code> {
             state_dir
         }
         Err(e) => {
-            b.errors.push(format!("config.json: {}", e.message));
+            b.errors.push(format!("config.json: {}", e.message()));
             paths::DEFAULT_STATE_DIR.to_string()
         }
     };

@@ -60,7 +60,9 @@ pub fn network(args: &CheckArgs, host: &dyn crate::sys::Host) -> Result<Vec<chec
                 r.status
             ));
         }
-        let p: crate::proto::Probe = r.json("probe answer").map_err(|e| e.message.clone())?;
+        let p: crate::proto::Probe = r
+            .json("probe answer")
+            .map_err(|e| e.message().to_string())?;
         if p.protocol != "outpost" {
             return Err(format!("protocol {:?}, not outpost", p.protocol));
         }

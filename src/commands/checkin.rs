@@ -7,7 +7,7 @@
 //! summary line on success (on a terminal or with -v) and, via main, the
 //! one-line error.
 
-use crate::checkin::{self, Agent, Done, Failure};
+use crate::checkin::{self, Agent, Done};
 use crate::cli::{CheckinArgs, ConfigSource};
 use crate::config::{Config, Mode};
 use crate::error::{Code, Error, Result};
@@ -61,7 +61,7 @@ pub fn refuse_local(cfg: &Config) -> Result<()> {
 
 /// The result of one attempt and when the next one is due (our clock, ms).
 pub struct Attempt {
-    pub result: std::result::Result<Done, Failure>,
+    pub result: Result<Done>,
     pub next_due_ms: u64,
 }
 
@@ -87,7 +87,7 @@ pub fn attempt(agent: &Agent<'_>, client: &Client, host: &dyn Host) -> Result<At
             let mut b = [0u8; 8];
             let _ = host.fill_random(&mut b);
             let delay =
-                crate::schedule::retry_delay(failures, f.retry_after, u64::from_le_bytes(b));
+                crate::schedule::retry_delay(failures, f.retry_after(), u64::from_le_bytes(b));
             (0, now_ms.saturating_add(delay.as_millis() as u64))
         }
     };
@@ -95,7 +95,7 @@ pub fn attempt(agent: &Agent<'_>, client: &Client, host: &dyn Host) -> Result<At
         prev,
         &agent.host_id,
         now_ms / 1000,
-        result.as_ref().map(|d| &d.state).map_err(|f| &f.error),
+        result.as_ref().map(|d| &d.state),
         interval_ms,
         next_due_ms,
     );
@@ -139,7 +139,7 @@ pub fn run(args: CheckinArgs) -> Result<Code> {
     }
     let (agent, client) = checkin::prepare(&args.src.root, &cfg, host.as_ref())?;
     let a = attempt(&agent, &client, host.as_ref())?;
-    let done = a.result.map_err(|f| f.error)?;
+    let done = a.result?;
     let line = format!(
         "checked in to {} as {}{}; inventory {}; next check-in due {}\n",
         agent.base,

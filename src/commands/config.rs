@@ -26,7 +26,7 @@ pub fn run(args: ConfigArgs) -> Result<Code> {
 
 fn print_warnings(l: &Loaded) {
     for w in &l.warnings {
-        eprintln!("warning: {w}");
+        super::warning(w);
     }
 }
 
@@ -59,7 +59,7 @@ fn show(src: &ConfigSource, json: bool) -> Result<Code> {
     let l = load(src, false)?;
     print_warnings(&l);
     for i in &l.incomplete {
-        eprintln!("warning: {i}");
+        super::warning(i);
     }
     if !l.problems.is_empty() {
         for p in &l.problems {

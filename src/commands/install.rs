@@ -48,7 +48,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         None => config::load(&opts)?,
     };
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        super::warning(w);
     }
     if !loaded.problems.is_empty() {
         for p in &loaded.problems {
@@ -61,10 +61,10 @@ pub fn run(a: InstallArgs) -> Result<Code> {
     }
     let cfg = loaded.config;
     if given.is_none() && !cfg.file_read {
-        eprintln!(
-            "warning: no user-data given (--config) and none at {}; the agent cannot check in until it exists",
+        super::warning(&format!(
+            "no user-data given (--config) and none at {}; the agent cannot check in until it exists",
             root.path(inst::CONFIG_PATH).display()
-        );
+        ));
     }
 
     // Checks: all of them on the running system; on an image only those
@@ -109,10 +109,10 @@ pub fn run(a: InstallArgs) -> Result<Code> {
             );
             return Ok(Code::CheckFailed);
         }
-        eprintln!(
-            "warning: {} check(s) failed; installing anyway (--ignore-checks)",
+        super::warning(&format!(
+            "{} check(s) failed; installing anyway (--ignore-checks)",
             failed.len()
-        );
+        ));
     }
 
     // The binary, checked against the tree's architecture.
@@ -135,17 +135,17 @@ pub fn run(a: InstallArgs) -> Result<Code> {
     let trust = facts.os.as_ref().ok().and_then(inst::trust_store);
     let ca_certs: Vec<Vec<u8>> = cfg.ca_certs.value.iter().map(|c| c.der.clone()).collect();
     if !ca_certs.is_empty() && trust.is_none() {
-        eprintln!(
-            "warning: caCerts: the OS under {} is not one whose trust store outpost knows (docs/install.md); the certificates are used by the agent only",
+        super::warning(&format!(
+            "caCerts: the OS under {} is not one whose trust store outpost knows (docs/install.md); the certificates are used by the agent only",
             root.base().display()
-        );
+        ));
     }
     if !live && scheduler != Scheduler::Systemd && !ca_certs.is_empty() {
         if let Some(t) = trust {
-            eprintln!(
-                "warning: caCerts: without systemd nothing runs {} when the image boots; run it in the image build",
+            super::warning(&format!(
+                "caCerts: without systemd nothing runs {} when the image boots; run it in the image build",
                 t.update.join(" ")
-            );
+            ));
         }
     }
     let state_dir = cfg.state_dir.value.trim_end_matches('/').to_string();
@@ -160,7 +160,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         http_proxy: from_file(&cfg.http_proxy).map(|p| p.as_given().to_string()),
         https_proxy: from_file(&cfg.https_proxy).map(|p| p.as_given().to_string()),
         no_proxy: if cfg.no_proxy.source == Source::File {
-            cfg.no_proxy.value.clone()
+            cfg.no_proxy.value.given().to_vec()
         } else {
             Vec::new()
         },
@@ -258,7 +258,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
         let _ = super::print(&format!("  {}\n", act.describe()));
     })?;
     for w in &ap.warnings {
-        eprintln!("warning: {w}");
+        super::warning(w);
     }
     let after = match (live, scheduler) {
         (false, Scheduler::Systemd) => {
@@ -412,12 +412,12 @@ pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
 
 fn read_binary(path: &PathBuf, given: bool) -> Result<Vec<u8>> {
     let data = std::fs::read(path).map_err(|e| {
-        let mut err = Error::io("reading", path, &e);
-        if given && err.code == Code::LocalIo {
-            err.code = Code::Usage;
-            err.message = format!("install: --binary {}", err.message);
+        let err = Error::io("reading", path, &e);
+        if given && err.code() == Code::LocalIo {
+            Error::usage(format!("install: --binary {}", err.message()))
+        } else {
+            err
         }
-        err
     })?;
     if inst::elf_machine(&data).is_none() {
         return Err(Error::usage(format!(
@@ -471,12 +471,12 @@ fn check_arch(root: &Root, host: &dyn Host, bin: &Path, data: &[u8]) -> Result<(
             inst::machine_name(tm)
         ))),
         None => {
-            eprintln!(
-                "warning: cannot tell the architecture of {} (no ELF file at {}); the binary's ({}) is not checked",
+            super::warning(&format!(
+                "cannot tell the architecture of {} (no ELF file at {}); the binary's ({}) is not checked",
                 root.base().display(),
                 inst::ARCH_PROBES.join(", "),
                 inst::machine_name(bm)
-            );
+            ));
             Ok(())
         }
     }

@@ -65,6 +65,14 @@ pub fn apply_log_level(cfg: &crate::config::Config) {
     log::set_max_level(LEVELS[i]);
 }
 
+/// The one warning channel of the operator's commands (`config`,
+/// `install`, `uninstall`): one line `warning: TEXT` on stderr. Agent
+/// commands (`checkin`, `run`, ...) warn through `log::warn!`, which their
+/// supervisor's journal or log file keeps. Never a secret in `text`.
+pub fn warning(text: &str) {
+    eprintln!("warning: {text}");
+}
+
 /// Write to stdout; a closed pipe is not an error worth a stack of messages.
 pub fn print(text: &str) -> Result<Code> {
     let mut out = std::io::stdout().lock();

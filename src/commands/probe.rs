@@ -58,7 +58,7 @@ pub fn run(args: ProbeArgs) -> Result<Code> {
     // A busy server is exit 11, as for a check-in (one table).
     let now = host.now();
     if let Outcome::Exit(code @ Code::ServerBusy) = proto::outcome(Endpoint::Probe, reply.status) {
-        return Err(crate::checkin::status_failure(code, &reply, now).error);
+        return Err(crate::checkin::status_failure(code, &reply, now));
     }
     let mut out = format!("HTTP {}\n{}", reply.status, reply.body);
     if !out.ends_with('\n') {

@@ -52,7 +52,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
         }
         let a = match attempt(&agent, &client, host.as_ref()) {
             Ok(a) => a,
-            Err(e) if e.code == Code::Locked => {
+            Err(e) if e.code() == Code::Locked => {
                 log::info!("{e}; trying again shortly");
                 let wait =
                     crate::schedule::uniform(crate::schedule::BACKOFF_BASE, random(host.as_ref()));
@@ -102,20 +102,20 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     }
                 }
             }
-            Err(f) if f.error.code.is_retryable() => {
-                log::warn!("{}", f.error);
+            Err(f) if f.code().is_retryable() => {
+                log::warn!("{f}");
                 // A new binary on trial that cannot check in within its
                 // window exits, so the previous binary's guard rolls it back.
                 if trial_expired(&args, &cfg, host.as_ref()) {
                     notify.send("STOPPING=1");
                     return Ok(Code::Restart);
                 }
-                notify.send(&format!("STATUS=retrying: {}", f.error));
+                notify.send(&format!("STATUS=retrying: {f}"));
                 Duration::from_millis(a.next_due_ms.saturating_sub(now))
             }
             Err(f) => {
-                notify.send(&format!("STATUS=stopped: {}", f.error));
-                return Err(f.error.clone());
+                notify.send(&format!("STATUS=stopped: {f}"));
+                return Err(f.clone());
             }
         };
         if !ready {
@@ -305,12 +305,12 @@ fn run_ddi(
                 }
                 wait
             }
-            Err(e) if e.code == Code::Locked => {
+            Err(e) if e.code() == Code::Locked => {
                 log::info!("{e}; trying again shortly");
                 crate::schedule::uniform(backoff_base, random(host))
                     .max(backoff_base.min(Duration::from_secs(1)))
             }
-            Err(e) if matches!(e.code, Code::Network | Code::ServerBusy) => {
+            Err(e) if matches!(e.code(), Code::Network | Code::ServerBusy) => {
                 failures = failures.saturating_add(1);
                 log::warn!("{e}; polling again later");
                 // A new binary on trial that cannot poll within its window

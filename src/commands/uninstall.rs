@@ -79,7 +79,7 @@ pub fn run(a: UninstallArgs) -> Result<Code> {
         let _ = super::print(&format!("  {}\n", act.describe()));
     })?;
     for w in &ap.warnings {
-        eprintln!("warning: {w}");
+        super::warning(w);
     }
     // What this run owns must be gone: the files it removed (a restored
     // backup stands at its path again, so only the backups are checked for

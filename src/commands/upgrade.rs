@@ -109,7 +109,7 @@ pub fn run(a: UpgradeArgs) -> Result<Code> {
             let to = upgrade::release::parse(&mtext)
                 .map(|m| m.version)
                 .unwrap_or_default();
-            apply::record_failure(&l, &to, &e, now());
+            apply::record_failure(&l, &to, &e, now(), None);
             return Err(e);
         }
     };

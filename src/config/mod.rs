@@ -11,15 +11,16 @@
 
 pub mod keys;
 pub mod node;
+mod read;
 mod values;
 /// Types of `config show` (for commands).
 pub mod values_api {
-    pub use super::values::{
-        check_endpoint, check_no_proxy, parse_ca, redact_url, shown_keys, Entry, Shown,
-    };
+    pub use super::read::{shown_keys, Entry, Shown};
+    pub use super::values::{check_endpoint, check_no_proxy, parse_ca, redact_url};
 }
 
 use crate::error::{Code, Error, Result};
+use crate::noproxy::NoProxy;
 use crate::proxy::{ProxyEnv, ProxyUrl};
 use crate::sys::Root;
 use keys::{Key, Ty};
@@ -64,125 +65,96 @@ pub struct Val<T> {
     pub source: Source,
 }
 
-fn dflt<T>(value: T) -> Val<T> {
-    Val {
-        value,
-        source: Source::Default,
-    }
+/// Declares `Config` and its blank value from one list of fields.
+macro_rules! config_struct {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        /// The effective configuration other code consumes: one `Val` per
+        /// value, each bound to its key(s) in `keys::KEYS`, which read,
+        /// default and show it.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Config {
+            /// The config file (resolved path) and whether it was read.
+            pub file: PathBuf,
+            pub file_read: bool,
+            $($(#[$doc])* pub $field: Val<$ty>,)*
+            /// Ignored platform keys present in the file, as written (`stages`, ...).
+            pub ignored: Vec<String>,
+        }
+
+        impl Config {
+            /// Every value empty (none, zero, false, the first variant), from
+            /// `Source::Default`; the table's defaults are laid over it.
+            fn blank() -> Config {
+                Config {
+                    file: PathBuf::from(DEFAULT_CONFIG),
+                    file_read: false,
+                    $($field: Val { value: <$ty>::default(), source: Source::Default },)*
+                    ignored: Vec::new(),
+                }
+            }
+        }
+    };
 }
 
-/// The effective configuration other code consumes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// The config file (resolved path) and whether it was read.
-    pub file: PathBuf,
-    pub file_read: bool,
-    pub endpoint: Val<Option<String>>,
-    pub token: Val<Option<Secret>>,
-    pub project_name: Val<Option<String>>,
-    pub project_uid: Val<Option<String>>,
-    pub name: Val<Option<String>>,
-    pub host_name: Val<Option<String>>,
-    pub prefix: Val<String>,
-    pub tags: Val<Vec<(String, String)>>,
-    pub tags_from_file: Val<Option<TagsFromFile>>,
-    pub device_uid_paths: Val<Vec<UidPath>>,
-    pub ca_certs: Val<Vec<CaCert>>,
-    pub insecure_skip_verify: Val<bool>,
-    pub disable_auto_register: Val<bool>,
-    pub registration_url: Val<Option<String>>,
+config_struct! {
+    endpoint: Option<String>,
+    token: Option<Secret>,
+    project_name: Option<String>,
+    project_uid: Option<String>,
+    name: Option<String>,
+    host_name: Option<String>,
+    prefix: String,
+    tags: Vec<(String, String)>,
+    tags_from_file: Option<TagsFromFile>,
+    device_uid_paths: Vec<UidPath>,
+    ca_certs: Vec<CaCert>,
+    insecure_skip_verify: bool,
+    disable_auto_register: bool,
+    registration_url: Option<String>,
     /// Proxy URLs may hold `user:password@`: never log them as they are;
     /// `values_api::redact_url` masks the credentials.
-    pub http_proxy: Val<Option<ProxyUrl>>,
-    pub https_proxy: Val<Option<ProxyUrl>>,
-    pub no_proxy: Val<Vec<String>>,
-    pub nameserver: Val<Option<String>>,
-    pub debug: Val<bool>,
-    pub trace: Val<bool>,
-    pub path: Val<String>,
-    pub management_mode: Val<Mode>,
-    pub installation_mode: Val<Option<String>>,
-    pub vip_skip: Val<bool>,
-    pub install_reboot: Val<bool>,
-    pub install_poweroff: Val<bool>,
+    http_proxy: Option<ProxyUrl>,
+    https_proxy: Option<ProxyUrl>,
+    /// Parsed once here; the transport takes it as it is.
+    no_proxy: NoProxy,
+    nameserver: Option<String>,
+    debug: bool,
+    trace: bool,
+    path: String,
+    management_mode: Mode,
+    installation_mode: Option<String>,
+    vip_skip: bool,
+    install_reboot: bool,
+    install_poweroff: bool,
     /// `outpost.server.protocol`: "outpost" or "ddi".
-    pub server_protocol: Val<String>,
-    pub ddi_tenant: Val<String>,
+    server_protocol: String,
+    ddi_tenant: String,
     /// "target" or "gateway".
-    pub ddi_token_type: Val<String>,
-    pub ddi_token: Val<Option<Secret>>,
-    pub interval_min: Val<u64>,
-    pub interval_max: Val<u64>,
+    ddi_token_type: String,
+    ddi_token: Option<Secret>,
+    interval_min: u64,
+    interval_max: u64,
     /// Host path (resolve under the root with `Root::path`).
-    pub state_dir: Val<String>,
-    pub scheduler: Val<Scheduler>,
-    pub log_level: Val<String>,
-    pub connect_timeout: Val<u64>,
-    pub request_timeout: Val<u64>,
+    state_dir: String,
+    scheduler: Scheduler,
+    log_level: String,
+    connect_timeout: u64,
+    request_timeout: u64,
     /// `outpost.upgrade.publicKeys`: signify public keys, each checked.
-    pub upgrade_keys: Val<Vec<String>>,
+    upgrade_keys: Vec<String>,
     /// `outpost.boot.checkin` (docs/boot.md).
-    pub boot_checkin: Val<bool>,
-    pub ddns_server: Val<Option<String>>,
-    pub ddns_zone: Val<Option<String>>,
-    pub ddns_key_name: Val<Option<String>>,
-    pub ddns_key_file: Val<Option<String>>,
-    pub ddns_algorithm: Val<String>,
-    /// Ignored platform keys present in the file, as written (`stages`, ...).
-    pub ignored: Vec<String>,
+    boot_checkin: bool,
+    ddns_server: Option<String>,
+    ddns_zone: Option<String>,
+    ddns_key_name: Option<String>,
+    ddns_key_file: Option<String>,
+    ddns_algorithm: String,
 }
 
 impl Default for Config {
+    /// The defaults of the key table (`keys::KEYS`), read from its text.
     fn default() -> Config {
-        Config {
-            file: PathBuf::from(DEFAULT_CONFIG),
-            file_read: false,
-            endpoint: dflt(None),
-            token: dflt(None),
-            project_name: dflt(None),
-            project_uid: dflt(None),
-            name: dflt(None),
-            host_name: dflt(None),
-            prefix: dflt("edge".into()),
-            tags: dflt(Vec::new()),
-            tags_from_file: dflt(None),
-            device_uid_paths: dflt(Vec::new()),
-            ca_certs: dflt(Vec::new()),
-            insecure_skip_verify: dflt(false),
-            disable_auto_register: dflt(false),
-            registration_url: dflt(None),
-            http_proxy: dflt(None),
-            https_proxy: dflt(None),
-            no_proxy: dflt(Vec::new()),
-            nameserver: dflt(None),
-            debug: dflt(false),
-            trace: dflt(false),
-            path: dflt("/".into()),
-            management_mode: dflt(Mode::Central),
-            installation_mode: dflt(None),
-            vip_skip: dflt(false),
-            install_reboot: dflt(false),
-            install_poweroff: dflt(false),
-            server_protocol: dflt("outpost".into()),
-            ddi_tenant: dflt("DEFAULT".into()),
-            ddi_token_type: dflt("target".into()),
-            ddi_token: dflt(None),
-            interval_min: dflt(60),
-            interval_max: dflt(3600),
-            state_dir: dflt(crate::paths::DEFAULT_STATE_DIR.into()),
-            scheduler: dflt(Scheduler::Auto),
-            log_level: dflt("warn".into()),
-            connect_timeout: dflt(10),
-            request_timeout: dflt(30),
-            upgrade_keys: dflt(Vec::new()),
-            boot_checkin: dflt(false),
-            ddns_server: dflt(None),
-            ddns_zone: dflt(None),
-            ddns_key_name: dflt(None),
-            ddns_key_file: dflt(None),
-            ddns_algorithm: dflt("hmac-sha256".into()),
-            ignored: Vec::new(),
-        }
+        read::defaults(Config::blank())
     }
 }
 
@@ -317,11 +289,10 @@ pub fn load_text(path: &Path, bytes: Option<&[u8]>, opts: &Options<'_>) -> Loade
         ..Config::default()
     };
     let layers = Layers::new(opts, &mut st.problems);
-    values::resolve(
+    read::resolve(
         &mut cfg,
         &st.file_values,
         &layers,
-        opts.root,
         &st.file,
         &mut st.problems,
         &mut st.warnings,
@@ -737,9 +708,10 @@ impl Layers {
                     "--set {k}: a secret is never taken from the command line; use {} or the config file",
                     key.env.unwrap_or(keys::TOKEN_ENV)
                 )),
-                Some(key) if matches!(key.ty, Ty::Str | Ty::Bool | Ty::Int | Ty::List) && !key.path.contains("[]") => {
+                Some(key) if matches!(key.read, keys::Read::Value(_)) => {
                     sets.insert(key.path, v.clone());
                 }
+                Some(key) if matches!(key.ty, Ty::Str | Ty::Bool | Ty::Int | Ty::List) => problems.push(format!("--set {k}: read from the config file only")),
                 Some(_) => problems.push(format!("--set {k}: only single values can be set on the command line")),
                 None => {
                     let (parent, last) = k.rsplit_once('.').unwrap_or(("", k));

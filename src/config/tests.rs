@@ -294,3 +294,98 @@ fn tags_from_file() {
         assert_eq!(tff.parse(text), want, "case {label}");
     }
 }
+
+#[test]
+fn the_table_drives_every_key() {
+    use keys::{Read, KEYS};
+    // The defaults are the table's own text, read like any value.
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut ctx = read::Ctx {
+        problems: &mut problems,
+        warnings: &mut warnings,
+        file: "defaults",
+    };
+    let mut cfg = Config::default();
+    for key in KEYS {
+        if let (Read::Value(f), false) = (key.read, key.default.is_empty()) {
+            let raw = Raw {
+                node: node::Node::Str(key.default.into()),
+                source: Source::Default,
+                at: key.path.into(),
+            };
+            f(&mut cfg, &raw, &mut ctx);
+        }
+    }
+    assert!(problems.is_empty(), "table defaults: {problems:?}");
+    let d = Config::default();
+    assert_eq!((d.interval_min.value, d.interval_max.value), (60, 3600));
+    assert_eq!(d.prefix.value, "edge");
+    assert_eq!(d.state_dir.value, crate::paths::DEFAULT_STATE_DIR);
+    assert_eq!(d.management_mode.value, Mode::Central);
+    assert_eq!(d.log_level.value, "warn");
+    assert_eq!(d.interval_min.source, Source::Default);
+    for key in KEYS {
+        // A variable or a flag reaches a key only through its reader.
+        if key.env.is_some() {
+            assert!(
+                matches!(key.read, Read::Value(_)),
+                "{}: env but no reader",
+                key.path
+            );
+        }
+        // Every key outpost acts on is read: by itself, or by its group.
+        let leaf = !matches!(key.ty, Ty::Object | Ty::ObjList | Ty::Ignored);
+        let parent = key
+            .path
+            .rsplit_once('.')
+            .map(|(p, _)| p.trim_end_matches("[]"));
+        let grouped = parent
+            .and_then(keys::lookup)
+            .is_some_and(|p| matches!(p.read, Read::File(_)));
+        if leaf {
+            assert!(
+                matches!(key.read, Read::Value(_)) || grouped,
+                "{}: nothing reads it",
+                key.path
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_only_key_is_refused_on_the_command_line() {
+    let l = load_with(
+        "#cloud-config\n",
+        &[],
+        &[("stylus.site.tagsFromFile.fileName", "/x")],
+    );
+    assert_eq!(
+        l.problems,
+        ["--set stylus.site.tagsFromFile.fileName: read from the config file only"]
+    );
+}
+
+#[test]
+fn no_proxy_is_parsed_once_into_the_transports_type() {
+    let l = load_with(
+        "#cloud-config\nstylus:\n  site:\n    network:\n      noProxy: [10.0.0.0/8, .corp.example]\n",
+        &[],
+        &[],
+    );
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    let np = &l.config.no_proxy.value;
+    assert!(np.matches("10.1.2.3", 443) && np.matches("hub.corp.example", 443));
+    assert!(!np.matches("hub.example.net", 443));
+    assert_eq!(np.given(), ["10.0.0.0/8", ".corp.example"]);
+    let l = load_with(
+        "#cloud-config\n",
+        &[("no_proxy", "a.example,b.example:8443")],
+        &[],
+    );
+    assert_eq!(
+        l.config.no_proxy.value.given(),
+        ["a.example", "b.example:8443"]
+    );
+    assert_eq!(l.config.no_proxy.source, Source::Env("no_proxy".into()));
+}

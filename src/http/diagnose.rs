@@ -128,8 +128,12 @@ pub fn network(settings: &HttpSettings, system: Option<&CaBundle>, t: &Target<'_
             push(
                 &mut out,
                 1,
-                Outcome::new(Status::Fail, e.message.clone(), "a usable proxy setting")
-                    .hint("fix the proxy variable or stylus.site.network.httpsProxy"),
+                Outcome::new(
+                    Status::Fail,
+                    e.message().to_string(),
+                    "a usable proxy setting",
+                )
+                .hint("fix the proxy variable or stylus.site.network.httpsProxy"),
             );
             skip_rest(&mut out, &steps, 2, "net.route");
             return out;
@@ -333,7 +337,7 @@ pub fn network(settings: &HttpSettings, system: Option<&CaBundle>, t: &Target<'_
             push(
                 &mut out,
                 7,
-                Outcome::new(Status::Fail, e.message.clone(), "a usable transport"),
+                Outcome::new(Status::Fail, e.message().to_string(), "a usable transport"),
             );
             skip_rest(&mut out, &steps, 8, "net.probe");
             return out;
@@ -348,7 +352,7 @@ pub fn network(settings: &HttpSettings, system: Option<&CaBundle>, t: &Target<'_
                 7,
                 Outcome::new(
                     Status::Fail,
-                    e.message.clone(),
+                    e.message().to_string(),
                     format!("HTTP 200 from GET {}", target.safe),
                 ),
             );

@@ -114,9 +114,9 @@ fn routes() {
         ..HttpSettings::default()
     };
     let err = route(&bad, true, "h", 443).expect_err("bad env proxy");
-    assert_eq!(err.code, Code::Config);
+    assert_eq!(err.code(), Code::Config);
     assert_eq!(
-        err.message,
+        err.message(),
         "HTTPS_PROXY: proxy URL socks5://****@h:1: scheme socks5:// is not supported; use http:// (outpost speaks to proxies over http with CONNECT)"
     );
 }
@@ -180,9 +180,9 @@ fn plain_http_is_refused_unless_loopback_switch() {
         };
         let c = Client::new(settings, None).expect("client");
         let err = c.get(url, &[]).expect_err(url);
-        assert_eq!(err.code, Code::Config, "{url} switch {switch}");
+        assert_eq!(err.code(), Code::Config, "{url} switch {switch}");
         assert_eq!(
-            err.message,
+            err.message(),
             format!("GET {url}: plain http:// is refused; use https://"),
             "{url} switch {switch}"
         );
@@ -223,11 +223,11 @@ fn no_roots_at_all_is_untrusted() {
     let err = Client::new(HttpSettings::default(), None)
         .err()
         .expect("no roots must fail");
-    assert_eq!(err.code, Code::Untrusted);
+    assert_eq!(err.code(), Code::Untrusted);
     assert!(
-        err.message.starts_with("no trusted CA certificates: no system CA bundle found (/etc/ssl/certs/ca-certificates.crt, "),
+        err.message().starts_with("no trusted CA certificates: no system CA bundle found (/etc/ssl/certs/ca-certificates.crt, "),
         "{}",
-        err.message
+        err.message()
     );
 }
 

@@ -188,8 +188,8 @@ mod tests {
         ];
         for (text, want) in cases {
             let e = Manifest::parse(text, "m.json").expect_err(text);
-            assert_eq!(e.message, want, "input {text}");
-            assert_eq!(e.code, crate::error::Code::Config, "input {text}");
+            assert_eq!(e.message(), want, "input {text}");
+            assert_eq!(e.code(), crate::error::Code::Config, "input {text}");
         }
     }
 }

@@ -705,8 +705,8 @@ mod tests {
                     assert_eq!(got, want, "case {}", c.name);
                 }
                 (Err(e), Err(want)) => {
-                    assert_eq!(e.message, want, "case {}", c.name);
-                    assert_eq!(e.code, Code::NotPermitted, "case {}", c.name);
+                    assert_eq!(e.message(), want, "case {}", c.name);
+                    assert_eq!(e.code(), Code::NotPermitted, "case {}", c.name);
                 }
                 (got, want) => panic!("case {}: got {got:?}, want {want:?}", c.name),
             }
@@ -884,7 +884,7 @@ mod tests {
                 trust_paths: &empty,
             })
             .map(|a| a.iter().map(Action::describe).collect::<Vec<_>>())
-            .map_err(|e| e.message);
+            .map_err(|e| e.message().to_string());
             assert_eq!(got, want, "live {live}");
         }
     }

@@ -116,16 +116,18 @@ pub fn save_outcome(l: &Layout, o: &Outcome) -> Result<()> {
     )
 }
 
-/// Record a failure before the swap (the running binary is unchanged).
-pub fn record_failure(l: &Layout, to: &str, e: &Error, now: u64) {
-    let o = Outcome::new(
+/// Record a failure before the swap (the running binary is unchanged);
+/// `offer_tag`: the desired-state tag of the offer, when the hub made one.
+pub fn record_failure(l: &Layout, to: &str, e: &Error, now: u64, offer_tag: Option<&str>) {
+    let mut o = Outcome::new(
         Phase::Failed,
         &crate::version::running(),
         to,
-        &e.message,
-        e.code.as_i32(),
+        e.message(),
+        e.code().as_i32(),
         now,
     );
+    o.offer_tag = offer_tag.map(str::to_string);
     if let Err(w) = save_outcome(l, &o) {
         log::warn!("recording the failed upgrade: {w}");
     }

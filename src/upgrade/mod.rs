@@ -208,7 +208,7 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
     // The same refusal again is not news for the hub.
     if let Some(o) = apply::load_outcome(l) {
         if o.to == to
-            && o.reason == e.message
+            && o.reason == e.message()
             && o.phase() == Some(Phase::Failed)
             && o.offer_tag.as_deref() == Some(tag)
         {
@@ -216,18 +216,7 @@ fn note_failure(l: &Layout, to: &str, e: &Error, now: u64, tag: &str) {
         }
     }
     log::error!("upgrade to {to} failed: {e}");
-    let mut o = trial::Outcome::new(
-        Phase::Failed,
-        &crate::version::running(),
-        to,
-        &e.message,
-        e.code.as_i32(),
-        now,
-    );
-    o.offer_tag = Some(tag.to_string());
-    if let Err(w) = apply::save_outcome(l, &o) {
-        log::warn!("recording the failed upgrade: {w}");
-    }
+    apply::record_failure(l, to, e, now, Some(tag));
 }
 
 fn act(

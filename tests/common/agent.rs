@@ -156,3 +156,40 @@ pub fn requests(lines: &[String]) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+/// A hub over TLS (the test PKI) with a fresh registration token, checking
+/// devices in every `interval` seconds (test mode), and one device set up
+/// against it (`run_checkin`-style tests start here).
+pub struct HubAndDevice {
+    pub pki: super::tls::TestPki,
+    pub hub: super::hub::Hub,
+    pub token: String,
+    pub device: Device,
+}
+
+impl HubAndDevice {
+    pub fn start(dir: &Path, host_id: &str, interval: &str) -> HubAndDevice {
+        let pki = super::tls::make_pki(dir);
+        let hub = super::hub::Hub::start(dir, Some(&pki), &[]);
+        let token = hub.token(&[]);
+        let (code, _, err) = hub.cli(&["set-interval", "--test-mode", interval]);
+        assert_eq!(code, 0, "set-interval: {err}");
+        let device = Device::new(
+            dir,
+            &Setup {
+                endpoint: &hub.url,
+                token: Some(&token),
+                host_id,
+                ca_pem: &pki.ca_cert,
+                site: "",
+                top: "",
+            },
+        );
+        HubAndDevice {
+            pki,
+            hub,
+            token,
+            device,
+        }
+    }
+}

@@ -58,6 +58,7 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 pub mod agent;
 pub mod fault;
+pub mod install;
 pub mod kill;
 pub mod leak;
 pub mod proxy;
