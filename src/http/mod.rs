@@ -32,6 +32,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 /// Log lines of the transport keep one target, whichever file they come from.
 const LOG_TARGET: &str = "outpost::http";
 
+mod certinfo;
 mod client;
 pub mod diagnose;
 mod download;
