@@ -572,9 +572,11 @@ pub fn prepare<'a>(
         )));
     };
     let settings = http_settings(cfg, host)?;
-    let system = http::read_system_ca(root)?;
-    let client = Client::new(settings, system.as_ref())?;
     let paths = Paths::new(root.path(&cfg.state_dir.value));
+    let system = http::read_system_ca(root)?;
+    // The anchor cache is written once the state directory exists (from
+    // the second run on a new device).
+    let client = Client::with_anchor_cache(settings, system.as_ref(), Some(&paths.ca_anchors()))?;
     state::ensure(&paths)?;
     let id = crate::identity::host_id(root, cfg, host)?;
     Ok((

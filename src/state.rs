@@ -48,6 +48,10 @@ impl Paths {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
+    /// The system CA bundle's decoded trust anchors (http/anchors.rs).
+    pub fn ca_anchors(&self) -> PathBuf {
+        self.dir.join(crate::http::anchors::CACHE_NAME)
+    }
 }
 
 /// `state.json`: what the server told us and what we sent it.

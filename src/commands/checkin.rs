@@ -215,9 +215,11 @@ pub fn ddi_poll(
     };
     let base = checkin::base_url(endpoint);
     let settings = checkin::http_settings(cfg, host)?;
-    let system = crate::http::read_system_ca(root)?;
-    let client = Client::new(settings, system.as_ref())?;
     let paths = state::Paths::new(root.path(&cfg.state_dir.value));
+    let system = crate::http::read_system_ca(root)?;
+    // The anchor cache is written once the state directory exists (from
+    // the second run on a new device).
+    let client = Client::with_anchor_cache(settings, system.as_ref(), Some(&paths.ca_anchors()))?;
     state::ensure(&paths)?;
     // One poll at a time (a deployment must not be acted on by two
     // processes): a held lock is exit 5, as for a check-in.

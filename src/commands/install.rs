@@ -126,8 +126,8 @@ pub fn run(a: InstallArgs) -> Result<Code> {
             )
         })?,
     };
-    let binary = read_binary(&bin_path, a.binary.is_some())?;
-    check_arch(root, host.as_ref(), &bin_path, &binary)?;
+    let (elf_head, binary) = read_binary(&bin_path, a.binary.is_some())?;
+    check_arch(root, host.as_ref(), &bin_path, &elf_head)?;
 
     let scheduler = a
         .scheduler
@@ -152,7 +152,7 @@ pub fn run(a: InstallArgs) -> Result<Code> {
     let spec = Spec {
         image: !live,
         scheduler,
-        binary: binary.into(),
+        binary,
         config: given.map(|(_, b)| b),
         state_dir: state_dir.clone(),
         ca_certs,
@@ -410,22 +410,29 @@ pub fn fetch_config(url: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn read_binary(path: &PathBuf, given: bool) -> Result<Vec<u8>> {
-    let data = std::fs::read(path).map_err(|e| {
-        let err = Error::io("reading", path, &e);
+/// The binary to install: its ELF header (the architecture check), and its
+/// content as a file hashed in pieces, never read whole into memory.
+fn read_binary(path: &PathBuf, given: bool) -> Result<(Vec<u8>, inst::Content)> {
+    let io_err = |e: &std::io::Error| {
+        let err = Error::io("reading", path, e);
         if given && err.code() == Code::LocalIo {
             Error::usage(format!("install: --binary {}", err.message()))
         } else {
             err
         }
-    })?;
-    if inst::elf_machine(&data).is_none() {
+    };
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
+        .map_err(|e| io_err(&e))?;
+    if inst::elf_machine(&head).is_none() {
         return Err(Error::usage(format!(
             "install: {} is not an ELF executable",
             path.display()
         )));
     }
-    Ok(data)
+    let content = inst::Content::file(path).map_err(|e| io_err(&e))?;
+    Ok((head, content))
 }
 
 /// The tree's architecture: the running kernel's on the live system, else

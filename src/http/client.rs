@@ -66,29 +66,41 @@ impl Client {
     /// trusted), unless verification is off, or the `webpki-roots` feature
     /// supplies the bundled Mozilla set.
     pub fn new(settings: HttpSettings, system: Option<&CaBundle>) -> Result<Client> {
-        let mut certs: Vec<Certificate<'static>> = Vec::new();
-        if let Some(bundle) = system {
-            let (ders, bad) = pem_certificates(&bundle.pem);
-            log::debug!(target: LOG_TARGET,
-                "{} CA certificates from {} ({bad} unreadable blocks skipped)",
-                ders.len(),
-                bundle.path.display()
-            );
-            if ders.is_empty() {
-                log::warn!(target: LOG_TARGET, "no certificates in CA bundle {}", bundle.path.display());
+        Client::with_anchor_cache(settings, system, None)
+    }
+
+    /// `new`, with the system bundle's decoded trust anchors kept in the
+    /// file `cache` (anchors.rs): a check-in passes
+    /// `<stateDir>/ca-anchors`.
+    pub fn with_anchor_cache(
+        settings: HttpSettings,
+        system: Option<&CaBundle>,
+        cache: Option<&std::path::Path>,
+    ) -> Result<Client> {
+        let mut store = rustls::RootCertStore::empty();
+        if !settings.insecure_skip_verify {
+            if let Some(bundle) = system {
+                store.roots = match cache {
+                    Some(c) => anchors::cached(bundle, c).0,
+                    None => anchors::decode(bundle).0,
+                };
+                if store.roots.is_empty() {
+                    log::warn!(target: LOG_TARGET, "no certificates in CA bundle {}", bundle.path.display());
+                }
             }
-            certs.extend(ders.iter().map(|d| Certificate::from_der(d).to_owned()));
+            // caCerts were checked when the config was read; one that does
+            // not decode is left out, as ureq did.
+            store.roots.extend(settings.extra_ca.iter().filter_map(|c| {
+                let der = rustls::pki_types::CertificateDer::from(c.der.as_slice());
+                webpki::anchor_from_trusted_cert(&der)
+                    .ok()
+                    .map(|a| a.to_owned())
+            }));
         }
-        certs.extend(
-            settings
-                .extra_ca
-                .iter()
-                .map(|c| Certificate::from_der(&c.der).to_owned()),
-        );
         let roots = if settings.insecure_skip_verify {
             Roots::NoneNeeded
-        } else if !certs.is_empty() {
-            Roots::Specific(Arc::new(certs))
+        } else if !store.roots.is_empty() {
+            Roots::Specific(Arc::new(store))
         } else {
             no_roots()?
         };
@@ -247,11 +259,14 @@ impl Client {
     }
 
     fn new_agent(&self, route: &Route) -> Result<ureq::Agent> {
+        let provider = super::provider::provider();
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(super::provider::provider());
+            .unversioned_rustls_crypto_provider(provider.clone());
         let tls = match &self.roots {
-            Roots::Specific(certs) => tls.root_certs(RootCerts::Specific(certs.clone())),
+            // Our own TLS step (tls.rs) does the handshake; ureq's is not
+            // in the chain.
+            Roots::Specific(_) => tls,
             #[cfg(feature = "webpki-roots")]
             Roots::Bundled => tls.root_certs(RootCerts::WebPki),
             Roots::NoneNeeded => tls.disable_verification(true),
@@ -286,7 +301,29 @@ impl Client {
             .max_idle_connections_per_host(1)
             .tls_config(tls.build())
             .build();
-        Ok(ureq::Agent::new_with_config(config))
+        let Roots::Specific(store) = &self.roots else {
+            return Ok(ureq::Agent::new_with_config(config));
+        };
+        // The rustls config ureq would build from certificates, built here
+        // from the decoded anchors: every protocol version the provider
+        // has, no client certificate, SNI on.
+        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(|e| Error::new(Code::Untrusted, format!("TLS setup: {e}")))?
+            .with_root_certificates(store.clone())
+            .with_no_client_auth();
+        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(super::tls::TlsConnector {
+                    config: Arc::new(tls_config),
+                });
+        Ok(ureq::Agent::with_parts(
+            config,
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        ))
     }
 }
 

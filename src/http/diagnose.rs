@@ -18,6 +18,7 @@
 //! endpoint only. The proxy's credentials go only to the proxy. No
 //! credential is ever printed.
 
+use super::certinfo::cert_info;
 use super::*;
 use crate::checks::{Check, Outcome, Status};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -763,25 +764,6 @@ fn handshake(
     conn.send_close_notify();
     let _ = conn.complete_io(stream);
     (o, !settings.insecure_skip_verify)
-}
-
-/// One certificate's subject, issuer and end of validity.
-pub struct CertInfo {
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: u64,
-}
-
-/// Parse one DER certificate (x509-cert).
-pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
-    use x509_cert::der::Decode;
-    let c = x509_cert::Certificate::from_der(der).ok()?;
-    let tbs = &c.tbs_certificate;
-    Some(CertInfo {
-        subject: tbs.subject.to_string(),
-        issuer: tbs.issuer.to_string(),
-        not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
-    })
 }
 
 fn describe_chain(chain: &[Vec<u8>], now: SystemTime, verified: bool) -> Outcome {

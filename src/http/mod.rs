@@ -27,11 +27,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Uri;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+#[cfg(feature = "webpki-roots")]
+use ureq::tls::RootCerts;
+use ureq::tls::{TlsConfig, TlsProvider};
 
 /// Log lines of the transport keep one target, whichever file they come from.
 const LOG_TARGET: &str = "outpost::http";
 
+pub mod anchors;
+mod certinfo;
 mod client;
 pub mod diagnose;
 mod download;
@@ -41,6 +45,7 @@ mod route;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod trust;
 
 #[allow(unused_imports)]

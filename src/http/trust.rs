@@ -18,6 +18,8 @@ pub const SYSTEM_CA_PATHS: [&str; 5] = [
 pub struct CaBundle {
     pub path: PathBuf,
     pub pem: Vec<u8>,
+    /// The file's identity when it was read (keys the trust anchor cache).
+    pub identity: Option<anchors::Identity>,
 }
 
 /// Read the first system CA bundle that exists under `root`
@@ -26,18 +28,31 @@ pub struct CaBundle {
 pub fn read_system_ca(root: &Root) -> Result<Option<CaBundle>> {
     for p in SYSTEM_CA_PATHS {
         let path = root.path(p);
-        match std::fs::read(&path) {
-            Ok(pem) => return Ok(Some(CaBundle { path, pem })),
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("reading CA bundle", &path, &e)),
-        }
+        };
+        // Identity and content from the same open file.
+        let meta = f
+            .metadata()
+            .map_err(|e| Error::io("reading CA bundle", &path, &e))?;
+        let mut pem = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut f, &mut pem)
+            .map_err(|e| Error::io("reading CA bundle", &path, &e))?;
+        return Ok(Some(CaBundle {
+            path,
+            pem,
+            identity: Some(anchors::identity(&meta)),
+        }));
     }
     Ok(None)
 }
 
 #[derive(Clone)]
 pub(super) enum Roots {
-    Specific(Arc<Vec<Certificate<'static>>>),
+    /// Decoded trust anchors (system bundle + caCerts).
+    Specific(Arc<rustls::RootCertStore>),
     #[cfg(feature = "webpki-roots")]
     Bundled,
     NoneNeeded,

@@ -39,11 +39,9 @@ pub fn look(root: &Root, host_path: &str) -> Result<Seen> {
     } else if ft.is_dir() {
         Seen::Dir { mode }
     } else if ft.is_file() {
-        let data = fs::read(&p).map_err(|e| Error::io("reading", &p, &e))?;
-        Seen::File {
-            sha256: sha256_hex(&data),
-            mode,
-        }
+        // In pieces: the file may be the installed binary (megabytes).
+        let (sha256, _) = super::sha256_file(&p).map_err(|e| Error::io("reading", &p, &e))?;
+        Seen::File { sha256, mode }
     } else {
         Seen::Other
     })
@@ -162,8 +160,12 @@ impl<'a> Applier<'a> {
             }
             Action::Backup { path, to, mode } => {
                 let src = root.path(path);
-                let data = fs::read(&src).map_err(|e| Error::io("backing up", &src, &e))?;
-                fsutil::write_atomic(&root.path(to), &data, *mode)?;
+                let mut from =
+                    fs::File::open(&src).map_err(|e| Error::io("backing up", &src, &e))?;
+                // Copied in pieces (std uses copy_file_range where it can).
+                fsutil::write_atomic_with(&root.path(to), *mode, |f| {
+                    io::copy(&mut from, f).map(|_| ())
+                })?;
                 self.pending_backup = Some((path.clone(), to.clone(), *mode));
             }
             Action::Write {
@@ -185,7 +187,7 @@ impl<'a> Applier<'a> {
                 self.take_backup(&mut e);
                 self.manifest.record(e);
                 self.save()?;
-                fsutil::write_atomic(&root.path(path), &data[..], *mode)?;
+                fsutil::write_atomic_with(&root.path(path), *mode, |f| data.write_to(f))?;
             }
             Action::Link { path, target, .. } => {
                 let mut e = Entry {
@@ -211,9 +213,11 @@ impl<'a> Applier<'a> {
                 match restore {
                     Some((b, mode)) => {
                         let bp = root.path(b);
-                        match fs::read(&bp) {
-                            Ok(data) => {
-                                fsutil::write_atomic(&p, &data, *mode)?;
+                        match fs::File::open(&bp) {
+                            Ok(mut from) => {
+                                fsutil::write_atomic_with(&p, *mode, |f| {
+                                    io::copy(&mut from, f).map(|_| ())
+                                })?;
                                 remove(&bp)?;
                             }
                             // Already restored by an interrupted run.

@@ -175,13 +175,112 @@ pub const ARCH_PROBES: &[&str] = &[
     "/sbin/init",
 ];
 
+/// What a file to install holds: bytes in memory (the small files install
+/// writes), or a file read in pieces when it is hashed and when it is
+/// written (the binary: megabytes, never held whole in memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Rc<[u8]>),
+    /// `sha256` and `len` as `Content::file` read them; the copy checks
+    /// the hash again while it writes.
+    File {
+        path: std::path::PathBuf,
+        len: u64,
+        sha256: String,
+    },
+}
+
+impl Content {
+    /// Hash `path` in pieces.
+    pub fn file(path: &std::path::Path) -> std::io::Result<Content> {
+        let (sha256, len) = sha256_file(path)?;
+        Ok(Content::File {
+            path: path.to_path_buf(),
+            len,
+            sha256,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn sha256(&self) -> String {
+        match self {
+            Content::Bytes(b) => sha256_hex(b),
+            Content::File { sha256, .. } => sha256.clone(),
+        }
+    }
+
+    /// The bytes, when they are in memory.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Content::Bytes(b) => Some(b),
+            Content::File { .. } => None,
+        }
+    }
+
+    /// Write the content into `out`: bytes as they are; a file copied in
+    /// pieces and hashed on the way, failing when it no longer has the
+    /// hash it was planned with (it changed since).
+    pub fn write_to(&self, out: &mut std::fs::File) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        match self {
+            Content::Bytes(b) => out.write_all(b),
+            Content::File { path, sha256, .. } => {
+                let mut f = std::fs::File::open(path)?;
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                let mut buf = vec![0u8; COPY_CHUNK];
+                loop {
+                    let n = match f.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    ctx.update(&buf[..n]);
+                    out.write_all(&buf[..n])?;
+                }
+                if hex(ctx.finish().as_ref()) != *sha256 {
+                    return Err(std::io::Error::other(format!(
+                        "{} changed while it was being installed",
+                        path.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(v: Vec<u8>) -> Content {
+        Content::Bytes(v.into())
+    }
+}
+
+impl From<&[u8]> for Content {
+    fn from(v: &[u8]) -> Content {
+        Content::Bytes(v.into())
+    }
+}
+
+/// The piece size of streamed copies and hashes.
+pub const COPY_CHUNK: usize = 64 * 1024;
+
 /// A file, symlink or directory that should exist after install.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Want {
     File {
         path: String,
-        /// Shared, so the binary is held once however often it is planned.
-        data: Rc<[u8]>,
+        data: Content,
         mode: u32,
         /// A trust-store entry (its change reruns the update command).
         trust: bool,
@@ -212,7 +311,7 @@ pub struct Spec {
     /// unit is added and nothing is started.
     pub image: bool,
     pub scheduler: Scheduler,
-    pub binary: Rc<[u8]>,
+    pub binary: Content,
     /// The operator's user-data to place (None: leave what is there).
     pub config: Option<Vec<u8>>,
     /// Host path of the state directory.
@@ -240,7 +339,7 @@ pub fn wants(s: &Spec) -> Vec<Want> {
         },
         Want::File {
             path: BIN_PATH.into(),
-            data: Rc::clone(&s.binary),
+            data: s.binary.clone(),
             mode: 0o755,
             trust: false,
         },
@@ -378,8 +477,32 @@ pub fn pem(der: &[u8]) -> String {
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lower-case hex SHA-256 and length of the file at `path`, read in pieces.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut len = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                ctx.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((hex(ctx.finish().as_ref()), len))
 }
 
 #[cfg(test)]
@@ -555,11 +678,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_file_is_hashed_and_copied_in_pieces_and_a_change_is_caught() {
+        let dir = std::env::temp_dir().join(format!("outpost-content-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let src = dir.join("bin");
+        // Several pieces and a partial one.
+        let data: Vec<u8> = (0..COPY_CHUNK * 3 + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).expect("write");
+        let c = Content::file(&src).expect("hashes");
+        assert_eq!(c.len(), data.len() as u64);
+        assert_eq!(c.sha256(), sha256_hex(&data));
+        assert_eq!(c.bytes(), None, "not held in memory");
+        let out = dir.join("out");
+        let mut f = std::fs::File::create(&out).expect("create");
+        c.write_to(&mut f).expect("copies");
+        assert_eq!(std::fs::read(&out).expect("read"), data);
+        // Changed after planning: the copy fails instead of installing it.
+        std::fs::write(&src, b"other").expect("write");
+        let mut f = std::fs::File::create(&out).expect("create");
+        let e = c.write_to(&mut f).expect_err("changed");
+        assert!(
+            e.to_string()
+                .contains("changed while it was being installed"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn spec(image: bool, scheduler: Scheduler) -> Spec {
         Spec {
             image,
             scheduler,
-            binary: Rc::from(&b"bin"[..]),
+            binary: b"bin"[..].into(),
             config: Some(b"#cloud-config\n".to_vec()),
             state_dir: DEFAULT_STATE_DIR.into(),
             ca_certs: vec![vec![1, 2, 3]],
@@ -631,7 +783,7 @@ mod tests {
             .expect("proxy env");
         assert_eq!(env.1, 0o600, "proxy env mode");
         assert_eq!(
-            String::from_utf8_lossy(&env.0),
+            String::from_utf8_lossy(env.0.bytes().expect("in memory")),
             "# Written by outpost install from stylus.site.network.\n\
              HTTP_PROXY=http://proxy:3128\nhttp_proxy=http://proxy:3128\n\
              NO_PROXY=10.0.0.0/8,.local\nno_proxy=10.0.0.0/8,.local\n",

@@ -50,7 +50,7 @@ pub enum Action {
     },
     Write {
         path: String,
-        data: std::rc::Rc<[u8]>,
+        data: super::Content,
         mode: u32,
         sha256: String,
         replace: bool,
@@ -244,7 +244,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
             Want::File {
                 path, data, mode, ..
             } => {
-                let sha = sha256_hex(data);
+                let sha = data.sha256();
                 let ours = i.manifest.file(path).is_some();
                 let entry = Entry {
                     path: path.clone(),
@@ -257,7 +257,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Vec<Action>> {
                 };
                 let write = |replace| Action::Write {
                     path: path.clone(),
-                    data: std::rc::Rc::clone(data),
+                    data: data.clone(),
                     mode: *mode,
                     sha256: sha.clone(),
                     replace,
