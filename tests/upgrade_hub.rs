@@ -311,9 +311,7 @@ fn broken_canary_is_rolled_back_and_pauses_the_rollout() {
     );
     let st = w.hub_ok(&["rollout", "status"]);
     assert!(
-        st.contains(
-            "paused (edge-a rolled back: 0.9.0 started 3 times without a successful check-in)"
-        ),
+        st.contains("paused (edge-a rolled back: 0.9.0 started 3 times without committing)"),
         "{st}"
     );
     // b is never offered; a does not retry the rolled-back version.

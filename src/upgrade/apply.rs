@@ -225,11 +225,36 @@ pub fn stage(
         ));
     }
     remove(&l.staging)?;
+    let dir = l.dir();
+    match crate::sys::host().statvfs(&dir) {
+        Ok(fs) => space_verdict(&dir, fs.available, m.size)?,
+        Err(e) => log::warn!(
+            "statvfs {}: {}; staging without a free-space check",
+            dir.display(),
+            crate::error::io_text(&e)
+        ),
+    }
     let r = stage_inner(l, m, src, timeout, progress);
     if r.is_err() {
         let _ = fs::remove_file(&l.staging);
     }
     r
+}
+
+/// Refuse to stage `need` bytes into `dir` when its filesystem has fewer
+/// available (before anything is written, so a full disk is one clear
+/// line; a disk that fills up during the download still fails on write).
+pub fn space_verdict(dir: &Path, available: u64, need: u64) -> Result<()> {
+    if available < need {
+        return Err(Error::new(
+            Code::LocalIo,
+            format!(
+                "{}: {need} bytes needed to stage the new binary, {available} available",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn stage_inner(
@@ -380,11 +405,15 @@ pub fn smoke(path: &Path, m: &Manifest) -> Result<()> {
 pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
     let from = &crate::version::running();
     save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
+    swap_pause("trial.json written");
     let tmp = l.dir().join(".outpost.prev.tmp");
     remove(&tmp)?;
     fs::hard_link(&l.bin, &tmp).map_err(|e| Error::io("linking", &tmp, &e))?;
+    swap_pause("previous binary linked");
     fs::rename(&tmp, &l.prev).map_err(|e| Error::io("renaming to", &l.prev, &e))?;
+    swap_pause("outpost.prev in place");
     fs::rename(&l.staging, &l.bin).map_err(|e| Error::io("renaming to", &l.bin, &e))?;
+    swap_pause("new binary renamed in");
     fsync_dir(&l.dir())?;
     log::info!(
         "installed {} {} at {} (previous {from} kept as {}); on trial until it checks in",
@@ -396,6 +425,21 @@ pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
     save_outcome(l, &Outcome::new(Phase::Trial, from, &m.version, "", 0, now))?;
     note_in_install_manifest(l);
     Ok(())
+}
+
+/// Test hook (`test-hooks` builds only): `OUTPOST_TEST_SWAP_PAUSE_MS=N`
+/// sleeps N ms after each step of [`swap`], so the lab's power-cut scenario
+/// can land cuts between the steps (the order of the durable operations is
+/// the same; only the gaps between them grow).
+fn swap_pause(_step: &str) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("OUTPOST_TEST_SWAP_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        log::info!("swap: {_step} (test pause {ms} ms)");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 /// Keep install's manifest.json in step: the binary's new hash, and
@@ -539,4 +583,32 @@ pub fn commit(l: &Layout, t: &Trial, now: u64) -> Result<()> {
     remove(&l.trial())?;
     log::info!("upgrade from {} to {} committed", t.from, t.to);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_verdict_table() {
+        let dir = Path::new("/usr/local/bin");
+        for (available, need, ok) in [
+            (0, 0, true),
+            (999, 1000, false),
+            (1000, 1000, true),
+            (u64::MAX, 50_000_000, true),
+            (0, 1, false),
+        ] {
+            let r = space_verdict(dir, available, need);
+            assert_eq!(r.is_ok(), ok, "{available} available, {need} needed");
+            if let Err(e) = r {
+                assert_eq!(e.code, Code::LocalIo);
+                assert_eq!(
+                    e.message,
+                    format!("/usr/local/bin: {need} bytes needed to stage the new binary, {available} available")
+                );
+                assert!(!e.message.contains('\n'));
+            }
+        }
+    }
 }
