@@ -51,5 +51,6 @@ scenario() {
     lab_log "from the swap to the rollback: ${bound} s (3 x (WatchdogSec 120 + RestartSec 30) plus starts; the guard's window is 900 s)"
     [ "$bound" -le 900 ] || lab_fail "the rollback took ${bound} s, more than the trial window of 900 s"
     grep -q "rolled back" "$LAB_RUN/rollout.txt" || lab_fail "the hub does not show the rollback"
-    grep -q "paused" "$LAB_RUN/rollout.txt" || lab_fail "the hub's rollout is not paused"
+    grep -q "^rollout of 0.9.0: paused (edge-.* rolled back: 0.9.0 started 3 times without committing)" "$LAB_RUN/rollout.txt" ||
+        lab_fail "the hub's rollout is not paused with the reason (a device on trial must not count as committed)"
 }
