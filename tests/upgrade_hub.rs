@@ -259,6 +259,13 @@ fn rollout_of_three_agents_with_a_canary() {
         "{sout}"
     );
 
+    // The hub learns of the commit at the canary's next check-in (until
+    // then the canary reported "on trial", which is not a commit).
+    let st = w.hub_ok(&["rollout", "status"]);
+    assert!(st.contains("on trial"), "{st}");
+    let (code, out, err) = hosts[0].tick();
+    assert_eq!(code, 0, "{out}{err}");
+
     // Now the rest.
     for h in &hosts[1..] {
         let (code, out, err) = h.tick();
