@@ -6,14 +6,14 @@
 //! Order matters for power cuts; at every instant the installed binary is
 //! the old or the new one, complete:
 //! 1. stage `.outpost.new` (O_EXCL, 0700 while written), fsync, verify, 0755;
-//! 2. write `trial.json` naming the new binary's SHA-256;
-//! 3. hard-link the installed binary to `.outpost.prev.tmp`, rename it to
-//!    `outpost.prev`;
+//! 2. hard-link the installed binary to `.outpost.prev.tmp`, rename it to
+//!    `outpost.prev`, fsync the directory (the guard exists before a trial);
+//! 3. write `trial.json` naming the new binary's SHA-256;
 //! 4. rename `.outpost.new` over `outpost`; fsync the directory;
 //! 5. write `upgrade.json` (on trial).
 //!
 //! A cut before 4 leaves the old binary and a trial that does not match it,
-//! which the guard drops. This file must not decide policy (that is
+//! which the guard drops (and so does the running agent, [`drop_stale_trial`]). This file must not decide policy (that is
 //! `trial.rs`) and must never write into the installed binary in place.
 
 use super::release::{self, Manifest, Verified};
@@ -404,14 +404,18 @@ pub fn smoke(path: &Path, m: &Manifest) -> Result<()> {
 /// trial. `now` is Unix seconds.
 pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
     let from = &crate::version::running();
-    save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
-    swap_pause("trial.json written");
+    // outpost.prev first, durably: the guard that ends the trial is
+    // outpost.prev, so it must exist before a trial does (a power cut after
+    // trial.json and before the link once left a trial no guard ran for).
     let tmp = l.dir().join(".outpost.prev.tmp");
     remove(&tmp)?;
     fs::hard_link(&l.bin, &tmp).map_err(|e| Error::io("linking", &tmp, &e))?;
     swap_pause("previous binary linked");
     fs::rename(&tmp, &l.prev).map_err(|e| Error::io("renaming to", &l.prev, &e))?;
+    fsync_dir(&l.dir())?;
     swap_pause("outpost.prev in place");
+    save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
+    swap_pause("trial.json written");
     fs::rename(&l.staging, &l.bin).map_err(|e| Error::io("renaming to", &l.bin, &e))?;
     swap_pause("new binary renamed in");
     fsync_dir(&l.dir())?;
@@ -536,27 +540,7 @@ pub fn guard(l: &Layout, now: u64) -> Result<String> {
     let sha = sha256_file(&l.bin).ok();
     match trial::guard(trial.as_ref(), sha.as_deref(), now) {
         GuardAction::Nothing => Ok("no upgrade on trial".into()),
-        GuardAction::DropStale => {
-            remove(&l.trial())?;
-            let t = trial.as_ref().map(|t| t.to.as_str()).unwrap_or("");
-            if let Some(o) = load_outcome(l) {
-                if o.phase() == Some(Phase::Trial) && o.to == t {
-                    let f = Outcome::new(
-                        Phase::Failed,
-                        &o.from,
-                        &o.to,
-                        "the installed binary is no longer the one on trial",
-                        0,
-                        now,
-                    );
-                    save_outcome(l, &f)?;
-                }
-            }
-            Ok(format!(
-                "trial of {t} dropped: {} is not that binary",
-                l.bin.display()
-            ))
-        }
+        GuardAction::DropStale => drop_trial(l, trial.as_ref(), now),
         GuardAction::Count(t) => {
             save_trial(l, &t)?;
             Ok(format!(
@@ -572,6 +556,42 @@ pub fn guard(l: &Layout, now: u64) -> Result<String> {
             Ok(format!("rolled back from {}: {}", o.to, o.reason))
         }
     }
+}
+
+fn drop_trial(l: &Layout, trial: Option<&Trial>, now: u64) -> Result<String> {
+    remove(&l.trial())?;
+    let t = trial.map(|t| t.to.as_str()).unwrap_or("");
+    if let Some(o) = load_outcome(l) {
+        if o.phase() == Some(Phase::Trial) && o.to == t {
+            let f = Outcome::new(
+                Phase::Failed,
+                &o.from,
+                &o.to,
+                "the installed binary is no longer the one on trial",
+                0,
+                now,
+            );
+            save_outcome(l, &f)?;
+        }
+    }
+    Ok(format!(
+        "trial of {t} dropped: {} is not that binary",
+        l.bin.display()
+    ))
+}
+
+/// The running agent's own check (after a check-in): a trial whose binary
+/// is not the installed one is stale (a swap cut short by a power cut), so
+/// drop it, as the guard would, rather than wait for a commit that cannot
+/// come. `Ok(true)`: dropped.
+pub fn drop_stale_trial(l: &Layout, t: &Trial, now: u64) -> Result<bool> {
+    let sha = sha256_file(&l.bin).ok();
+    if t.rollback_reason.is_some() || sha.is_none() || sha.as_deref() == Some(t.sha256.as_str()) {
+        return Ok(false);
+    }
+    let line = drop_trial(l, Some(t), now)?;
+    log::info!("{line}");
+    Ok(true)
 }
 
 /// Commit the trial of the running binary.

@@ -124,7 +124,12 @@ pub fn after_checkin(a: &After<'_>) -> Result<bool> {
             Err(why) => log::error!("{why}"),
         }
     }
-    let trial = apply::load_trial(&l).unwrap_or(None);
+    let mut trial = apply::load_trial(&l).unwrap_or(None);
+    if let Some(t) = &trial {
+        if apply::drop_stale_trial(&l, t, a.now)? {
+            trial = None;
+        }
+    }
     if let Some(t) = &trial {
         if trial::commit_due(
             trial.as_ref(),

@@ -84,7 +84,7 @@ scenario() {
             cut=$((cut + 1))
             local last
             last=$(grep -E 'downloading|SHA-256 match|smoke run|swap: |installed|exiting with 75|upgrade-guard|checked in' \
-                "$s/boot.$n/journal.txt" 2>/dev/null | tail -n 1 | sed -E 's/^\[[ 0-9.]+\] [^ ]+ [^ ]+: //; s/^[A-Z]+ +\[[^]]*\] //' | cut -c1-44)
+                "$s/boot.$n/journal.txt" 2>/dev/null | tail -n 1 | sed -E 's/^\[[ 0-9.]+\] [^ ]+ [^ ]+: //; s/^[A-Z]+ +\[[^]]*\] //' | cut -c1-44 || true)
             lab_log "power cut $cut of $cuts (round $round, $from -> $to, $kind): at $at"
             n=$((n + 1))
             touch "$r/hold"
@@ -92,10 +92,7 @@ scenario() {
             lab_vm_start vm "$LAB_DIR/scenarios/upgrade-power-cut.guest"
             upc_checked "$n" "$from" "$to"
             local found
-            found="$(upc_name "$(sed -n 's/^\([0-9a-f]\{64\}\)  outpost$/\1/p' "$s/boot.$n/snap.txt")")"
-            found="binary $found$(grep -q '^== trial.json' "$s/boot.$n/snap.txt" && ! grep -A1 '^== trial.json' "$s/boot.$n/snap.txt" | grep -q 'No such file' && echo ', trial.json')"
-            found="$found$(grep -q ' \.outpost\.new$' "$s/boot.$n/snap.txt" && echo ", .outpost.new $(awk '$NF == ".outpost.new" {print $5}' "$s/boot.$n/snap.txt") B")"
-            found="$found; runs $(cat "$s/boot.$n/version")"
+            found=$(upc_found "$s/boot.$n")
             printf '%-4s %-6s %-8s %-26s %-44s %s\n' "$cut" "$round" "$kind" "$at" "${last:-?}" "$found" >>"$LAB_RUN/cuts.txt"
             # A cut after the download that left the new binary in place
             # ends the round: that release must now commit.
@@ -148,7 +145,7 @@ upc_release() {
 upc_wait_bytes() {
     local seen=$1 want=$2 c=0 b=0 i=0
     while [ "$i" -lt 30000 ]; do # 600 s
-        read -r c b <"$r/progress" 2>/dev/null || true
+        [ ! -f "$r/progress" ] || read -r c b <"$r/progress" || true
         if [ "${c:-0}" -gt "$seen" ] && [ "${b:-0}" -ge "$want" ]; then
             echo "$c"
             return 0
@@ -185,9 +182,27 @@ upc_checked() {
     done <"$b/bin-dir"
 }
 
+# upc_found DIR: what boot DIR found after the cut: the binary as the cut
+# left it (before the guard ran), a trial file, a staging file and its
+# size, and the version running once the guard and the agent started.
+upc_found() {
+    local snap=$1/snap.txt out
+    out="binary $(upc_name "$(sed -n 's/^\([0-9a-f]\{64\}\)  outpost$/\1/p' "$snap")")"
+    if ! grep -A1 '^== trial.json' "$snap" | grep -q 'No such file'; then out="$out, trial.json"; fi
+    if grep -q ' \.outpost\.new$' "$snap"; then
+        out="$out, .outpost.new $(awk '$NF == ".outpost.new" {print $5}' "$snap") B"
+    fi
+    echo "$out; runs $(cat "$1/version")"
+}
+
 upc_name() { # SHA: which release it is
     local v
-    for v in "${!sha[@]}"; do [ "${sha[$v]}" = "$1" ] && { echo "$v"; return; }; done
+    for v in "${!sha[@]}"; do
+        if [ "${sha[$v]}" = "$1" ]; then
+            echo "$v"
+            return 0
+        fi
+    done
     echo "unknown (${1:-none})"
 }
 
