@@ -581,5 +581,8 @@ fn a_stale_trial_left_by_a_cut_swap_is_dropped_and_the_offer_acted_on() {
     assert!(err.contains("trial of 0.9.0 dropped"), "{err}");
     assert_eq!(bytes(&a.bin()), new);
     let st = std::fs::read_to_string(a.dev.file("trial.json")).unwrap();
-    assert!(st.contains("\"to\":\"0.9.0\"") && !st.contains("\"00\""), "{st}");
+    assert!(
+        st.contains("\"to\":\"0.9.0\"") && !st.contains("\"00\""),
+        "{st}"
+    );
 }
