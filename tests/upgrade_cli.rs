@@ -367,7 +367,7 @@ fn guard_of_the_previous_binary_rolls_back_a_release_that_keeps_failing() {
     assert!(!s.state("trial.json").exists());
     let st = s.status();
     assert!(
-        st.contains("rolled back") && st.contains("started 3 times without a successful check-in"),
+        st.contains("rolled back") && st.contains("started 3 times without committing"),
         "{st}"
     );
 }
@@ -417,6 +417,9 @@ fn full_disk_during_staging_is_exit_20_and_changes_nothing() {
     if let Some(r) = common::runner() {
         c.args(r.split_whitespace());
     }
+    // statvfs reports plenty (test hook), so the write itself meets ENOSPC:
+    // a disk that fills up during the download, after the free-space check.
+    c.env("OUTPOST_TEST_FREE_BYTES", "1000000000");
     c.arg(REAL)
         .args(["upgrade", "--bundle"])
         .arg(&p)
@@ -435,6 +438,67 @@ fn full_disk_during_staging_is_exit_20_and_changes_nothing() {
         listing,
         ["outpost"],
         "only the old binary is left in the folder"
+    );
+}
+
+#[test]
+fn too_little_free_space_is_refused_before_staging_and_status_shows_it() {
+    let s = site("upg-space");
+    let before = bytes(&s.bin());
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let p = s.artifact("big", &big, "0.9.0", arch(), &s.key);
+    // A status file as a check-in leaves it, so `status --json` has an object.
+    std::fs::write(
+        s.state("status.json"),
+        r#"{"schema":"outpost.status/v1","host_id":"edge-1","agent_version":"0.1.0","last_attempt":null,"last_success":null,"last_error":null,"consecutive_failures":0,"interval_s":300,"next_due":null}"#,
+    )
+    .unwrap();
+    let (_, out, _) = s.run(&["status", "--json"]);
+    assert!(!out.contains("\"upgrade\""), "no upgrade yet: {out}");
+    let mut c = s.cmd(
+        Path::new(REAL),
+        &["upgrade", "--bundle", p.to_str().unwrap()],
+    );
+    c.env("OUTPOST_TEST_FREE_BYTES", "4096");
+    let (code, out, err) = common::run(&mut c);
+    assert_eq!(code, 20, "{out}{err}");
+    let dir = s.root.join("usr/local/bin");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "outpost: {}: 1000000 bytes needed to stage the new binary, 4096 available",
+            dir.display()
+        ),
+        "one line naming the folder and the bytes"
+    );
+    assert_eq!(bytes(&s.bin()), before, "the installed binary is untouched");
+    assert!(!dir.join(".outpost.new").exists(), "nothing staged");
+    // Recorded, and shown by status (text and JSON).
+    assert!(
+        s.status().contains("upgrade to 0.9.0 failed at"),
+        "{}",
+        s.status()
+    );
+    let (_, out, _) = s.run(&["status", "--json"]);
+    assert!(
+        out.contains(r#""upgrade":{"state":"failed","from":"0.1.0","to":"0.9.0","reason":""#)
+            && out.contains(r#""code":20,"#)
+            && out.contains(r#""trial_starts":null"#),
+        "{out}"
+    );
+    assert!(
+        out.starts_with(r#"{"schema":"outpost.status/v1","host_id":"edge-1""#),
+        "{out}"
+    );
+    // With room, the same bundle goes in; status shows the trial.
+    let good = s.artifact("good", &wrapper("0.9.0"), "0.9.0", arch(), &s.key);
+    let (code, out, err) = s.upgrade(&good, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = s.run(&["status", "--json"]);
+    assert!(
+        out.contains(r#""upgrade":{"state":"on_trial","from":"0.1.0","to":"0.9.0","reason":"","code":0,"at":"20"#)
+            && out.contains(r#""trial_starts":0,"trial_max_starts":3}}"#),
+        "{out}"
     );
 }
 

@@ -259,6 +259,13 @@ fn rollout_of_three_agents_with_a_canary() {
         "{sout}"
     );
 
+    // The hub learns of the commit at the canary's next check-in (until
+    // then the canary reported "on trial", which is not a commit).
+    let st = w.hub_ok(&["rollout", "status"]);
+    assert!(st.contains("on trial"), "{st}");
+    let (code, out, err) = hosts[0].tick();
+    assert_eq!(code, 0, "{out}{err}");
+
     // Now the rest.
     for h in &hosts[1..] {
         let (code, out, err) = h.tick();
@@ -311,9 +318,7 @@ fn broken_canary_is_rolled_back_and_pauses_the_rollout() {
     );
     let st = w.hub_ok(&["rollout", "status"]);
     assert!(
-        st.contains(
-            "paused (edge-a rolled back: 0.9.0 started 3 times without a successful check-in)"
-        ),
+        st.contains("paused (edge-a rolled back: 0.9.0 started 3 times without committing)"),
         "{st}"
     );
     // b is never offered; a does not retry the rolled-back version.
@@ -551,4 +556,33 @@ fn run_exits_75_after_the_swap() {
     assert_eq!(bytes(&a.bin()), new);
     let st = std::fs::read_to_string(a.dev.file("trial.json")).unwrap();
     assert!(st.contains("\"to\":\"0.9.0\""), "{st}");
+}
+
+#[test]
+fn a_stale_trial_left_by_a_cut_swap_is_dropped_and_the_offer_acted_on() {
+    // A power cut after trial.json was written but before the new binary
+    // was renamed in (and before any outpost.prev existed to run a guard):
+    // the running agent drops the trial that is not its binary and
+    // upgrades, instead of waiting forever for a commit (found by the
+    // lab's upgrade-power-cut scenario).
+    let w = world("hub-stale");
+    let a = w.host("edge-a", false);
+    let new = wrapper("0.9.0");
+    w.release(&new, "0.9.0");
+    w.hub_ok(&["rollout", "start", "--version", "0.9.0"]);
+    std::fs::write(
+        a.dev.file("trial.json"),
+        r#"{"schema":"outpost.trial/v1","from":"0.1.0","to":"0.9.0","sha256":"00","starts":0,"first_start":0,"max_starts":3,"window_s":900,"rollback_reason":null}"#,
+    )
+    .unwrap();
+    assert!(!a.prev().exists());
+    let (code, out, err) = a.tick();
+    assert_eq!(code, 75, "{out}{err}");
+    assert!(err.contains("trial of 0.9.0 dropped"), "{err}");
+    assert_eq!(bytes(&a.bin()), new);
+    let st = std::fs::read_to_string(a.dev.file("trial.json")).unwrap();
+    assert!(
+        st.contains("\"to\":\"0.9.0\"") && !st.contains("\"00\""),
+        "{st}"
+    );
 }

@@ -92,7 +92,12 @@ impl DevState {
 
 pub fn dev_state(r: &Rollout, d: &DevView) -> DevState {
     if d.at_least(&r.version) {
-        return DevState::Committed;
+        // The new binary checks in with its own version while on trial:
+        // that is not a commit yet (it may still hang and be rolled back).
+        return match &d.report {
+            Some((state, to, _)) if state == "on_trial" && *to == r.version => DevState::OnTrial,
+            _ => DevState::Committed,
+        };
     }
     if let Some((state, to, reason)) = &d.report {
         if *to == r.version {
@@ -313,6 +318,26 @@ mod tests {
                     old("b"),
                     old("c"),
                 ],
+                "running",
+                vec!["a"],
+                "",
+            ),
+            (
+                "canary on trial reporting the new version still waits",
+                ro(1, 100, 0, &["a"]),
+                vec![
+                    dev("a", "0.2.0", Some(("on_trial", "0.2.0", ""))),
+                    old("b"),
+                    old("c"),
+                ],
+                "running",
+                vec!["a"],
+                "",
+            ),
+            (
+                "the only device on trial: not done yet",
+                ro(0, 100, 0, &["a"]),
+                vec![dev("a", "0.2.0", Some(("on_trial", "0.2.0", "")))],
                 "running",
                 vec!["a"],
                 "",

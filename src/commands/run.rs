@@ -84,6 +84,16 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 );
                 notify.send(&format!("STATUS=checked in; next at {next}"));
                 let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter;
+                // Ready before acting on the desired state: downloading a
+                // release can take longer than the unit's start timeout
+                // (TimeoutStartSec, 90 s by default), which would kill the
+                // agent in the middle of every attempt.
+                if !ready {
+                    notify.send("READY=1");
+                    ready = true;
+                }
+                #[cfg(feature = "test-hooks")]
+                hang_hook();
                 // Act on the desired state: commit a trial, or self-upgrade.
                 match after_checkin(
                     &args,
@@ -133,6 +143,20 @@ pub fn run(args: RunArgs) -> Result<Code> {
     notify.send("STOPPING=1");
     log::info!("stopped by signal");
     Ok(Code::Ok)
+}
+
+/// Test hook (`test-hooks` builds only): with `OUTPOST_TEST_HANG_AFTER_READY`
+/// set, the agent hangs after its first successful check-in and sends no
+/// more watchdog pings, as a release that deadlocks would; the lab shows
+/// systemd's watchdog killing it and the guard rolling it back.
+#[cfg(feature = "test-hooks")]
+fn hang_hook() {
+    if std::env::var_os("OUTPOST_TEST_HANG_AFTER_READY").is_some() {
+        log::warn!("test hook: hanging (no more watchdog pings)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 }
 
 /// How long a cluster role may take to run, and again to be ready.

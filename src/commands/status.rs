@@ -95,8 +95,16 @@ pub fn run(args: StatusArgs) -> Result<Code> {
         }
     }
     if args.json {
+        // The status file's members, then the last upgrade (if any).
+        let l = crate::upgrade::layout(&args.src.root, &cfg);
         let out = match &status {
-            Some(s) => format!("{}\n", miniserde::json::to_string(s)),
+            Some(s) => format!(
+                "{}\n",
+                crate::upgrade::with_upgrade(
+                    &miniserde::json::to_string(s),
+                    crate::upgrade::status_view(&l).as_ref()
+                )
+            ),
             None => "null\n".to_string(),
         };
         super::print(&out)?;

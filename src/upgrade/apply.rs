@@ -6,14 +6,14 @@
 //! Order matters for power cuts; at every instant the installed binary is
 //! the old or the new one, complete:
 //! 1. stage `.outpost.new` (O_EXCL, 0700 while written), fsync, verify, 0755;
-//! 2. write `trial.json` naming the new binary's SHA-256;
-//! 3. hard-link the installed binary to `.outpost.prev.tmp`, rename it to
-//!    `outpost.prev`;
+//! 2. hard-link the installed binary to `.outpost.prev.tmp`, rename it to
+//!    `outpost.prev`, fsync the directory (the guard exists before a trial);
+//! 3. write `trial.json` naming the new binary's SHA-256;
 //! 4. rename `.outpost.new` over `outpost`; fsync the directory;
 //! 5. write `upgrade.json` (on trial).
 //!
 //! A cut before 4 leaves the old binary and a trial that does not match it,
-//! which the guard drops. This file must not decide policy (that is
+//! which the guard drops (and so does the running agent, [`drop_stale_trial`]). This file must not decide policy (that is
 //! `trial.rs`) and must never write into the installed binary in place.
 
 use super::release::{self, Manifest, Verified};
@@ -227,11 +227,36 @@ pub fn stage(
         ));
     }
     remove(&l.staging)?;
+    let dir = l.dir();
+    match crate::sys::host().statvfs(&dir) {
+        Ok(fs) => space_verdict(&dir, fs.available, m.size)?,
+        Err(e) => log::warn!(
+            "statvfs {}: {}; staging without a free-space check",
+            dir.display(),
+            crate::error::io_text(&e)
+        ),
+    }
     let r = stage_inner(l, m, src, timeout, progress);
     if r.is_err() {
         let _ = fs::remove_file(&l.staging);
     }
     r
+}
+
+/// Refuse to stage `need` bytes into `dir` when its filesystem has fewer
+/// available (before anything is written, so a full disk is one clear
+/// line; a disk that fills up during the download still fails on write).
+pub fn space_verdict(dir: &Path, available: u64, need: u64) -> Result<()> {
+    if available < need {
+        return Err(Error::new(
+            Code::LocalIo,
+            format!(
+                "{}: {need} bytes needed to stage the new binary, {available} available",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn stage_inner(
@@ -381,12 +406,20 @@ pub fn smoke(path: &Path, m: &Manifest) -> Result<()> {
 /// trial. `now` is Unix seconds.
 pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
     let from = &crate::version::running();
-    save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
+    // outpost.prev first, durably: the guard that ends the trial is
+    // outpost.prev, so it must exist before a trial does (a power cut after
+    // trial.json and before the link once left a trial no guard ran for).
     let tmp = l.dir().join(".outpost.prev.tmp");
     remove(&tmp)?;
     fs::hard_link(&l.bin, &tmp).map_err(|e| Error::io("linking", &tmp, &e))?;
+    swap_pause("previous binary linked");
     fs::rename(&tmp, &l.prev).map_err(|e| Error::io("renaming to", &l.prev, &e))?;
+    fsync_dir(&l.dir())?;
+    swap_pause("outpost.prev in place");
+    save_trial(l, &Trial::new(from, &m.version, &m.sha256))?;
+    swap_pause("trial.json written");
     fs::rename(&l.staging, &l.bin).map_err(|e| Error::io("renaming to", &l.bin, &e))?;
+    swap_pause("new binary renamed in");
     fsync_dir(&l.dir())?;
     log::info!(
         "installed {} {} at {} (previous {from} kept as {}); on trial until it checks in",
@@ -398,6 +431,21 @@ pub fn swap(l: &Layout, m: &Manifest, now: u64) -> Result<()> {
     save_outcome(l, &Outcome::new(Phase::Trial, from, &m.version, "", 0, now))?;
     note_in_install_manifest(l);
     Ok(())
+}
+
+/// Test hook (`test-hooks` builds only): `OUTPOST_TEST_SWAP_PAUSE_MS=N`
+/// sleeps N ms after each step of [`swap`], so the lab's power-cut scenario
+/// can land cuts between the steps (the order of the durable operations is
+/// the same; only the gaps between them grow).
+fn swap_pause(_step: &str) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("OUTPOST_TEST_SWAP_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        log::info!("swap: {_step} (test pause {ms} ms)");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 /// Keep install's manifest.json in step: the binary's new hash, and
@@ -494,27 +542,7 @@ pub fn guard(l: &Layout, now: u64) -> Result<String> {
     let sha = sha256_file(&l.bin).ok();
     match trial::guard(trial.as_ref(), sha.as_deref(), now) {
         GuardAction::Nothing => Ok("no upgrade on trial".into()),
-        GuardAction::DropStale => {
-            remove(&l.trial())?;
-            let t = trial.as_ref().map(|t| t.to.as_str()).unwrap_or("");
-            if let Some(o) = load_outcome(l) {
-                if o.phase() == Some(Phase::Trial) && o.to == t {
-                    let f = Outcome::new(
-                        Phase::Failed,
-                        &o.from,
-                        &o.to,
-                        "the installed binary is no longer the one on trial",
-                        0,
-                        now,
-                    );
-                    save_outcome(l, &f)?;
-                }
-            }
-            Ok(format!(
-                "trial of {t} dropped: {} is not that binary",
-                l.bin.display()
-            ))
-        }
+        GuardAction::DropStale => drop_trial(l, trial.as_ref(), now),
         GuardAction::Count(t) => {
             save_trial(l, &t)?;
             Ok(format!(
@@ -532,6 +560,42 @@ pub fn guard(l: &Layout, now: u64) -> Result<String> {
     }
 }
 
+fn drop_trial(l: &Layout, trial: Option<&Trial>, now: u64) -> Result<String> {
+    remove(&l.trial())?;
+    let t = trial.map(|t| t.to.as_str()).unwrap_or("");
+    if let Some(o) = load_outcome(l) {
+        if o.phase() == Some(Phase::Trial) && o.to == t {
+            let f = Outcome::new(
+                Phase::Failed,
+                &o.from,
+                &o.to,
+                "the installed binary is no longer the one on trial",
+                0,
+                now,
+            );
+            save_outcome(l, &f)?;
+        }
+    }
+    Ok(format!(
+        "trial of {t} dropped: {} is not that binary",
+        l.bin.display()
+    ))
+}
+
+/// The running agent's own check (after a check-in): a trial whose binary
+/// is not the installed one is stale (a swap cut short by a power cut), so
+/// drop it, as the guard would, rather than wait for a commit that cannot
+/// come. `Ok(true)`: dropped.
+pub fn drop_stale_trial(l: &Layout, t: &Trial, now: u64) -> Result<bool> {
+    let sha = sha256_file(&l.bin).ok();
+    if t.rollback_reason.is_some() || sha.is_none() || sha.as_deref() == Some(t.sha256.as_str()) {
+        return Ok(false);
+    }
+    let line = drop_trial(l, Some(t), now)?;
+    log::info!("{line}");
+    Ok(true)
+}
+
 /// Commit the trial of the running binary.
 pub fn commit(l: &Layout, t: &Trial, now: u64) -> Result<()> {
     save_outcome(
@@ -541,4 +605,32 @@ pub fn commit(l: &Layout, t: &Trial, now: u64) -> Result<()> {
     remove(&l.trial())?;
     log::info!("upgrade from {} to {} committed", t.from, t.to);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_verdict_table() {
+        let dir = Path::new("/usr/local/bin");
+        for (available, need, ok) in [
+            (0, 0, true),
+            (999, 1000, false),
+            (1000, 1000, true),
+            (u64::MAX, 50_000_000, true),
+            (0, 1, false),
+        ] {
+            let r = space_verdict(dir, available, need);
+            assert_eq!(r.is_ok(), ok, "{available} available, {need} needed");
+            if let Err(e) = r {
+                assert_eq!(e.code, Code::LocalIo);
+                assert_eq!(
+                    e.message,
+                    format!("/usr/local/bin: {need} bytes needed to stage the new binary, {available} available")
+                );
+                assert!(!e.message.contains('\n'));
+            }
+        }
+    }
 }

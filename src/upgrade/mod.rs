@@ -136,7 +136,12 @@ fn decide(a: &After<'_>, local: Option<&std::path::Path>) -> Result<bool> {
             Err(why) => log::error!("{why}"),
         }
     }
-    let trial = apply::load_trial(&l).unwrap_or(None);
+    let mut trial = apply::load_trial(&l).unwrap_or(None);
+    if let Some(t) = &trial {
+        if apply::drop_stale_trial(&l, t, a.now)? {
+            trial = None;
+        }
+    }
     if let Some(t) = &trial {
         if trial::commit_due(
             trial.as_ref(),
@@ -300,6 +305,77 @@ pub fn kubernetes_verdict(k: &KubernetesUpgrade, running: &str) -> std::result::
     }
 }
 
+/// The last upgrade as `outpost status --json` shows it (the `upgrade`
+/// member; absent when no upgrade was ever tried): the outcome from
+/// `upgrade.json`, and while a new binary is on trial its count of starts
+/// from `trial.json`.
+#[derive(miniserde::Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct StatusView {
+    /// `on_trial`, `committed`, `rolled_back` or `failed`.
+    pub state: String,
+    pub from: String,
+    pub to: String,
+    /// Why it failed or was rolled back ("" otherwise).
+    pub reason: String,
+    /// The exit code of a failure (0 otherwise).
+    pub code: i32,
+    /// RFC 3339 UTC of the last change (None: only a trial, no outcome yet).
+    pub at: Option<String>,
+    /// While on trial: starts counted by the guard, and the limit.
+    pub trial_starts: Option<u32>,
+    pub trial_max_starts: Option<u32>,
+}
+
+pub fn status_view(l: &Layout) -> Option<StatusView> {
+    let trial = apply::load_trial(l).unwrap_or(None);
+    let o = apply::load_outcome(l);
+    if let Some(t) = &trial {
+        // The trial file is the truth while it exists (the outcome may lag
+        // after a power cut between the swap and its write).
+        let at = o
+            .as_ref()
+            .filter(|o| o.to == t.to && o.phase() == Some(Phase::Trial))
+            .map(|o| crate::timefmt::rfc3339(o.at));
+        return Some(StatusView {
+            state: Phase::Trial.as_str().into(),
+            from: t.from.clone(),
+            to: t.to.clone(),
+            reason: t.rollback_reason.clone().unwrap_or_default(),
+            code: 0,
+            at,
+            trial_starts: Some(t.starts),
+            trial_max_starts: Some(t.max_starts),
+        });
+    }
+    let o = o?;
+    Some(StatusView {
+        state: o.state,
+        from: o.from,
+        to: o.to,
+        reason: o.reason,
+        code: o.code,
+        at: Some(crate::timefmt::rfc3339(o.at)),
+        trial_starts: None,
+        trial_max_starts: None,
+    })
+}
+
+/// `status_json` (an object) with `"upgrade": view` appended as its last
+/// member; the status members keep their order.
+pub fn with_upgrade(status_json: &str, view: Option<&StatusView>) -> String {
+    match (view, status_json.trim_end().strip_suffix('}')) {
+        (Some(v), Some(head)) => {
+            let sep = if head.trim_end().ends_with('{') {
+                ""
+            } else {
+                ","
+            };
+            format!("{head}{sep}\"upgrade\":{}}}", miniserde::json::to_string(v))
+        }
+        _ => status_json.to_string(),
+    }
+}
+
 /// The line `outpost status` shows for the last upgrade, if any.
 pub fn status_line(l: &Layout) -> Option<String> {
     let trial = apply::load_trial(l).unwrap_or(None);
@@ -337,6 +413,90 @@ pub fn status_line(l: &Layout) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tmp_layout(name: &str) -> (std::path::PathBuf, Layout) {
+        let d =
+            std::env::temp_dir().join(format!("outpost-upg-view-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("usr/local/bin")).unwrap();
+        std::fs::create_dir_all(d.join("var/lib/outpost")).unwrap();
+        let l = Layout::new(&Root::new(d.clone()), "/var/lib/outpost");
+        (d, l)
+    }
+
+    #[test]
+    fn status_view_from_the_files() {
+        let (d, l) = tmp_layout("files");
+        assert_eq!(status_view(&l), None, "no upgrade ever");
+        let mut t = trial::Trial::new("0.1.0", "0.2.0", "abc");
+        t.starts = 2;
+        apply::save_trial(&l, &t).unwrap();
+        let v = status_view(&l).unwrap();
+        assert_eq!(
+            (
+                v.state.as_str(),
+                v.to.as_str(),
+                v.at.as_deref(),
+                v.trial_starts,
+                v.trial_max_starts
+            ),
+            ("on_trial", "0.2.0", None, Some(2), Some(trial::MAX_STARTS))
+        );
+        apply::save_outcome(
+            &l,
+            &trial::Outcome::new(Phase::Trial, "0.1.0", "0.2.0", "", 0, 1_700_000_000),
+        )
+        .unwrap();
+        assert_eq!(
+            status_view(&l).unwrap().at.as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
+        std::fs::remove_file(l.trial()).unwrap();
+        apply::save_outcome(
+            &l,
+            &trial::Outcome::new(Phase::RolledBack, "0.1.0", "0.2.0", "why", 0, 1_700_000_000),
+        )
+        .unwrap();
+        let v = status_view(&l).unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.reason.as_str(), v.trial_starts),
+            ("rolled_back", "why", None)
+        );
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn upgrade_member_is_appended_last() {
+        let v = StatusView {
+            state: "failed".into(),
+            from: "0.1.0".into(),
+            to: "0.2.0".into(),
+            reason: "a \"quoted\" reason".into(),
+            code: 20,
+            at: Some("2026-12-06T00:00:00Z".into()),
+            trial_starts: None,
+            trial_max_starts: None,
+        };
+        let out = with_upgrade(r#"{"schema":"outpost.status/v1","host_id":"h"}"#, Some(&v));
+        assert!(
+            out.starts_with(
+                r#"{"schema":"outpost.status/v1","host_id":"h","upgrade":{"state":"failed""#
+            ),
+            "{out}"
+        );
+        let back: miniserde::json::Value = miniserde::json::from_str(&out).unwrap();
+        let miniserde::json::Value::Object(o) = back else {
+            panic!("{out}")
+        };
+        assert!(o.contains_key("upgrade"));
+        assert_eq!(with_upgrade("{}", Some(&v)).matches("upgrade").count(), 1);
+        assert!(
+            miniserde::json::from_str::<miniserde::json::Value>(&with_upgrade("{}", Some(&v)))
+                .is_ok()
+        );
+        assert_eq!(with_upgrade("null", Some(&v)), "null");
+        assert_eq!(with_upgrade("{\"a\":1}", None), "{\"a\":1}");
+    }
 
     #[test]
     fn kubernetes_instruction_needs_a_new_enough_agent() {

@@ -173,7 +173,7 @@ pub fn guard(trial: Option<&Trial>, installed_sha256: Option<&str>, now: u64) ->
     }
     if t.starts >= t.max_starts {
         return GuardAction::Rollback(format!(
-            "{} started {} times without a successful check-in",
+            "{} started {} times without committing",
             t.to, t.starts
         ));
     }
@@ -268,7 +268,7 @@ mod tests {
                 Some(&worn),
                 Some("new"),
                 1100,
-                Rollback("0.2.0 started 3 times without a successful check-in".into()),
+                Rollback("0.2.0 started 3 times without committing".into()),
             ),
             (
                 "window passed",
