@@ -624,12 +624,12 @@ mod tests {
             let r = space_verdict(dir, available, need);
             assert_eq!(r.is_ok(), ok, "{available} available, {need} needed");
             if let Err(e) = r {
-                assert_eq!(e.code, Code::LocalIo);
+                assert_eq!(e.code(), Code::LocalIo);
                 assert_eq!(
-                    e.message,
+                    e.message(),
                     format!("/usr/local/bin: {need} bytes needed to stage the new binary, {available} available")
                 );
-                assert!(!e.message.contains('\n'));
+                assert!(!e.message().contains('\n'));
             }
         }
     }
