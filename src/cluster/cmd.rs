@@ -68,6 +68,9 @@ pub enum Action {
         purge: bool,
         start: Option<apply::Start>,
     },
+    /// Not in the help: what `outpost run` starts in the background to act
+    /// on the hub's instruction kept in `state.json` (cluster::worker).
+    FromHub,
 }
 
 #[derive(Debug, PartialEq)]
@@ -96,7 +99,10 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
     let cmd = format!("cluster {sub}");
     let mut purge = false;
-    if !matches!(sub.as_str(), "apply" | "ddns" | "status" | "leave") {
+    if !matches!(
+        sub.as_str(),
+        "apply" | "ddns" | "status" | "leave" | "from-hub"
+    ) {
         return Err(Error::usage(format!(
             "cluster: unknown subcommand {sub:?}; give apply, ddns, status or leave"
         )));
@@ -171,6 +177,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             force,
         },
         "leave" => Action::Leave { purge, start },
+        "from-hub" => Action::FromHub,
         _ => Action::Status { json },
     };
     Ok(Command::Cluster(ClusterArgs {
@@ -301,6 +308,12 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
     let cfg = l.into_valid()?;
     let root = &args.src.root;
     match args.action {
+        Action::FromHub => {
+            // As the loop sees it: with the server's configuration layer.
+            let cfg = crate::commands::checkin::load_config(&args.src)?;
+            super::hub::from_state(root, &cfg, std::time::Duration::from_secs(300))?;
+            Ok(Code::Ok)
+        }
         Action::Status { json } => {
             let Some(r) = apply::last_record(root, &cfg.state_dir.value) else {
                 return crate::commands::print("no cluster role applied\n")

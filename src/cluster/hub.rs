@@ -175,10 +175,49 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
     })
 }
 
-/// After a successful check-in: act on `desired.cluster`. Applies when the
-/// desired tag is new or the role is not ready yet (a failed role is
-/// retried at each check-in); leaves when told to. Blocks while K3s starts
-/// (up to `timeout` for running and again for ready).
+/// What the hub's instruction asks of this host after a check-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No instruction, or the role is ready under this desired state, or
+    /// the host has left already.
+    Nothing,
+    /// The hub removed this host: leave the cluster.
+    Leave,
+    /// Apply the role: the desired state is new, or the role is not ready
+    /// yet (a failed role is retried at each check-in).
+    Apply,
+}
+
+/// Decide from the state directory alone (cheap: run at every check-in).
+pub fn next_step(
+    root: &Root,
+    state_dir: &str,
+    desired_tag: &str,
+    ins: Option<&ClusterRole>,
+) -> Step {
+    let Some(ins) = ins else {
+        return Step::Nothing;
+    };
+    let last = apply::last_record(root, state_dir);
+    if ins.leave {
+        return if last.is_some_and(|r| r.state != "left") {
+            Step::Leave
+        } else {
+            Step::Nothing
+        };
+    }
+    let same = read(root, state_dir, APPLIED) == desired_tag;
+    if same && last.is_some_and(|r| r.state == "ready") {
+        Step::Nothing
+    } else {
+        Step::Apply
+    }
+}
+
+/// After a successful check-in: act on `desired.cluster` (see `next_step`).
+/// Blocks while K3s starts (up to `timeout` for running and again for
+/// ready): `outpost checkin` calls it directly, `outpost run` through
+/// `worker::Worker` in a separate process so its loop goes on.
 pub fn after_checkin(
     root: &Root,
     cfg: &Config,
@@ -186,32 +225,25 @@ pub fn after_checkin(
     ins: Option<&ClusterRole>,
     timeout: std::time::Duration,
 ) -> Result<()> {
-    let Some(ins) = ins else {
+    let sd = &cfg.state_dir.value;
+    let step = next_step(root, sd, desired_tag, ins);
+    let Some(ins) = ins.filter(|_| step != Step::Nothing) else {
         return Ok(());
     };
-    let sd = &cfg.state_dir.value;
-    let last = apply::last_record(root, sd);
     let start = if root.is_live() {
         apply::Start::Systemd
     } else {
         apply::Start::Direct
     };
-    if ins.leave {
-        if last.as_ref().is_some_and(|r| r.state != "left") {
-            log::info!(
-                "cluster {}: the hub removed this host; leaving",
-                ins.cluster
-            );
-            for step in apply::leave(root, start, false, sd)? {
-                log::info!("cluster: {step}");
-            }
-            record(root, sd, ins, "left", "")?;
+    if step == Step::Leave {
+        log::info!(
+            "cluster {}: the hub removed this host; leaving",
+            ins.cluster
+        );
+        for step in apply::leave(root, start, false, sd)? {
+            log::info!("cluster: {step}");
         }
-        return Ok(());
-    }
-    let same = read(root, sd, APPLIED) == desired_tag;
-    if same && last.as_ref().is_some_and(|r| r.state == "ready") {
-        return Ok(());
+        return record(root, sd, ins, "left", "");
     }
     write(root, sd, APPLIED, desired_tag)?;
     if let Err(why) = verdict(ins, &crate::version::running()) {
@@ -254,6 +286,17 @@ pub fn after_checkin(
     };
     apply::apply(root, &spec, &opts, &mut say)?;
     Ok(())
+}
+
+/// `outpost cluster from-hub` (started by `worker::Worker`): act on the
+/// instruction of the last check-in answer, as kept in `state.json`.
+pub fn from_state(root: &Root, cfg: &Config, timeout: std::time::Duration) -> Result<()> {
+    let paths = crate::state::Paths::new(root.path(&cfg.state_dir.value));
+    let Some(st) = crate::state::load_state(&paths)? else {
+        return Ok(());
+    };
+    let ins = st.desired.as_ref().and_then(|d| d.cluster.as_ref());
+    after_checkin(root, cfg, &st.desired_tag, ins, timeout)
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub fn run(args: RunArgs) -> Result<Code> {
     }
     log::info!("checking in with {} as {}", agent.base, agent.host_id);
     let mut ready = false;
+    // The cluster role's steps run beside the loop (cluster::worker).
+    let mut roles = crate::cluster::worker::Worker::new(&args.src);
     // Unix seconds of the first successful check-in (a trial's commit clock).
     let mut first_ok: Option<u64> = None;
     loop {
@@ -93,6 +95,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     host.as_ref(),
                     &mut first_ok,
                     &notify,
+                    &mut roles,
                 ) {
                     Ok(Some(w)) => wait.min(w),
                     Ok(None) => wait,
@@ -131,12 +134,10 @@ pub fn run(args: RunArgs) -> Result<Code> {
         }
     }
     notify.send("STOPPING=1");
+    roles.stop();
     log::info!("stopped by signal");
     Ok(Code::Ok)
 }
-
-/// How long a cluster role may take to run, and again to be ready.
-const CLUSTER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// After a successful check-in: commit a due trial or act on an upgrade
 /// offer. `Ok(Some(d))`: wake within `d` (a trial waits out its grace);
@@ -150,6 +151,7 @@ fn after_checkin(
     host: &dyn Host,
     first_ok: &mut Option<u64>,
     notify: &Notifier,
+    roles: &mut crate::cluster::worker::Worker,
 ) -> std::result::Result<Option<Duration>, Code> {
     let last_ping = std::cell::Cell::new(Instant::now());
     let now = sys::unix_secs(host.now());
@@ -189,17 +191,16 @@ fn after_checkin(
         }
     }
     if let Ok(false) = &r {
-        // The cluster role (docs/clusters.md): apply, retry or leave.
+        // The cluster role (docs/clusters.md): apply, retry or leave, in
+        // a separate process so this loop goes on meanwhile.
         let ins = d.state.desired.as_ref().and_then(|x| x.cluster.as_ref());
-        if let Err(e) = crate::cluster::hub::after_checkin(
+        let step = crate::cluster::hub::next_step(
             &args.src.root,
-            cfg,
+            &cfg.state_dir.value,
             &d.state.desired_tag,
             ins,
-            CLUSTER_TIMEOUT,
-        ) {
-            log::error!("{e}");
-        }
+        );
+        roles.tick(&args.src, step);
     }
     match r {
         Ok(true) => {
