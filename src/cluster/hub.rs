@@ -159,6 +159,13 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
                 .into(),
         );
     }
+    let node_ip = match &ins.node_ip {
+        None => None,
+        Some(a) => Some(
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("cluster.node_ip {a:?} is not an IP address"))?,
+        ),
+    };
     Ok(Spec {
         cluster: ins.cluster.clone(),
         distro,
@@ -166,7 +173,7 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
         endpoint,
         role,
         host_id: host_id.to_string(),
-        node_ip: None,
+        node_ip,
         interface: ins.interface.clone(),
         pod_cidr: ins.pod_cidr.clone(),
         service_cidr: ins.service_cidr.clone(),
@@ -317,6 +324,7 @@ mod tests {
             service_cidr: None,
             min_version: String::new(),
             leave: false,
+            node_ip: None,
         }
     }
 
@@ -335,6 +343,13 @@ mod tests {
         assert!(e.contains("not on the endpoint"), "{e}");
         let e = spec(&ins("init-server", ""), "h", false).unwrap_err();
         assert!(e.contains("token is empty"), "{e}");
+        let mut with_ip = ins("init-server", "boot");
+        with_ip.node_ip = Some("10.0.2.15".into());
+        let s = spec(&with_ip, "h", false).expect("spec");
+        assert_eq!(s.node_ip, "10.0.2.15".parse().ok());
+        with_ip.node_ip = Some("10.0.2".into());
+        let e = spec(&with_ip, "h", false).unwrap_err();
+        assert_eq!(e, "cluster.node_ip \"10.0.2\" is not an IP address");
     }
 
     #[test]

@@ -138,7 +138,7 @@ impl Worker {
     pub fn tick(&mut self, src: &ConfigSource, step: Step) {
         if self.busy() {
             if step != Step::Nothing {
-                log::info!("cluster: the role step is still running; checking again later");
+                log::debug!("cluster: the role step is still running; checking again later");
             }
             return;
         }

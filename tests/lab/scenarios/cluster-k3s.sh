@@ -32,7 +32,7 @@ cluster_debs() {
     mkdir -p "$d"
     for p in "${CLUSTER_GUEST_DEBS[@]}"; do
         compgen -G "$d/${p}_*.deb" >/dev/null && continue
-        (cd "$d" && apt-get download "$p") >&2 || lab_die "apt-get download $p failed"
+        (cd "$d" && apt-get -o APT::Sandbox::User=root download "$p") >&2 || lab_die "apt-get download $p failed"
     done
     echo "$d"
 }
@@ -122,6 +122,8 @@ scenario() {
     lab_assert_eq "$(val dropin_mode)" 600 "mode of 10-outpost.yaml"
     grep -qx '  - "10.0.2.100"' "$share/dropin.yaml" || lab_fail "tls-san 10.0.2.100 not in the drop-in"
     grep -qx 'cluster-init: true' "$share/dropin.yaml" || lab_fail "cluster-init not in the drop-in"
+    # node-ip: the hub sends the address the guest's inventory has.
+    grep -qx 'node-ip: "10.0.2.15"' "$share/dropin.yaml" || lab_fail "node-ip 10.0.2.15 not in the drop-in"
     grep -q 'value: "10.0.2.100"' "$share/kube-vip.yaml" || lab_fail "the kube-vip manifest does not carry the VIP"
     # Under systemd the unit runs `k3s server` with K3s's default paths.
     grep -qx 'server' "$share/k3s-calls.log" || lab_fail "k3s.service did not run 'k3s server' (calls: $(cat "$share/k3s-calls.log"))"
