@@ -201,6 +201,8 @@ fn after_checkin(
             ins,
         );
         roles.tick(&args.src, step);
+        // The cluster's DNS name, when this host keeps it (docs/clusters.md).
+        crate::cluster::cmd::ddns_in_loop(&args.src.root, cfg, ins);
     }
     match r {
         Ok(true) => {
