@@ -339,7 +339,8 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
     eprintln!("$ outpost run (stderr)\n{text}");
     assert!(st.success(), "{st}");
     assert_eq!(
-        text.matches("ddns: UPDATE api.example.test -> 127.0.0.1").count(),
+        text.matches("ddns: UPDATE api.example.test -> 127.0.0.1")
+            .count(),
         1,
         "one update, then none while the address stays"
     );

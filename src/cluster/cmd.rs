@@ -541,7 +541,11 @@ pub fn ddns_pass(
 /// writer per name: each update replaces the name's records). The address
 /// is the `node_ip` the hub sent, else the default route's. Errors are
 /// logged and back off (30 s doubling to an hour); the loop goes on.
-pub fn ddns_in_loop(root: &Root, cfg: &crate::config::Config, ins: Option<&crate::proto::ClusterRole>) {
+pub fn ddns_in_loop(
+    root: &Root,
+    cfg: &crate::config::Config,
+    ins: Option<&crate::proto::ClusterRole>,
+) {
     let Some(ins) = ins.filter(|i| !i.leave && i.role == Role::InitServer.as_str()) else {
         return;
     };

@@ -172,19 +172,13 @@ impl Worker {
                     Err(e) => log::error!("cluster: running systemd-run: {e}"),
                 }
             }
-            Via::Child => {
-                match Command::new(exe())
-                    .args(&args)
-                    .stdin(Stdio::null())
-                    .spawn()
-                {
-                    Ok(c) => {
-                        log::info!("cluster: {what} in process {}", c.id());
-                        self.child = Some((c, Instant::now()));
-                    }
-                    Err(e) => log::error!("cluster: starting the role step: {e}"),
+            Via::Child => match Command::new(exe()).args(&args).stdin(Stdio::null()).spawn() {
+                Ok(c) => {
+                    log::info!("cluster: {what} in process {}", c.id());
+                    self.child = Some((c, Instant::now()));
                 }
-            }
+                Err(e) => log::error!("cluster: starting the role step: {e}"),
+            },
         }
     }
 

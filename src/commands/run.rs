@@ -44,10 +44,10 @@ pub fn run(args: RunArgs) -> Result<Code> {
     }
     log::info!("checking in with {} as {}", agent.base, agent.host_id);
     let mut ready = false;
-    // The cluster role's steps run beside the loop (cluster::worker).
-    let mut roles = crate::cluster::worker::Worker::new(&args.src);
-    // Unix seconds of the first successful check-in (a trial's commit clock).
-    let mut first_ok: Option<u64> = None;
+    let mut st = Loop {
+        first_ok: None,
+        roles: crate::cluster::worker::Worker::new(&args.src),
+    };
     loop {
         if sys::stop_requested() {
             break;
@@ -87,16 +87,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 notify.send(&format!("STATUS=checked in; next at {next}"));
                 let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter;
                 // Act on the desired state: commit a trial, or self-upgrade.
-                match after_checkin(
-                    &args,
-                    &cfg,
-                    &client,
-                    d,
-                    host.as_ref(),
-                    &mut first_ok,
-                    &notify,
-                    &mut roles,
-                ) {
+                match after_checkin(&args, &cfg, &client, d, host.as_ref(), &notify, &mut st) {
                     Ok(Some(w)) => wait.min(w),
                     Ok(None) => wait,
                     Err(code) => {
@@ -134,9 +125,17 @@ pub fn run(args: RunArgs) -> Result<Code> {
         }
     }
     notify.send("STOPPING=1");
-    roles.stop();
+    st.roles.stop();
     log::info!("stopped by signal");
     Ok(Code::Ok)
+}
+
+/// What the loop carries from one check-in to the next.
+struct Loop {
+    /// Unix seconds of the first successful check-in (a trial's commit clock).
+    first_ok: Option<u64>,
+    /// The cluster role's steps run beside the loop (cluster::worker).
+    roles: crate::cluster::worker::Worker,
 }
 
 /// After a successful check-in: commit a due trial or act on an upgrade
@@ -149,13 +148,12 @@ fn after_checkin(
     client: &crate::http::Client,
     d: &crate::checkin::Done,
     host: &dyn Host,
-    first_ok: &mut Option<u64>,
     notify: &Notifier,
-    roles: &mut crate::cluster::worker::Worker,
+    st: &mut Loop,
 ) -> std::result::Result<Option<Duration>, Code> {
     let last_ping = std::cell::Cell::new(Instant::now());
     let now = sys::unix_secs(host.now());
-    let ok_at = *first_ok.get_or_insert(now);
+    let ok_at = *st.first_ok.get_or_insert(now);
     let r = crate::upgrade::after_checkin(&crate::upgrade::After {
         root: &args.src.root,
         cfg,
@@ -200,7 +198,7 @@ fn after_checkin(
             &d.state.desired_tag,
             ins,
         );
-        roles.tick(&args.src, step);
+        st.roles.tick(&args.src, step);
         // The cluster's DNS name, when this host keeps it (docs/clusters.md).
         crate::cluster::cmd::ddns_in_loop(&args.src.root, cfg, ins);
     }
