@@ -94,6 +94,7 @@ scenario() {
     wait_member edge-bad failed 900
     lab_vm_wait_file vm bad-failed 300
     lab_hub cluster remove edge-bad
+    lab_vm_wait_file vm bin-restored 1200 # leaving removed the binary
 
     # A free VIP: the role comes up.
     lab_hub cluster create edge-1 "${k3s[@]}" --endpoint vip:10.0.2.100
