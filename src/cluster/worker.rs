@@ -68,6 +68,19 @@ fn exe() -> String {
     p.trim_end_matches(" (deleted)").to_string()
 }
 
+/// From `systemctl list-units --all --plain --no-legend UNIT` (columns
+/// UNIT LOAD ACTIVE SUB DESCRIPTION): whether the step still runs.
+pub fn unit_busy(list: &str) -> bool {
+    list.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.first() == Some(&format!("{UNIT}.service").as_str())
+            && matches!(
+                f.get(2).copied(),
+                Some("active" | "activating" | "deactivating" | "reloading")
+            )
+    })
+}
+
 impl Worker {
     /// A transient unit when this process is a systemd service on the live
     /// system, a child process otherwise.
@@ -91,14 +104,17 @@ impl Worker {
     pub fn busy(&mut self) -> bool {
         match self.via {
             Via::Unit => {
-                let st = Command::new("systemctl")
-                    .args(["is-active", &format!("{UNIT}.service")])
+                // list-units, not is-active: asking for a unit that was
+                // collected makes systemd try to load it and log a line.
+                let out = Command::new("systemctl")
+                    .args(["list-units", "--all", "--plain", "--no-legend"])
+                    .arg(format!("{UNIT}.service"))
                     .stdin(Stdio::null())
                     .stderr(Stdio::null())
                     .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
-                matches!(st.as_str(), "active" | "activating" | "deactivating")
+                unit_busy(&out)
             }
             Via::Child => {
                 let Some((child, since)) = &mut self.child else {
@@ -221,6 +237,19 @@ mod tests {
             sets: Vec::new(),
         };
         assert_eq!(step_args(&live), ["cluster", "from-hub"]);
+    }
+
+    #[test]
+    fn the_transient_unit_is_busy_while_it_runs() {
+        let line = |active: &str, sub: &str| {
+            format!("outpost-cluster-role.service loaded {active} {sub} outpost: apply the cluster role\n")
+        };
+        assert!(unit_busy(&line("active", "running")));
+        assert!(unit_busy(&line("deactivating", "stop-sigterm")));
+        assert!(!unit_busy(&line("inactive", "dead")));
+        assert!(!unit_busy(&line("failed", "failed")));
+        assert!(!unit_busy(""), "collected: not listed");
+        assert!(!unit_busy("other.service loaded active running x\n"));
     }
 
     #[test]
