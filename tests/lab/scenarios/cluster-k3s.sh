@@ -146,6 +146,8 @@ scenario() {
     grep -q 'value: "10.0.2.100"' "$share/kube-vip.yaml" || lab_fail "the kube-vip manifest does not carry the VIP"
     # Under systemd the unit runs `k3s server` with K3s's default paths.
     grep -qx 'server' "$share/k3s-calls.log" || lab_fail "k3s.service did not run 'k3s server' (calls: $(cat "$share/k3s-calls.log"))"
+    # The slow start came from the unit's environment file.
+    grep -q 'coming up in 30 s (FAKE_K3S_READY_DELAY' "$share/out.txt" || lab_fail "the double did not take its 30 s (k3s.env)"
     # The loop did not wait for K3s: check-ins and watchdog pings while it started.
     echo "check-ins while K3s started: $(val c_installing) -> $(val c_running)"
     [ "$(val c_running)" -ge $(($(val c_installing) + 2)) ] ||
