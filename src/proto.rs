@@ -216,6 +216,10 @@ pub struct ClusterRole {
     pub min_version: String,
     /// The operator removed this host from the cluster: leave it.
     pub leave: bool,
+    /// This member's address for Kubernetes (K3s `node-ip`): the address
+    /// its inventory has on the cluster's interface, else its first
+    /// address of the endpoint's family. Absent: K3s picks one.
+    pub node_ip: Option<String>,
 }
 
 impl fmt::Debug for ClusterRole {
@@ -449,6 +453,7 @@ const CLUSTER_ROLE: &[Field] = &[
     opt("service_cidr", Ty::Str(64)),
     req("min_version", Ty::Str(64)),
     req("leave", Ty::Bool),
+    opt("node_ip", Ty::Str(64)),
 ];
 const CLUSTER_REPORT: &[Field] = &[
     req("cluster", Ty::Str(64)),

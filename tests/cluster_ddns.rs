@@ -235,3 +235,120 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&d).expect("tempdir");
     d
 }
+
+/// `outpost run` keeps the cluster's DNS name itself: the hub makes this
+/// host the init server of a cluster on `dns:api.example.test`, and the
+/// loop sends one signed UPDATE to the real BIND (the address: the default
+/// route's, here a route table in the tree naming `lo`), then none while
+/// the address stays.
+#[test]
+fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
+    use common::agent::{requests, Device, Setup};
+    use common::hub::Hub;
+    let scratch = common::fault::Scratch::new("ddns-run");
+    let n = named(scratch.path());
+    let pki = common::tls::make_pki(scratch.path());
+    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
+    let token = hub.token(&[]);
+    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
+    assert_eq!(code, 0, "set-interval: {err}");
+    let top = format!(
+        "outpost:\n  logLevel: info\n  ddns:\n    server: \"127.0.0.1:{}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n",
+        n.port
+    );
+    let d = Device::new(
+        scratch.path(),
+        &Setup {
+            endpoint: &hub.url,
+            token: Some(&token),
+            host_id: "cp-dns",
+            ca_pem: &pki.ca_cert,
+            site: "",
+            top: &top,
+        },
+    );
+    let key = d.root.join("etc/outpost/ddns.key");
+    std::fs::write(&key, format!("{SECRET}\n")).expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::create_dir_all(d.root.join("proc/net")).expect("proc");
+    std::fs::write(
+        d.root.join("proc/net/route"),
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
+    )
+    .expect("route");
+    let (code, _, err) = d.run(&["checkin"]);
+    assert_eq!(code, 0, "{err}");
+    for args in [
+        &[
+            "cluster",
+            "create",
+            "edge-dns",
+            "--distro",
+            "k3s",
+            "--version",
+            "v1.31.4+k3s1",
+            "--endpoint",
+            "dns:api.example.test",
+        ][..],
+        &[
+            "cluster",
+            "add",
+            "edge-dns",
+            "cp-dns",
+            "--role",
+            "control-plane",
+        ],
+    ] {
+        let (code, _, e) = hub.cli(args);
+        assert_eq!(code, 0, "{e}");
+    }
+    let log = scratch.path().join("run.log");
+    let mut child = d
+        .cmd(&["run"])
+        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawning outpost run");
+    let checkins = || {
+        requests(&hub.log_lines())
+            .iter()
+            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
+            .count()
+    };
+    // The record appears (hang guard: 60 s), then five more check-ins.
+    let t0 = Instant::now();
+    while dig(&n, "api.example.test", "A") != "127.0.0.1" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no record: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let after = checkins();
+    while checkins() < after + 5 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().expect("wait");
+    let text = std::fs::read_to_string(&log).expect("log");
+    eprintln!("$ outpost run (stderr)\n{text}");
+    assert!(st.success(), "{st}");
+    assert_eq!(
+        text.matches("ddns: UPDATE api.example.test -> 127.0.0.1")
+            .count(),
+        1,
+        "one update, then none while the address stays"
+    );
+    assert!(
+        text.contains("ddns: api.example.test -> 127.0.0.1: updated (signed answer verified)"),
+        "{text}"
+    );
+    // (The role itself fails here, no K3s binary in this tree: the name is
+    // kept from the instruction on, whatever the role's state.)
+    assert!(!text.contains(SECRET), "the TSIG secret leaked");
+}

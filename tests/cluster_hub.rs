@@ -325,3 +325,110 @@ fn three_agents_and_the_hub_form_a_cluster() {
     }
     leak::assert_clean("agents", "output", &out, &secrets);
 }
+
+/// `outpost run` applies the role beside its loop (cluster::worker): while
+/// the K3s TEST DOUBLE takes 5 s to come up, the loop goes on checking in.
+/// Before, the loop waited for K3s (up to 2 x 300 s): no check-in between
+/// the role's `installing` and `ready`, and no watchdog ping.
+#[test]
+fn the_run_loop_checks_in_while_k3s_starts() {
+    std::env::set_var("RUST_LOG", "info");
+    let scratch = Scratch::new("cluster-run");
+    let pki = make_pki(scratch.path());
+    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
+    let token = hub.token(&[]);
+    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
+    assert_eq!(code, 0, "set-interval: {err}");
+    let d = Device::new(
+        scratch.path(),
+        &Setup {
+            endpoint: &hub.url,
+            token: Some(&token),
+            host_id: "cp-run",
+            ca_pem: &pki.ca_cert,
+            site: "",
+            top: "outpost:\n  logLevel: info\n",
+        },
+    );
+    prepare_root(&d.root);
+    let _guard = Kill(vec![d.root.clone()]);
+    let mut out = String::new();
+    assert_eq!(checkin(&d, "cp-run", &mut out).0, 0);
+    for args in [
+        &[
+            "cluster",
+            "create",
+            "edge-1",
+            "--distro",
+            "k3s",
+            "--version",
+            "v1.31.4+k3s1",
+            "--endpoint",
+            "vip:10.0.0.100",
+        ][..],
+        &[
+            "cluster",
+            "add",
+            "edge-1",
+            "cp-run",
+            "--role",
+            "control-plane",
+        ],
+    ] {
+        let (code, _, e) = hub.cli(args);
+        assert_eq!(code, 0, "{e}");
+    }
+    let log = scratch.path().join("run.log");
+    let mut child = d
+        .cmd(&["run"])
+        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .env("FAKE_K3S_READY_DELAY", "5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawning outpost run");
+    // Until the hub has the member ready (hang guard: 120 s).
+    let t0 = std::time::Instant::now();
+    loop {
+        let (_, json, _) = hub.cli(&["cluster", "show", "edge-1", "--json"]);
+        if json.contains("\"state\":\"ready\"") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "not ready: {json}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().expect("wait");
+    let text = std::fs::read_to_string(&log).expect("log");
+    eprintln!("$ outpost run (stderr, the role step's lines among the loop's)\n{text}");
+    assert!(st.success(), "outpost run: {st}");
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in the log"))
+    };
+    let spawned = at("cluster: applying the cluster role in process");
+    let installing = at("cluster edge-1 role init-server: installing");
+    let running = at("cluster edge-1 role init-server: running");
+    let ready = at("cluster edge-1 role init-server: ready");
+    assert!(spawned < running && installing < running && running < ready);
+    // (Direct start: running once the process lives 1 s; the double's
+    // 5 s come between running and ready.)
+    let during = text[installing..ready].matches("checked in").count();
+    assert!(
+        during >= 3,
+        "{during} check-ins while K3s started; the loop waited for it"
+    );
+    // One step at a time: no second apply while the first ran.
+    assert_eq!(
+        text.matches("cluster: applying the cluster role in process")
+            .count(),
+        1,
+        "{text}"
+    );
+}

@@ -109,6 +109,7 @@ pub fn on_checkin(
                 service_cidr: None,
                 min_version: String::new(),
                 leave: true,
+                node_ip: None,
             }));
         }
     }
@@ -204,6 +205,16 @@ pub fn on_checkin(
             "cluster {name}: {host_id} runs agent {agent}, the cluster needs >= {min_version}"
         );
     }
+    let inventory: Option<String> = tx
+        .query_row(
+            "SELECT inventory FROM devices WHERE host_id=?1",
+            [host_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let node_ip = inventory
+        .and_then(|t| miniserde::json::from_str::<outpost::proto::Inventory>(&t).ok())
+        .and_then(|inv| node_ip(&inv, cl.interface.as_deref(), &cl.endpoint));
     Ok(Some(ClusterRole {
         cluster: name,
         distro: cl.distro.as_str().into(),
@@ -220,5 +231,87 @@ pub fn on_checkin(
         service_cidr: cl.service_cidr.clone(),
         min_version,
         leave: false,
+        node_ip,
     }))
+}
+
+/// The member's address for Kubernetes (K3s `node-ip`), from the
+/// inventory it sent: an address on the cluster's interface when one is
+/// set, else the first one of the endpoint's family (IPv4 for a DNS
+/// endpoint) that is not loopback or link-local. None: K3s picks one.
+pub fn node_ip(
+    inv: &outpost::proto::Inventory,
+    interface: Option<&str>,
+    endpoint: &outpost::cluster::Endpoint,
+) -> Option<String> {
+    let want_v6 = endpoint.vip().is_some_and(|a| a.is_ipv6());
+    inv.interfaces
+        .iter()
+        .filter(|i| interface.is_none_or(|n| i.name == n))
+        .flat_map(|i| i.addrs.iter())
+        .filter_map(|a| a.split('/').next()?.parse::<std::net::IpAddr>().ok())
+        .find(|a| {
+            a.is_ipv6() == want_v6
+                && !a.is_loopback()
+                && !a.is_unspecified()
+                && match a {
+                    std::net::IpAddr::V4(v) => !v.is_link_local(),
+                    std::net::IpAddr::V6(v) => (v.segments()[0] & 0xffc0) != 0xfe80,
+                }
+        })
+        .map(|a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost::cluster::Endpoint;
+    use outpost::proto::{Interface, Inventory};
+
+    fn inv() -> Inventory {
+        let nic = |name: &str, addrs: &[&str]| Interface {
+            name: name.into(),
+            mac: String::new(),
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+        };
+        Inventory {
+            interfaces: vec![
+                nic("lo", &["127.0.0.1/8", "::1/128"]),
+                nic(
+                    "eth0",
+                    &[
+                        "fe80::1/64",
+                        "169.254.3.4/16",
+                        "10.0.2.15/24",
+                        "2001:db8::15/64",
+                    ],
+                ),
+                nic("eth1", &["192.168.7.9/24"]),
+            ],
+            ..Inventory::default()
+        }
+    }
+
+    #[test]
+    fn node_ip_from_the_inventory() {
+        let v4 = Endpoint::Vip("10.0.2.100".parse().expect("ip"));
+        let v6 = Endpoint::Vip("2001:db8::100".parse().expect("ip"));
+        let dns = Endpoint::Dns("api.example.test".into());
+        let cases = [
+            (None, &v4, Some("10.0.2.15")),
+            (Some("eth1"), &v4, Some("192.168.7.9")),
+            (None, &v6, Some("2001:db8::15")),
+            (Some("eth1"), &v6, None),
+            (None, &dns, Some("10.0.2.15")),
+            (Some("nosuch0"), &v4, None),
+        ];
+        for (ifname, ep, want) in cases {
+            assert_eq!(
+                node_ip(&inv(), ifname, ep).as_deref(),
+                want,
+                "{ifname:?} {ep:?}"
+            );
+        }
+        assert_eq!(node_ip(&Inventory::default(), None, &v4), None);
+    }
 }

@@ -368,22 +368,52 @@ fn run_quiet(cmd: &mut Command) -> std::result::Result<String, String> {
 fn start_systemd(unit: &str, restart: bool, timeout: Duration) -> std::result::Result<(), String> {
     run_quiet(Command::new("systemctl").arg("daemon-reload"))?;
     run_quiet(Command::new("systemctl").args(["enable", unit]))?;
+    // --no-block: the server unit is Type=notify and K3s says READY only
+    // once it is up, which can take minutes (the unit has no start
+    // timeout); the loop below bounds the wait instead.
     let verb = if restart { "restart" } else { "start" };
-    run_quiet(Command::new("systemctl").args([verb, unit]))?;
+    run_quiet(Command::new("systemctl").args([verb, "--no-block", unit]))?;
     let until = Instant::now() + timeout;
     loop {
-        let st = Command::new("systemctl")
-            .args(["is-active", unit])
+        let out = Command::new("systemctl")
+            .args(["show", "-p", "ActiveState,SubState,ExecMainStatus", unit])
+            .stdin(Stdio::null())
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        if st == "active" {
-            return Ok(());
+        match unit_verdict(&out) {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(why)) => return Err(format!("{unit} {why}")),
+            None if Instant::now() >= until => {
+                return Err(format!(
+                    "{unit} not active within {} s ({})",
+                    timeout.as_secs(),
+                    out.split_whitespace().collect::<Vec<_>>().join(" ")
+                ))
+            }
+            None => std::thread::sleep(Duration::from_millis(500)),
         }
-        if st == "failed" || Instant::now() >= until {
-            return Err(format!("{unit} is {st}, not active"));
-        }
-        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// From `systemctl show -p ActiveState,SubState,ExecMainStatus`: Ok when
+/// active, Err when it failed or exited and waits to be restarted (the
+/// K3s unit has Restart=always, so a K3s that cannot start never reaches
+/// `failed`), None while it is still starting.
+pub fn unit_verdict(show: &str) -> Option<std::result::Result<(), String>> {
+    let get = |k: &str| {
+        show.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .unwrap_or("")
+            .trim()
+    };
+    match (get("ActiveState"), get("SubState")) {
+        ("active", _) => Some(Ok(())),
+        ("failed", _) | (_, "auto-restart") => Some(Err(format!(
+            "exited at start (status {})",
+            get("ExecMainStatus")
+        ))),
+        _ => None,
     }
 }
 
@@ -660,6 +690,29 @@ mod tests {
                 "{r:?} {ready}"
             );
         }
+    }
+
+    #[test]
+    fn unit_states() {
+        let v = |s: &str| unit_verdict(s);
+        assert_eq!(
+            v("ActiveState=active\nSubState=running\nExecMainStatus=0\n"),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            v("ActiveState=activating\nSubState=start\nExecMainStatus=0\n"),
+            None,
+            "Type=notify before READY=1"
+        );
+        assert_eq!(
+            v("ActiveState=activating\nSubState=auto-restart\nExecMainStatus=1\n"),
+            Some(Err("exited at start (status 1)".into()))
+        );
+        assert_eq!(
+            v("ActiveState=failed\nSubState=failed\nExecMainStatus=203\n"),
+            Some(Err("exited at start (status 203)".into()))
+        );
+        assert_eq!(v(""), None);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum Action {
         purge: bool,
         start: Option<apply::Start>,
     },
+    /// Not in the help: what `outpost run` starts in the background to act
+    /// on the hub's instruction kept in `state.json` (cluster::worker).
+    FromHub,
 }
 
 #[derive(Debug, PartialEq)]
@@ -96,7 +99,10 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
     let cmd = format!("cluster {sub}");
     let mut purge = false;
-    if !matches!(sub.as_str(), "apply" | "ddns" | "status" | "leave") {
+    if !matches!(
+        sub.as_str(),
+        "apply" | "ddns" | "status" | "leave" | "from-hub"
+    ) {
         return Err(Error::usage(format!(
             "cluster: unknown subcommand {sub:?}; give apply, ddns, status or leave"
         )));
@@ -171,6 +177,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             force,
         },
         "leave" => Action::Leave { purge, start },
+        "from-hub" => Action::FromHub,
         _ => Action::Status { json },
     };
     Ok(Command::Cluster(ClusterArgs {
@@ -301,6 +308,12 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
     let cfg = l.into_valid()?;
     let root = &args.src.root;
     match args.action {
+        Action::FromHub => {
+            // As the loop sees it: with the server's configuration layer.
+            let cfg = crate::commands::checkin::load_config(&args.src)?;
+            super::hub::from_state(root, &cfg, std::time::Duration::from_secs(300))?;
+            Ok(Code::Ok)
+        }
         Action::Status { json } => {
             let Some(r) = apply::last_record(root, &cfg.state_dir.value) else {
                 return crate::commands::print("no cluster role applied\n")
@@ -460,6 +473,39 @@ fn run_ddns(
             ))
         }
     };
+    let line = match ddns_pass(root, cfg, &s, name, addr, force)? {
+        Pass::Unchanged => format!("{name} -> {addr}: unchanged (the server has it)\n"),
+        Pass::Wait { failures, secs } => format!(
+            "{name} -> {addr}: backing off after {failures} failures, next try in {secs} s\n"
+        ),
+        Pass::Updated => format!(
+            "{name} -> {addr}: updated at {} (signed answer verified)\n",
+            s.server
+        ),
+    };
+    crate::commands::print(&line)?;
+    Ok(Code::Ok)
+}
+
+/// What one dynamic DNS pass did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pass {
+    Unchanged,
+    Wait { failures: u32, secs: u64 },
+    Updated,
+}
+
+/// One dynamic DNS pass: send an update only when the address differs
+/// from the one the server last accepted and no backoff is running;
+/// `ddns.json` in the state directory keeps both across runs.
+pub fn ddns_pass(
+    root: &Root,
+    cfg: &crate::config::Config,
+    s: &ddns::Settings,
+    name: &str,
+    addr: IpAddr,
+    force: bool,
+) -> Result<Pass> {
     let dir = root.path(&cfg.state_dir.value);
     let state_path = dir.join("ddns.json");
     let mut state: ddns::State = std::fs::read_to_string(&state_path)
@@ -469,34 +515,66 @@ fn run_ddns(
     let host = crate::sys::host();
     let now = crate::sys::unix_secs(host.now());
     match ddns::decide(&state, name, addr, now, force) {
-        ddns::Decision::Unchanged => {
-            crate::commands::print(&format!(
-                "{name} -> {addr}: unchanged (the server has it)\n"
-            ))?;
-            return Ok(Code::Ok);
-        }
+        ddns::Decision::Unchanged => return Ok(Pass::Unchanged),
         ddns::Decision::Wait(t) => {
-            crate::commands::print(&format!(
-                "{name} -> {addr}: backing off after {} failures, next try in {} s\n",
-                state.failures,
-                t.saturating_sub(now)
-            ))?;
-            return Ok(Code::Ok);
+            return Ok(Pass::Wait {
+                failures: state.failures,
+                secs: t.saturating_sub(now),
+            })
         }
         ddns::Decision::Send => {}
     }
     let mut idb = [0u8; 2];
     host.fill_random(&mut idb)
         .map_err(|e| Error::new(Code::LocalIo, format!("random DNS message ID: {e}")))?;
-    let result = ddns::update(&s, name, addr, now, u16::from_be_bytes(idb), &mut state);
+    let result = ddns::update(s, name, addr, now, u16::from_be_bytes(idb), &mut state);
     crate::fsutil::ensure_dir(&dir, crate::fsutil::SECRET_DIR_MODE)?;
     let mut j = miniserde::json::to_string(&state);
     j.push('\n');
     crate::fsutil::write_atomic(&state_path, j.as_bytes(), 0o644)?;
-    result?;
-    crate::commands::print(&format!(
-        "{name} -> {addr}: updated at {} (signed answer verified)\n",
-        s.server
-    ))?;
-    Ok(Code::Ok)
+    result.map(|_| Pass::Updated)
+}
+
+/// `outpost run`, after each check-in: keep the cluster's DNS name at this
+/// host's address when dynamic DNS is configured (`outpost.ddns.*`), the
+/// endpoint is `dns:NAME` and this host is the cluster's init server (one
+/// writer per name: each update replaces the name's records). The address
+/// is the `node_ip` the hub sent, else the default route's. Errors are
+/// logged and back off (30 s doubling to an hour); the loop goes on.
+pub fn ddns_in_loop(
+    root: &Root,
+    cfg: &crate::config::Config,
+    ins: Option<&crate::proto::ClusterRole>,
+) {
+    let Some(ins) = ins.filter(|i| !i.leave && i.role == Role::InitServer.as_str()) else {
+        return;
+    };
+    let Ok(Endpoint::Dns(name)) = Endpoint::parse(&ins.endpoint) else {
+        return;
+    };
+    let s = match ddns::settings(root, cfg) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            log::warn!("ddns: {e}");
+            return;
+        }
+    };
+    let addr = ins
+        .node_ip
+        .as_deref()
+        .and_then(|a| a.parse::<IpAddr>().ok())
+        .or_else(|| default_address(root));
+    let Some(addr) = addr else {
+        log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
+        return;
+    };
+    match ddns_pass(root, cfg, &s, &name, addr, false) {
+        Ok(Pass::Updated) => log::info!("ddns: {name} -> {addr}: updated (signed answer verified)"),
+        Ok(Pass::Unchanged) => log::debug!("ddns: {name} -> {addr}: unchanged"),
+        Ok(Pass::Wait { failures, secs }) => {
+            log::debug!("ddns: {name}: backing off after {failures} failures, next try in {secs} s")
+        }
+        Err(e) => log::warn!("{e}"),
+    }
 }

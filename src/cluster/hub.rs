@@ -159,6 +159,13 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
                 .into(),
         );
     }
+    let node_ip = match &ins.node_ip {
+        None => None,
+        Some(a) => Some(
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("cluster.node_ip {a:?} is not an IP address"))?,
+        ),
+    };
     Ok(Spec {
         cluster: ins.cluster.clone(),
         distro,
@@ -166,7 +173,7 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
         endpoint,
         role,
         host_id: host_id.to_string(),
-        node_ip: None,
+        node_ip,
         interface: ins.interface.clone(),
         pod_cidr: ins.pod_cidr.clone(),
         service_cidr: ins.service_cidr.clone(),
@@ -175,10 +182,49 @@ pub fn spec(ins: &ClusterRole, host_id: &str, vip_skip: bool) -> std::result::Re
     })
 }
 
-/// After a successful check-in: act on `desired.cluster`. Applies when the
-/// desired tag is new or the role is not ready yet (a failed role is
-/// retried at each check-in); leaves when told to. Blocks while K3s starts
-/// (up to `timeout` for running and again for ready).
+/// What the hub's instruction asks of this host after a check-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No instruction, or the role is ready under this desired state, or
+    /// the host has left already.
+    Nothing,
+    /// The hub removed this host: leave the cluster.
+    Leave,
+    /// Apply the role: the desired state is new, or the role is not ready
+    /// yet (a failed role is retried at each check-in).
+    Apply,
+}
+
+/// Decide from the state directory alone (cheap: run at every check-in).
+pub fn next_step(
+    root: &Root,
+    state_dir: &str,
+    desired_tag: &str,
+    ins: Option<&ClusterRole>,
+) -> Step {
+    let Some(ins) = ins else {
+        return Step::Nothing;
+    };
+    let last = apply::last_record(root, state_dir);
+    if ins.leave {
+        return if last.is_some_and(|r| r.state != "left") {
+            Step::Leave
+        } else {
+            Step::Nothing
+        };
+    }
+    let same = read(root, state_dir, APPLIED) == desired_tag;
+    if same && last.is_some_and(|r| r.state == "ready") {
+        Step::Nothing
+    } else {
+        Step::Apply
+    }
+}
+
+/// After a successful check-in: act on `desired.cluster` (see `next_step`).
+/// Blocks while K3s starts (up to `timeout` for running and again for
+/// ready): `outpost checkin` calls it directly, `outpost run` through
+/// `worker::Worker` in a separate process so its loop goes on.
 pub fn after_checkin(
     root: &Root,
     cfg: &Config,
@@ -186,32 +232,25 @@ pub fn after_checkin(
     ins: Option<&ClusterRole>,
     timeout: std::time::Duration,
 ) -> Result<()> {
-    let Some(ins) = ins else {
+    let sd = &cfg.state_dir.value;
+    let step = next_step(root, sd, desired_tag, ins);
+    let Some(ins) = ins.filter(|_| step != Step::Nothing) else {
         return Ok(());
     };
-    let sd = &cfg.state_dir.value;
-    let last = apply::last_record(root, sd);
     let start = if root.is_live() {
         apply::Start::Systemd
     } else {
         apply::Start::Direct
     };
-    if ins.leave {
-        if last.as_ref().is_some_and(|r| r.state != "left") {
-            log::info!(
-                "cluster {}: the hub removed this host; leaving",
-                ins.cluster
-            );
-            for step in apply::leave(root, start, false, sd)? {
-                log::info!("cluster: {step}");
-            }
-            record(root, sd, ins, "left", "")?;
+    if step == Step::Leave {
+        log::info!(
+            "cluster {}: the hub removed this host; leaving",
+            ins.cluster
+        );
+        for step in apply::leave(root, start, false, sd)? {
+            log::info!("cluster: {step}");
         }
-        return Ok(());
-    }
-    let same = read(root, sd, APPLIED) == desired_tag;
-    if same && last.as_ref().is_some_and(|r| r.state == "ready") {
-        return Ok(());
+        return record(root, sd, ins, "left", "");
     }
     write(root, sd, APPLIED, desired_tag)?;
     if let Err(why) = verdict(ins, &crate::version::running()) {
@@ -256,6 +295,17 @@ pub fn after_checkin(
     Ok(())
 }
 
+/// `outpost cluster from-hub` (started by `worker::Worker`): act on the
+/// instruction of the last check-in answer, as kept in `state.json`.
+pub fn from_state(root: &Root, cfg: &Config, timeout: std::time::Duration) -> Result<()> {
+    let paths = crate::state::Paths::new(root.path(&cfg.state_dir.value));
+    let Some(st) = crate::state::load_state(&paths)? else {
+        return Ok(());
+    };
+    let ins = st.desired.as_ref().and_then(|d| d.cluster.as_ref());
+    after_checkin(root, cfg, &st.desired_tag, ins, timeout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +324,7 @@ mod tests {
             service_cidr: None,
             min_version: String::new(),
             leave: false,
+            node_ip: None,
         }
     }
 
@@ -292,6 +343,13 @@ mod tests {
         assert!(e.contains("not on the endpoint"), "{e}");
         let e = spec(&ins("init-server", ""), "h", false).unwrap_err();
         assert!(e.contains("token is empty"), "{e}");
+        let mut with_ip = ins("init-server", "boot");
+        with_ip.node_ip = Some("10.0.2.15".into());
+        let s = spec(&with_ip, "h", false).expect("spec");
+        assert_eq!(s.node_ip, "10.0.2.15".parse().ok());
+        with_ip.node_ip = Some("10.0.2".into());
+        let e = spec(&with_ip, "h", false).unwrap_err();
+        assert_eq!(e, "cluster.node_ip \"10.0.2\" is not an IP address");
     }
 
     #[test]

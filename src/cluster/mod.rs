@@ -14,6 +14,7 @@ pub mod hub;
 pub mod preflight;
 pub mod render;
 pub mod vip;
+pub mod worker;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -44,8 +44,10 @@ pub fn run(args: RunArgs) -> Result<Code> {
     }
     log::info!("checking in with {} as {}", agent.base, agent.host_id);
     let mut ready = false;
-    // Unix seconds of the first successful check-in (a trial's commit clock).
-    let mut first_ok: Option<u64> = None;
+    let mut st = Loop {
+        first_ok: None,
+        roles: crate::cluster::worker::Worker::new(&args.src),
+    };
     loop {
         if sys::stop_requested() {
             break;
@@ -95,15 +97,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                 #[cfg(feature = "test-hooks")]
                 hang_hook();
                 // Act on the desired state: commit a trial, or self-upgrade.
-                match after_checkin(
-                    &args,
-                    &cfg,
-                    &client,
-                    d,
-                    host.as_ref(),
-                    &mut first_ok,
-                    &notify,
-                ) {
+                match after_checkin(&args, &cfg, &client, d, host.as_ref(), &notify, &mut st) {
                     Ok(Some(w)) => wait.min(w),
                     Ok(None) => wait,
                     Err(code) => {
@@ -141,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
         }
     }
     notify.send("STOPPING=1");
+    st.roles.stop();
     log::info!("stopped by signal");
     Ok(Code::Ok)
 }
@@ -159,8 +154,13 @@ fn hang_hook() {
     }
 }
 
-/// How long a cluster role may take to run, and again to be ready.
-const CLUSTER_TIMEOUT: Duration = Duration::from_secs(300);
+/// What the loop carries from one check-in to the next.
+struct Loop {
+    /// Unix seconds of the first successful check-in (a trial's commit clock).
+    first_ok: Option<u64>,
+    /// The cluster role's steps run beside the loop (cluster::worker).
+    roles: crate::cluster::worker::Worker,
+}
 
 /// After a successful check-in: commit a due trial or act on an upgrade
 /// offer. `Ok(Some(d))`: wake within `d` (a trial waits out its grace);
@@ -172,12 +172,12 @@ fn after_checkin(
     client: &crate::http::Client,
     d: &crate::checkin::Done,
     host: &dyn Host,
-    first_ok: &mut Option<u64>,
     notify: &Notifier,
+    st: &mut Loop,
 ) -> std::result::Result<Option<Duration>, Code> {
     let last_ping = std::cell::Cell::new(Instant::now());
     let now = sys::unix_secs(host.now());
-    let ok_at = *first_ok.get_or_insert(now);
+    let ok_at = *st.first_ok.get_or_insert(now);
     let r = crate::upgrade::after_checkin(&crate::upgrade::After {
         root: &args.src.root,
         cfg,
@@ -213,17 +213,18 @@ fn after_checkin(
         }
     }
     if let Ok(false) = &r {
-        // The cluster role (docs/clusters.md): apply, retry or leave.
+        // The cluster role (docs/clusters.md): apply, retry or leave, in
+        // a separate process so this loop goes on meanwhile.
         let ins = d.state.desired.as_ref().and_then(|x| x.cluster.as_ref());
-        if let Err(e) = crate::cluster::hub::after_checkin(
+        let step = crate::cluster::hub::next_step(
             &args.src.root,
-            cfg,
+            &cfg.state_dir.value,
             &d.state.desired_tag,
             ins,
-            CLUSTER_TIMEOUT,
-        ) {
-            log::error!("{e}");
-        }
+        );
+        st.roles.tick(&args.src, step);
+        // The cluster's DNS name, when this host keeps it (docs/clusters.md).
+        crate::cluster::cmd::ddns_in_loop(&args.src.root, cfg, ins);
     }
     match r {
         Ok(true) => {
