@@ -110,11 +110,26 @@ lab_image() {
     lab_log "built the $arch image in $(($(date +%s) - t0)) s"
 }
 
+# lab_images [ARCH...]: builds the missing images (both by default) at the
+# same time: the x86_64 one (mostly downloads and dpkg) fits inside the
+# arm64 one (package scripts under qemu-user), so a first run waits for
+# the longer build only, not the sum.
 lab_images() {
-    local a
+    local a pids=() rc=0 t0 p
     [ $# -gt 0 ] || set -- x86_64 aarch64
-    for a in "$@"; do lab_image "$a"; done
+    t0=$(date +%s)
+    if [ $# -eq 1 ]; then
+        lab_image "$1"
+    else
+        for a in "$@"; do
+            lab_image "$a" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+        [ "$rc" -eq 0 ] || lab_die "building the images failed (see above)"
+    fi
     for a in "$@"; do echo "$a: $(lab_image_dir "$a")"; done
+    lab_log "images ready in $(($(date +%s) - t0)) s"
 }
 
 # ---------------------------------------------------------------- binaries
