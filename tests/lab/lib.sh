@@ -483,7 +483,9 @@ lab_run() {
     for n in "${names[@]}"; do [ -f "$LAB_DIR/scenarios/$n.sh" ] || lab_die "no scenario $n (see scripts/lab list)"; done
     lab_space_check 3000 "$LAB_CACHE"
     logs=$(mktemp -d)
-    for n in "${names[@]}"; do
+    local order=("${names[@]}")
+    [ "$jobs" -le 1 ] || mapfile -t order < <(lab_longest_first "${names[@]}")
+    for n in "${order[@]}"; do
         if [ "$jobs" -le 1 ]; then
             printf '\n--> lab scenario %s: %s\n' "$n" "$(lab_scenario_field "$n" LAB_DESC)"
             lab_run_timed "$n" "$logs"
@@ -513,10 +515,26 @@ lab_run() {
 }
 
 lab_run_timed() { # NAME DIR: runs one scenario, writes DIR/NAME.result "rc seconds"
-    local t0 rc=0
+    local t0 rc=0 dt
     t0=$(date +%s)
     lab_run_one "$1" || rc=$?
-    echo "$rc $(($(date +%s) - t0))" >"$2/$1.result"
+    dt=$(($(date +%s) - t0))
+    echo "$rc $dt" >"$2/$1.result"
+    if [ "$rc" -eq 0 ]; then
+        mkdir -p "$LAB_CACHE/times"
+        echo "$dt" >"$LAB_CACHE/times/$1"
+    fi
+}
+
+# lab_longest_first NAME...: the names, the longest last passing run first
+# (never run: first of all), so N-at-a-time runs do not end with one long
+# scenario alone.
+lab_longest_first() {
+    local n t
+    for n in "$@"; do
+        t=$(cat "$LAB_CACHE/times/$n" 2>/dev/null || echo 999999)
+        printf '%s %s\n' "$t" "$n"
+    done | sort -k1,1nr -k2 | cut -d' ' -f2
 }
 
 lab_result_word() { if [ "$(cut -d' ' -f1 "$1" 2>/dev/null)" = 0 ]; then echo pass; else echo FAIL; fi; }
