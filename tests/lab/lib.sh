@@ -98,7 +98,8 @@ lab_image() {
     lab_log "building the $arch image into $dir (log: $log)"
     t0=$(date +%s)
     local build=("$LAB_DIR/image/build.sh" "$(lab_deb_arch "$arch")" "$dir.tmp" "$(lab_mirror)")
-    rm -rf "$dir.tmp"
+    # --one-file-system: a build killed mid-way may have left mounts (proc, dev) in its rootfs.
+    rm -rf --one-file-system "$dir.tmp"
     [ "$arch" = aarch64 ] && build=("$LAB_DIR/image/binfmt-ns.sh" "${build[@]}")
     if ! as_root nice "${build[@]}" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
