@@ -561,6 +561,13 @@ lab_ci() {
     shellcheck "$LAB_ROOT/scripts/lab" "$LAB_DIR/lib.sh" "$LAB_DIR"/image/*.sh "$LAB_DIR"/scenarios/*.sh
     shellcheck -s sh "$LAB_DIR"/scenarios/*.guest "$LAB_DIR"/image/lab-run.sh
     lab_images x86_64 aarch64
+    # The agents and the hub once for all scenarios: otherwise every guest
+    # and hub runs cargo, a few seconds each under load, waiting for the
+    # others' cargo lock when scenarios run at once.
+    OUTPOST_LAB_BIN_X86_64=$(lab_agent_bin x86_64)
+    OUTPOST_LAB_BIN_AARCH64=$(lab_agent_bin aarch64)
+    OUTPOST_LAB_HUB=$(lab_hub_bin)
+    export OUTPOST_LAB_BIN_X86_64 OUTPOST_LAB_BIN_AARCH64 OUTPOST_LAB_HUB
     local n rc=0
     lab_run -j "${OUTPOST_LAB_JOBS:-2}" --ci || rc=$?
     for n in $(lab_scenarios); do
