@@ -219,7 +219,7 @@ lab_vm_qemu() { # NAME KERNEL-EXTRA -> the qemu command line, one word a line
 lab_vm_start() {
     local name=$1 dir=$LAB_RUN/$1 n
     if [ $# -ge 2 ]; then cp "$2" "$dir/share/run.sh"; else cat >"$dir/share/run.sh"; fi
-    rm -f "$dir/share/rc" "$dir/share/out.txt" "$dir/share/stay"
+    rm -f "$dir/share/rc" "$dir/share/rc.tmp" "$dir/share/out.txt" "$dir/share/stay"
     n=$(($(cat "$dir/boots") + 1))
     echo "$n" >"$dir/boots"
     printf '\n===== lab: boot %s of %s at %s =====\n' "$n" "$name" "$(date -u +%FT%TZ)" >>"$dir/console.log"
@@ -272,6 +272,13 @@ lab_vm_finish() {
     local dir=$LAB_RUN/$1 t0
     t0=$(stat -c %Y "$dir/boots")
     lab_vm_wait "$1" || return $?
+    # lab-run writes rc.tmp then renames it: a script that ends by
+    # rebooting or powering off the guest can have lab-run stopped between
+    # the two. rc.tmp holding a number is the script's finished status.
+    if [ ! -f "$dir/share/rc" ] && grep -qx '[0-9]\{1,3\}' "$dir/share/rc.tmp" 2>/dev/null; then
+        lab_log "$1: the guest shut down before lab-run renamed rc.tmp; using it"
+        mv "$dir/share/rc.tmp" "$dir/share/rc"
+    fi
     if [ ! -f "$dir/share/rc" ]; then
         lab_log "$1: the guest powered off without running the script"
         lab_console_tail "$1"
