@@ -98,7 +98,8 @@ lab_image() {
     lab_log "building the $arch image into $dir (log: $log)"
     t0=$(date +%s)
     local build=("$LAB_DIR/image/build.sh" "$(lab_deb_arch "$arch")" "$dir.tmp" "$(lab_mirror)")
-    rm -rf "$dir.tmp"
+    # --one-file-system: a build killed mid-way may have left mounts (proc, dev) in its rootfs.
+    rm -rf --one-file-system "$dir.tmp"
     [ "$arch" = aarch64 ] && build=("$LAB_DIR/image/binfmt-ns.sh" "${build[@]}")
     if ! as_root nice "${build[@]}" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
@@ -110,11 +111,26 @@ lab_image() {
     lab_log "built the $arch image in $(($(date +%s) - t0)) s"
 }
 
+# lab_images [ARCH...]: builds the missing images (both by default) at the
+# same time: the x86_64 one (mostly downloads and dpkg) fits inside the
+# arm64 one (package scripts under qemu-user), so a first run waits for
+# the longer build only, not the sum.
 lab_images() {
-    local a
+    local a pids=() rc=0 t0 p
     [ $# -gt 0 ] || set -- x86_64 aarch64
-    for a in "$@"; do lab_image "$a"; done
+    t0=$(date +%s)
+    if [ $# -eq 1 ]; then
+        lab_image "$1"
+    else
+        for a in "$@"; do
+            lab_image "$a" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+        [ "$rc" -eq 0 ] || lab_die "building the images failed (see above)"
+    fi
     for a in "$@"; do echo "$a: $(lab_image_dir "$a")"; done
+    lab_log "images ready in $(($(date +%s) - t0)) s"
 }
 
 # ---------------------------------------------------------------- binaries
@@ -203,7 +219,7 @@ lab_vm_qemu() { # NAME KERNEL-EXTRA -> the qemu command line, one word a line
 lab_vm_start() {
     local name=$1 dir=$LAB_RUN/$1 n
     if [ $# -ge 2 ]; then cp "$2" "$dir/share/run.sh"; else cat >"$dir/share/run.sh"; fi
-    rm -f "$dir/share/rc" "$dir/share/out.txt" "$dir/share/stay"
+    rm -f "$dir/share/rc" "$dir/share/rc.tmp" "$dir/share/out.txt" "$dir/share/stay"
     n=$(($(cat "$dir/boots") + 1))
     echo "$n" >"$dir/boots"
     printf '\n===== lab: boot %s of %s at %s =====\n' "$n" "$name" "$(date -u +%FT%TZ)" >>"$dir/console.log"
@@ -256,6 +272,13 @@ lab_vm_finish() {
     local dir=$LAB_RUN/$1 t0
     t0=$(stat -c %Y "$dir/boots")
     lab_vm_wait "$1" || return $?
+    # lab-run writes rc.tmp then renames it: a script that ends by
+    # rebooting or powering off the guest can have lab-run stopped between
+    # the two. rc.tmp holding a number is the script's finished status.
+    if [ ! -f "$dir/share/rc" ] && grep -qx '[0-9]\{1,3\}' "$dir/share/rc.tmp" 2>/dev/null; then
+        lab_log "$1: the guest shut down before lab-run renamed rc.tmp; using it"
+        mv "$dir/share/rc.tmp" "$dir/share/rc"
+    fi
     if [ ! -f "$dir/share/rc" ]; then
         lab_log "$1: the guest powered off without running the script"
         lab_console_tail "$1"
@@ -468,7 +491,9 @@ lab_run() {
     for n in "${names[@]}"; do [ -f "$LAB_DIR/scenarios/$n.sh" ] || lab_die "no scenario $n (see scripts/lab list)"; done
     lab_space_check 3000 "$LAB_CACHE"
     logs=$(mktemp -d)
-    for n in "${names[@]}"; do
+    local order=("${names[@]}")
+    [ "$jobs" -le 1 ] || mapfile -t order < <(lab_longest_first "${names[@]}")
+    for n in "${order[@]}"; do
         if [ "$jobs" -le 1 ]; then
             printf '\n--> lab scenario %s: %s\n' "$n" "$(lab_scenario_field "$n" LAB_DESC)"
             lab_run_timed "$n" "$logs"
@@ -498,10 +523,26 @@ lab_run() {
 }
 
 lab_run_timed() { # NAME DIR: runs one scenario, writes DIR/NAME.result "rc seconds"
-    local t0 rc=0
+    local t0 rc=0 dt
     t0=$(date +%s)
     lab_run_one "$1" || rc=$?
-    echo "$rc $(($(date +%s) - t0))" >"$2/$1.result"
+    dt=$(($(date +%s) - t0))
+    echo "$rc $dt" >"$2/$1.result"
+    if [ "$rc" -eq 0 ]; then
+        mkdir -p "$LAB_CACHE/times"
+        echo "$dt" >"$LAB_CACHE/times/$1"
+    fi
+}
+
+# lab_longest_first NAME...: the names, the longest last passing run first
+# (never run: first of all), so N-at-a-time runs do not end with one long
+# scenario alone.
+lab_longest_first() {
+    local n t
+    for n in "$@"; do
+        t=$(cat "$LAB_CACHE/times/$n" 2>/dev/null || echo 999999)
+        printf '%s %s\n' "$t" "$n"
+    done | sort -k1,1nr -k2 | cut -d' ' -f2
 }
 
 lab_result_word() { if [ "$(cut -d' ' -f1 "$1" 2>/dev/null)" = 0 ]; then echo pass; else echo FAIL; fi; }
@@ -527,6 +568,13 @@ lab_ci() {
     shellcheck "$LAB_ROOT/scripts/lab" "$LAB_DIR/lib.sh" "$LAB_DIR"/image/*.sh "$LAB_DIR"/scenarios/*.sh
     shellcheck -s sh "$LAB_DIR"/scenarios/*.guest "$LAB_DIR"/image/lab-run.sh
     lab_images x86_64 aarch64
+    # The agents and the hub once for all scenarios: otherwise every guest
+    # and hub runs cargo, a few seconds each under load, waiting for the
+    # others' cargo lock when scenarios run at once.
+    OUTPOST_LAB_BIN_X86_64=$(lab_agent_bin x86_64)
+    OUTPOST_LAB_BIN_AARCH64=$(lab_agent_bin aarch64)
+    OUTPOST_LAB_HUB=$(lab_hub_bin)
+    export OUTPOST_LAB_BIN_X86_64 OUTPOST_LAB_BIN_AARCH64 OUTPOST_LAB_HUB
     local n rc=0
     lab_run -j "${OUTPOST_LAB_JOBS:-2}" --ci || rc=$?
     for n in $(lab_scenarios); do

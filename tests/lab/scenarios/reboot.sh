@@ -25,7 +25,8 @@ cat /var/lib/outpost/host-id >before.id
 sha256sum </var/lib/outpost/credential >before.cred
 cat /proc/sys/kernel/random/boot_id >before.boot
 touch stay     # the reboot, not lab-run, ends this boot
-systemctl reboot
+# In 3 s, so that lab-run records this script's exit status first.
+systemd-run --quiet --on-active=3 systemctl reboot
 GUEST
     lab_vm_boot vm <<'GUEST' || { lab_vm_out vm; lab_fail "second boot: the agent did not check in again"; }
 set -eu
