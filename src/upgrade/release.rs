@@ -112,7 +112,10 @@ mod tests {
         let seed = include_str!("../../fuzz/corpus/release/signed");
         let (m, s) = seed.split_once('\0').unwrap();
         assert_eq!(
-            verify(m, s, &[key.clone()]).unwrap().manifest.version,
+            verify(m, s, std::slice::from_ref(&key))
+                .unwrap()
+                .manifest
+                .version,
             "0.2.0"
         );
         let other = include_str!("../../fuzz/corpus/release/other-key");
