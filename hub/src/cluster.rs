@@ -96,7 +96,7 @@ pub fn check_settings(c: &Cluster) -> Vec<String> {
     if c.two_node && c.distro != Distro::K3s {
         e.push(format!(
             "--two-node is a K3s mode; {} needs an odd number of control-plane hosts",
-            c.distro.as_str()
+            c.distro.id()
         ));
     }
     let mut nets = Vec::new();

@@ -301,7 +301,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                     params![
                         cl.name,
-                        cl.distro.as_str(),
+                        cl.distro.id(),
                         cl.version,
                         endpoint_text(&cl.endpoint),
                         cl.interface,
@@ -318,7 +318,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             }
             println!(
                 "created cluster {name} ({}, {}, {})",
-                cl.distro.as_str(),
+                cl.distro.id(),
                 cl.version,
                 endpoint_text(&cl.endpoint)
             );
@@ -394,7 +394,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                 use miniserde::json::Value as V;
                 o.insert("schema".into(), V::String("outpost.hub.cluster/v1".into()));
                 o.insert("name".into(), V::String(cl.name.clone()));
-                o.insert("distro".into(), V::String(cl.distro.as_str().into()));
+                o.insert("distro".into(), V::String(cl.distro.id().into()));
                 o.insert("version".into(), V::String(cl.version.clone()));
                 o.insert("endpoint".into(), V::String(endpoint_text(&cl.endpoint)));
                 let mut arr = miniserde::json::Array::new();
@@ -419,7 +419,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                 println!(
                     "cluster {} ({}, {}, {}{})",
                     cl.name,
-                    cl.distro.as_str(),
+                    cl.distro.id(),
                     cl.version,
                     endpoint_text(&cl.endpoint),
                     if cl.two_node { ", two-node" } else { "" }
@@ -457,7 +457,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                     use miniserde::json::Value as V;
                     let mut o = miniserde::json::Object::new();
                     o.insert("name".into(), V::String(cl.name.clone()));
-                    o.insert("distro".into(), V::String(cl.distro.as_str().into()));
+                    o.insert("distro".into(), V::String(cl.distro.id().into()));
                     o.insert(
                         "control_planes".into(),
                         V::Number(miniserde::json::Number::U64(cps as u64)),
@@ -474,7 +474,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
                     println!(
                         "{:<16} {:<10} {} control plane, {} worker{}",
                         cl.name,
-                        cl.distro.as_str(),
+                        cl.distro.id(),
                         cps,
                         cl.members.len() - cps,
                         held.map(|h| format!("  (held: {h})")).unwrap_or_default()

@@ -217,7 +217,7 @@ pub fn on_checkin(
         .and_then(|inv| node_ip(&inv, cl.interface.as_deref(), &cl.endpoint));
     Ok(Some(ClusterRole {
         cluster: name,
-        distro: cl.distro.as_str().into(),
+        distro: cl.distro.id().into(),
         version: cl.version.clone(),
         endpoint: match &cl.endpoint {
             outpost::cluster::Endpoint::Vip(a) => format!("vip:{a}"),

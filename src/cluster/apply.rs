@@ -123,7 +123,7 @@ fn record(
         schema: RECORD_SCHEMA.into(),
         cluster: spec.cluster.clone(),
         role: spec.role.as_str().into(),
-        distro: spec.distro.as_str().into(),
+        distro: spec.distro.id().into(),
         state: st.name().into(),
         reason,
         log_tail: tail,
@@ -243,7 +243,7 @@ pub fn apply(
         let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
         let why = format!(
             "applying {} is not implemented: configuration rendered to {}",
-            spec.distro.as_str(),
+            spec.distro.id(),
             paths.join(", ")
         );
         return Ok((m.fail(why, String::new())?, m.changed));

@@ -54,34 +54,9 @@ impl Role {
     }
 }
 
-/// The Kubernetes distribution of a cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Distro {
-    K3s,
-    /// PXK-E: kubeadm-based.
-    Pxke,
-    /// Canonical Kubernetes (the `k8s` snap).
-    Canonical,
-}
-
-impl Distro {
-    pub fn parse(s: &str) -> Option<Distro> {
-        match s {
-            "k3s" => Some(Distro::K3s),
-            "pxke" => Some(Distro::Pxke),
-            "canonical" => Some(Distro::Canonical),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Distro::K3s => "k3s",
-            Distro::Pxke => "pxke",
-            Distro::Canonical => "canonical",
-        }
-    }
-}
+/// The Kubernetes distribution of a cluster: the one type `check --distro`
+/// uses too (its parser takes `pxke` and `pxk-e`).
+pub use crate::checks::support::Distro;
 
 /// Where the cluster's Kubernetes API is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
