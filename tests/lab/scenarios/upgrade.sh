@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034
-# Scenario: self-upgrade under real systemd. Version A is installed with
-# `outpost install`; the hub rolls out B: the service downloads it, swaps,
+# Scenario: self-upgrade under real systemd. Version A is installed from
+# the airgap bundle (install.sh --offline, as an operator would); the hub rolls out B: the service downloads it, swaps,
 # exits 75, systemd restarts it at once (ExecStartPre= runs the previous
 # binary's guard), B checks in and commits after its grace period. Then a
 # release C that fails at every start is rolled out: after 3 failed starts
@@ -19,6 +19,10 @@ scenario() {
     local share=$LAB_RUN/vm/share keys=$LAB_RUN/keys
     mkdir -p "$keys" "$LAB_RUN/rel"
     "$LAB_ROOT/scripts/sign" keygen "$keys/rel" >/dev/null
+    local version
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$LAB_ROOT/Cargo.toml" | head -1)
+    "$LAB_ROOT/scripts/make-bundle" "$LAB_RUN/bundle" "$version" x86_64 "$share/outpost" >/dev/null
+    cp "$LAB_RUN/bundle/outpost-$version-x86_64-airgap.tar.gz" "$share/bundle.tar.gz"
     lab_userdata "$share/user-data"
     # lab_userdata ends with the outpost: block; the key goes under it.
     tail -n 5 "$share/user-data" | grep -q '^outpost:' || lab_fail "user-data no longer ends with an outpost: block"
@@ -49,7 +53,7 @@ scenario() {
 
     local r=$share/results
     val() { sed -n "s/^$1=//p" "$r" | tail -1; }
-    lab_assert_eq "$(val install_rc)" 0 "outpost install"
+    lab_assert_eq "$(val install_rc)" 0 "install.sh --offline from the airgap bundle"
     lab_assert_eq "$(val b_version)" 0.9.0 "the service runs B after the upgrade"
     lab_assert_eq "$(val b_exit75)" yes "the old service ended with 75 (restart into B)"
     lab_assert_eq "$(val b_result)" success "Result after exit 75 (SuccessExitStatus)"
