@@ -335,7 +335,7 @@ pub fn interface_addrs() -> io::Result<Vec<IfAddr>> {
 /// check-in as a child). With `test-hooks`, `OUTPOST_TEST_RUNNER` (e.g.
 /// `qemu-aarch64-static`) is put in front, as the tests do for the parent.
 pub fn self_command() -> io::Result<std::process::Command> {
-    let exe = std::env::current_exe()?;
+    let exe = self_exe()?;
     #[cfg(feature = "test-hooks")]
     if let Ok(runner) = std::env::var("OUTPOST_TEST_RUNNER") {
         let mut parts = runner.split_whitespace();
@@ -346,6 +346,19 @@ pub fn self_command() -> io::Result<std::process::Command> {
         }
     }
     Ok(std::process::Command::new(exe))
+}
+
+/// This program's file. After a self-upgrade swap the running file is
+/// gone and the kernel names it `PATH (deleted)`: the path is what counts
+/// (the new binary is there now).
+pub fn self_exe() -> io::Result<std::path::PathBuf> {
+    let p = std::env::current_exe()?;
+    Ok(
+        match p.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+            Some(s) => std::path::PathBuf::from(s),
+            None => p,
+        },
+    )
 }
 
 // ------------------------------------------------------------ raw ARP

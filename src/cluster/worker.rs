@@ -61,11 +61,9 @@ pub fn step_args(src: &ConfigSource) -> Vec<String> {
 }
 
 fn exe() -> String {
-    let p = std::env::current_exe()
+    crate::sys::self_exe()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/usr/local/bin/outpost".into());
-    // After a self-upgrade swap the running file is gone.
-    p.trim_end_matches(" (deleted)").to_string()
+        .unwrap_or_else(|_| "/usr/local/bin/outpost".into())
 }
 
 /// From `systemctl list-units --all --plain --no-legend UNIT` (columns
@@ -188,7 +186,11 @@ impl Worker {
                     Err(e) => log::error!("cluster: running systemd-run: {e}"),
                 }
             }
-            Via::Child => match Command::new(exe()).args(&args).stdin(Stdio::null()).spawn() {
+            // Through sys::self_command: test builds run the child under
+            // the same emulator as this process (OUTPOST_TEST_RUNNER).
+            Via::Child => match crate::sys::self_command()
+                .and_then(|mut c| c.args(&args).stdin(Stdio::null()).spawn())
+            {
                 Ok(c) => {
                     log::info!("cluster: {what} in process {}", c.id());
                     self.child = Some((c, Instant::now()));
