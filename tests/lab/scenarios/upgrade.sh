@@ -43,7 +43,15 @@ scenario() {
     lab_vm_wait_file vm installed 900
     lab_hub rollout start --version 0.9.0 >/dev/null
     lab_vm_wait_file vm committed 900
-    lab_hub rollout status | tee "$LAB_RUN/rollout-b.txt"
+    # The hub learns of the commit at B's next check-in (every 10 s); until
+    # then it shows the device on trial.
+    local i
+    for i in $(seq 24); do
+        lab_hub rollout status >"$LAB_RUN/rollout-b.txt" 2>&1 || true
+        grep -q "^rollout of 0.9.0: done" "$LAB_RUN/rollout-b.txt" && break
+        sleep 5
+    done
+    cat "$LAB_RUN/rollout-b.txt"
     lab_hub rollout abort >/dev/null
     lab_hub rollout start --version 0.9.1 --canary 1 >/dev/null
     touch "$share/go-c"
