@@ -21,6 +21,7 @@ mod common;
 use common::agent::{Device, Setup};
 use common::fault::Scratch;
 use common::tls::{make_pki, TestPki};
+use common::upgrade::{cron_tick as tick, sh};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -110,17 +111,6 @@ impl Double {
     }
 }
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).expect("read")
 }
@@ -151,39 +141,6 @@ fn device(scratch: &Scratch, pki: &TestPki, port: u16, ddi: &str, extra: &str) -
     std::fs::create_dir_all(d.root.join("usr/local/bin")).expect("mkdir");
     std::fs::copy(REAL, d.root.join("usr/local/bin/outpost")).expect("install");
     d
-}
-
-fn run_exe(d: &Device, exe: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut c = match common::runner() {
-        Some(r) if bytes(exe).starts_with(b"\x7fELF") => {
-            let mut p = r.split_whitespace();
-            let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
-            c.args(p).arg(exe);
-            c
-        }
-        _ => Command::new(exe),
-    };
-    c.args(args)
-        .arg("--root")
-        .arg(&d.root)
-        .arg("--config")
-        .arg(&d.config);
-    for v in common::agent::PROXY_VARS {
-        c.env_remove(v);
-    }
-    c.env_remove("OUTPOST_TEST_VERSION");
-    common::run(&mut c)
-}
-
-/// One cron tick: the previous binary's guard, then `checkin`.
-fn tick(d: &Device) -> (i32, String, String) {
-    let bin = d.root.join("usr/local/bin/outpost");
-    let prev = d.root.join("usr/local/bin/outpost.prev");
-    if prev.exists() {
-        let (c, o, e) = run_exe(d, &prev, &["upgrade-guard"]);
-        assert_eq!(c, 0, "guard: {o}{e}");
-    }
-    run_exe(d, &bin, &["-v", "checkin"])
 }
 
 #[test]

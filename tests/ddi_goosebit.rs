@@ -28,6 +28,7 @@ mod common;
 use common::agent::{Device, Setup};
 use common::fault::Scratch;
 use common::tls::make_pki;
+use common::upgrade::{self, sh};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -156,17 +157,6 @@ const REAL: &str = env!("CARGO_BIN_EXE_outpost");
 const SIGN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sign");
 const TOKEN: &str = "TestTargetToken0123456789abcdef01";
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).expect("read")
 }
@@ -224,42 +214,16 @@ impl World {
     }
 
     fn bin(&self) -> PathBuf {
-        self.dev.root.join("usr/local/bin/outpost")
+        upgrade::installed(&self.dev)
     }
 
     fn prev(&self) -> PathBuf {
-        self.dev.root.join("usr/local/bin/outpost.prev")
-    }
-
-    fn run_exe(&self, exe: &Path, args: &[&str]) -> (i32, String, String) {
-        let mut c = match common::runner() {
-            Some(r) if bytes(exe).starts_with(b"\x7fELF") => {
-                let mut p = r.split_whitespace();
-                let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
-                c.args(p).arg(exe);
-                c
-            }
-            _ => Command::new(exe),
-        };
-        c.args(args)
-            .arg("--root")
-            .arg(&self.dev.root)
-            .arg("--config")
-            .arg(&self.dev.config);
-        for v in common::agent::PROXY_VARS {
-            c.env_remove(v);
-        }
-        c.env_remove("OUTPOST_TEST_VERSION");
-        common::run(&mut c)
+        upgrade::previous(&self.dev)
     }
 
     /// One cron tick: the previous binary's guard, then `checkin`.
     fn tick(&self) -> (i32, String, String) {
-        if self.prev().exists() {
-            let (c, o, e) = self.run_exe(&self.prev(), &["upgrade-guard"]);
-            assert_eq!(c, 0, "guard: {o}{e}");
-        }
-        self.run_exe(&self.bin(), &["-v", "checkin"])
+        upgrade::cron_tick(&self.dev)
     }
 
     /// A release `version` (a wrapper running this build as that version),

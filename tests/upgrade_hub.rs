@@ -19,6 +19,7 @@ use common::agent::{Device, Setup};
 use common::fault::Scratch;
 use common::hub::Hub;
 use common::tls::{make_pki, TestPki};
+use common::upgrade::{self, sh};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,17 +28,6 @@ const SIGN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sign");
 
 fn arch() -> &'static str {
     std::env::consts::ARCH
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn wrapper(version: &str) -> Vec<u8> {
@@ -169,44 +159,17 @@ impl World {
 
 impl Host {
     fn bin(&self) -> PathBuf {
-        self.dev.root.join("usr/local/bin/outpost")
+        upgrade::installed(&self.dev)
     }
     fn prev(&self) -> PathBuf {
-        self.dev.root.join("usr/local/bin/outpost.prev")
+        upgrade::previous(&self.dev)
     }
     fn run_exe(&self, exe: &Path, args: &[&str]) -> (i32, String, String) {
-        let mut c = match common::runner() {
-            Some(r)
-                if exe == Path::new(REAL)
-                    || std::fs::read(exe)
-                        .ok()
-                        .is_some_and(|b| b.starts_with(b"\x7fELF")) =>
-            {
-                let mut p = r.split_whitespace();
-                let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
-                c.args(p).arg(exe);
-                c
-            }
-            _ => Command::new(exe),
-        };
-        c.args(args)
-            .arg("--root")
-            .arg(&self.dev.root)
-            .arg("--config")
-            .arg(&self.dev.config);
-        for v in common::agent::PROXY_VARS {
-            c.env_remove(v);
-        }
-        c.env_remove("OUTPOST_TEST_VERSION");
-        common::run(&mut c)
+        upgrade::run_exe(&self.dev, exe, args)
     }
     /// One cron tick: the previous binary's guard, then `checkin`.
     fn tick(&self) -> (i32, String, String) {
-        if self.prev().exists() {
-            let (c, o, e) = self.run_exe(&self.prev(), &["upgrade-guard"]);
-            assert_eq!(c, 0, "guard: {o}{e}");
-        }
-        self.run_exe(&self.bin(), &["-v", "checkin"])
+        upgrade::cron_tick(&self.dev)
     }
 }
 

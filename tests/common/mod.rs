@@ -62,3 +62,4 @@ pub mod install;
 pub mod kill;
 pub mod leak;
 pub mod proxy;
+pub mod upgrade;
