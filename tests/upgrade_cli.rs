@@ -13,6 +13,7 @@
 
 mod common;
 use common::fault::Scratch;
+use common::upgrade::sh;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -29,17 +30,6 @@ fn other_arch() -> &'static str {
     } else {
         "x86_64"
     }
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A shell script standing in for release `version` of this build.
@@ -134,26 +124,7 @@ impl Site {
     }
 
     fn cmd(&self, exe: &Path, args: &[&str]) -> Command {
-        // Under qemu user emulation an aarch64 ELF (the real agent, or a
-        // copy of it such as outpost.prev) runs through the runner; the
-        // shell-script releases carry the runner inside.
-        let elf = {
-            use std::io::Read as _;
-            let mut magic = [0u8; 4];
-            std::fs::File::open(exe)
-                .and_then(|mut f| f.read_exact(&mut magic))
-                .is_ok()
-                && &magic == b"\x7fELF"
-        };
-        let mut c = match common::runner() {
-            Some(r) if exe == Path::new(REAL) || elf => {
-                let mut p = r.split_whitespace();
-                let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
-                c.args(p).arg(exe);
-                c
-            }
-            _ => Command::new(exe),
-        };
+        let mut c = common::upgrade::exe_command(exe);
         c.args(args)
             .arg("--root")
             .arg(&self.root)

@@ -27,12 +27,12 @@ fn is_elf(exe: &Path) -> bool {
         && &magic == b"\x7fELF"
 }
 
-/// Runs `exe` (the installed agent, `outpost.prev`, a release wrapper)
-/// against the device's root and config. An ELF binary goes through the
-/// runner prefix (a copy of the aarch64 agent cannot be exec'd under
-/// qemu-user); a wrapper script names the runner itself.
-pub fn run_exe(d: &Device, exe: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut c = match super::runner() {
+/// A command for `exe` (the agent, a copy such as `outpost.prev`, a release
+/// wrapper): an ELF binary goes through the runner prefix (a copy of the
+/// aarch64 agent cannot be exec'd under qemu-user); a wrapper script names
+/// the runner itself.
+pub fn exe_command(exe: &Path) -> Command {
+    match super::runner() {
         Some(r) if is_elf(exe) => {
             let mut p = r.split_whitespace();
             let mut c = Command::new(p.next().unwrap_or("qemu-aarch64-static"));
@@ -40,7 +40,12 @@ pub fn run_exe(d: &Device, exe: &Path, args: &[&str]) -> (i32, String, String) {
             c
         }
         _ => Command::new(exe),
-    };
+    }
+}
+
+/// Runs `exe` against the device's root and config (`exe_command`).
+pub fn run_exe(d: &Device, exe: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut c = exe_command(exe);
     c.args(args)
         .arg("--root")
         .arg(&d.root)
