@@ -387,7 +387,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             let Some(mut cl) = load(&c, path, &name)? else {
                 return Err(Error::usage(format!("cluster show: no cluster {name}")));
             };
-            cl.join_token = super::cluster_hub::join_token(&c, path, &name)?;
+            cl.join_token = super::cluster_hub::join_token(&c, cdb.path(), &name)?;
             let plan = cluster::plan(&cl);
             if json {
                 let mut o = miniserde::json::Object::new();
