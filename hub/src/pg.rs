@@ -31,6 +31,8 @@ pub fn is_url(db: &str) -> bool {
 pub struct Target {
     pub config: postgres::Config,
     pub display: String,
+    /// The rustls connector (ring), unless `sslmode=disable`.
+    pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 /// Parse `--db postgres://USER@HOST:PORT/DB?sslmode=disable` and add the
@@ -38,10 +40,13 @@ pub struct Target {
 /// `$OUTPOST_HUB_DB_PASSWORD` (a password in the URL is refused: it would be
 /// in argv, visible to every user in ps).
 pub fn target(url: &str) -> Result<Target> {
+    // sslmode's verify-ca and verify-full and sslrootcert are libpq's, not
+    // the driver's: taken out of the URL here, the rest goes to the driver.
+    let (url, tls_opts) = split_tls_options(url)?;
     // The error of the parser may quote the URL: never repeat it.
-    let mut config = postgres::Config::from_str(url).map_err(|_| {
+    let mut config = postgres::Config::from_str(&url).map_err(|_| {
         Error::usage(
-            "--db: not a valid postgres:// URL (postgres://USER@HOST:PORT/DATABASE[?sslmode=disable])",
+            "--db: not a valid postgres:// URL (postgres://USER@HOST:PORT/DATABASE[?sslmode=MODE&sslrootcert=FILE])",
         )
     })?;
     if config.get_password().is_some() {
@@ -49,18 +54,12 @@ pub fn target(url: &str) -> Result<Target> {
             "--db: the URL holds a password; put it in a file named by {PASSWORD_FILE_ENV} (mode 0600) or in {PASSWORD_ENV}, never on the command line"
         )));
     }
-    match config.get_ssl_mode() {
-        postgres::config::SslMode::Require => {
-            return Err(Error::new(
-                Code::Config,
-                "--db: sslmode=require: TLS to PostgreSQL is not supported by this hub yet; use sslmode=disable on loopback, a unix socket or a private network (or a TLS tunnel such as stunnel)",
-            ))
-        }
-        // `prefer` would silently fall back to plain text: say it instead.
-        _ => {
-            config.ssl_mode(postgres::config::SslMode::Disable);
-        }
-    }
+    let tls = tls::connector(&tls_opts)?;
+    config.ssl_mode(match tls_opts.mode {
+        SslMode::Disable => postgres::config::SslMode::Disable,
+        SslMode::Prefer => postgres::config::SslMode::Prefer,
+        _ => postgres::config::SslMode::Require,
+    });
     if let Ok(file) = std::env::var(PASSWORD_FILE_ENV) {
         let path = std::path::Path::new(&file);
         let text = std::fs::read_to_string(path)
@@ -104,25 +103,323 @@ pub fn target(url: &str) -> Result<Target> {
         hosts.join(","),
         config.get_dbname().unwrap_or("")
     );
-    Ok(Target { config, display })
+    Ok(Target {
+        config,
+        display,
+        tls,
+    })
 }
 
-/// Connect (plain TCP or unix socket; see `target` about TLS).
+/// libpq's `sslmode` (the driver knows disable, prefer and require only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain text.
+    Disable,
+    /// TLS when the server offers it, else plain text; certificate not
+    /// checked (libpq's default, as here when the URL names no mode).
+    Prefer,
+    /// TLS or no connection; the certificate is checked against
+    /// `sslrootcert` when one is given (as libpq does), else not at all.
+    Require,
+    /// TLS, the certificate signed by the CA in `sslrootcert`.
+    VerifyCa,
+    /// TLS, the certificate signed by that CA and naming the host.
+    VerifyFull,
+}
+
+/// The TLS settings of `--db`.
+#[derive(Debug)]
+pub struct TlsOptions {
+    pub mode: SslMode,
+    /// The CA file (`sslrootcert=`), PEM.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+/// Take `sslmode` and `sslrootcert` out of the URL's query (`KEY=VALUE`
+/// pairs joined by `&`; the path in `sslrootcert` is taken as written,
+/// without percent-decoding).
+fn split_tls_options(url: &str) -> Result<(String, TlsOptions)> {
+    let mut opts = TlsOptions {
+        mode: SslMode::Prefer,
+        root_cert: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), opts));
+    };
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                opts.mode = match value {
+                    "disable" => SslMode::Disable,
+                    "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "--db: sslmode={value}: not one of disable, prefer, require, verify-ca, verify-full"
+                        )))
+                    }
+                }
+            }
+            "sslrootcert" if value == "system" => {
+                return Err(Error::usage(
+                    "--db: sslrootcert=system: the hub does not read the system's CA store; name the CA file that signed the database's certificate",
+                ))
+            }
+            "sslrootcert" if !value.is_empty() => opts.root_cert = Some(value.into()),
+            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" => {
+                return Err(Error::usage(format!(
+                    "--db: {key}: client certificates and CRLs are not supported; the hub logs in with a password (sslmode and sslrootcert are)"
+                )))
+            }
+            _ => rest.push(pair),
+        }
+    }
+    if matches!(opts.mode, SslMode::VerifyCa | SslMode::VerifyFull) && opts.root_cert.is_none() {
+        return Err(Error::usage(
+            "--db: sslmode=verify-ca and verify-full need sslrootcert=FILE, the CA that signed the database's certificate (PEM)",
+        ));
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, opts))
+}
+
+/// Connect (TCP, with TLS as `sslmode` says, or a unix socket).
 pub fn connect(t: &Target) -> Result<postgres::Client> {
     let mut cfg = t.config.clone();
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(std::time::Duration::from_secs(10));
     }
-    cfg.connect(postgres::NoTls).map_err(|e| {
-        Error::new(
+    let res = match &t.tls {
+        Some(tls) => cfg.connect(tls.clone()),
+        None => cfg.connect(postgres::NoTls),
+    };
+    res.map_err(|e| match tls::failure(&e) {
+        // Exit 16, as the agent's own "server certificate not trusted".
+        Some(why) => Error::new(
+            Code::Untrusted,
+            format!("connecting to database {}: TLS: {why}", t.display),
+        ),
+        None => Error::new(
             Code::LocalIo,
             format!(
                 "connecting to database {}: {}",
                 t.display,
                 crate::store::Error::Pg(e)
             ),
-        )
+        ),
     })
+}
+
+/// TLS to PostgreSQL with rustls and ring (the hub's own TLS stack),
+/// through the driver's connector crate (tokio-postgres-rustls).
+mod tls {
+    use super::{SslMode, TlsOptions};
+    use outpost::error::{Error, Result};
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+    use std::sync::Arc;
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    pub fn connector(opts: &TlsOptions) -> Result<Option<MakeRustlsConnect>> {
+        if opts.mode == SslMode::Disable {
+            return Ok(None);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match &opts.root_cert {
+            // require and prefer without a CA: encrypted, not authenticated
+            // (libpq's meaning; only verify-full stops a man in the middle).
+            None => Arc::new(Unverified(provider.clone())),
+            Some(path) => {
+                let ca = path.display();
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        use rustls::pki_types::pem::Error as P;
+                        let why = match e {
+                            P::Io(io) => outpost::error::io_text(&io),
+                            P::NoItemsFound => "no PEM certificate found".into(),
+                            other => format!("not valid PEM ({other:?})"),
+                        };
+                        Error::config(format!("--db: sslrootcert {ca}: {why}"))
+                    })?;
+                let mut roots = rustls::RootCertStore::empty();
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(Error::config(format!(
+                        "--db: sslrootcert {ca}: no usable CA certificate in it"
+                    )));
+                }
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| Error::config(format!("--db: sslrootcert {ca}: {e}")))?;
+                if opts.mode == SslMode::VerifyFull {
+                    webpki
+                } else {
+                    // verify-ca, and require with a CA file (as in libpq).
+                    Arc::new(AnyName(webpki))
+                }
+            }
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::config(format!("--db: TLS set-up: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(Some(MakeRustlsConnect::new(config)))
+    }
+
+    /// Why a connection failed, when TLS made it fail: the server offered
+    /// none under require, or its certificate was not accepted.
+    pub fn failure(e: &postgres::Error) -> Option<String> {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = src {
+            // io::Error's source() skips the error it wraps: look inside.
+            let inner = s
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+            if let Some(r) = inner.unwrap_or(s).downcast_ref::<rustls::Error>() {
+                return Some(match r {
+                    rustls::Error::InvalidCertificate(c) => certificate_text(c),
+                    other => other.to_string(),
+                });
+            }
+            if s.to_string() == "server does not support TLS" {
+                return Some(
+                    "the database server does not offer TLS (its ssl setting is off)".into(),
+                );
+            }
+            src = s.source();
+        }
+        None
+    }
+
+    fn certificate_text(c: &CertificateError) -> String {
+        match c {
+            CertificateError::UnknownIssuer => {
+                "the database's certificate is not signed by the CA in sslrootcert".into()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the database's certificate does not name the host in --db (verify-full)".into()
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the database's certificate has expired".into()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the database's certificate is not valid yet (check the clock)".into()
+            }
+            other => format!("the database's certificate is not accepted: {other:?}"),
+        }
+    }
+
+    /// verify-ca: the chain to the CA is checked, the name is not.
+    #[derive(Debug)]
+    struct AnyName(Arc<WebPkiServerVerifier>);
+
+    impl ServerCertVerifier for AnyName {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            // webpki checks the chain before the name: a name error means
+            // the chain was good.
+            match self
+                .0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
+
+    /// require (and prefer) without a CA: any certificate; the handshake's
+    /// signatures are still checked (the session is encrypted to whoever
+    /// holds the certificate's key).
+    #[derive(Debug)]
+    struct Unverified(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for Unverified {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
 }
 
 /// The schema, one entry per version; a version once released is never

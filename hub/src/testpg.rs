@@ -70,6 +70,16 @@ impl Pg {
     }
 
     pub fn start(dir: &Path) -> Pg {
+        Pg::start_with(dir, None)
+    }
+
+    /// The same with `ssl=on` and this certificate and key (PEM), copied
+    /// into the server's dir for its user (PostgreSQL wants the key 0600).
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Pg {
+        Pg::start_with(dir, Some((cert, key)))
+    }
+
+    fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Pg {
         let bin = pg_bin();
         let user = if is_root() {
             let name = ["postgres", "nobody"]
@@ -123,6 +133,24 @@ impl Pg {
             String::from_utf8_lossy(&out.stderr)
         );
         let _ = std::fs::remove_file(&pwfile);
+        let mut ssl = String::new();
+        if let Some((cert, key)) = tls {
+            let (c, k) = (root.join("server.crt"), root.join("server.key"));
+            std::fs::copy(cert, &c).expect("copying the server certificate");
+            std::fs::copy(key, &k).expect("copying the server key");
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            if let Some(u) = &pg.user {
+                let (uid, gid) = user_ids(u).expect("ids");
+                for p in [&c, &k] {
+                    std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+                }
+            }
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+        }
         // A free port: bind :0, release it, start there; another process
         // may take it between, so a few tries.
         for _ in 0..5 {
@@ -131,7 +159,7 @@ impl Pg {
                 .map(|a| a.port())
                 .expect("free port");
             let opts = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60",
+                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100{ssl}",
                 root.display()
             );
             let st = pg
@@ -154,6 +182,40 @@ impl Pg {
             "PostgreSQL did not start: {}",
             std::fs::read_to_string(root.join("log")).unwrap_or_default()
         );
+    }
+
+    /// Leave the server running for the rest of this process (one server
+    /// shared by a test binary's tests): a watcher process stops it and
+    /// removes `remove` once this process is gone, also after a panic or
+    /// a kill (bounded: it gives up waiting after 3 hours).
+    pub fn keep_until_exit(self, remove: &Path) {
+        let script = r#"pid=$1; shift; remove=$1; shift
+i=0
+while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 10800 ]; do sleep 1; i=$((i + 1)); done
+"$@" >/dev/null 2>&1
+rm -rf "$remove""#;
+        let mut stop = self.cmd("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(std::process::id().to_string())
+            .arg(remove)
+            .arg(stop.get_program())
+            .args(stop.get_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Never waited for: it outlives this process by design (it ends
+        // only after this process has gone; init reaps it).
+        #[allow(clippy::zombie_processes)]
+        let _watcher = c
+            .spawn()
+            .expect("starting the watcher of the shared PostgreSQL");
+        std::mem::forget(self);
     }
 
     /// Stop the server (a database outage), or start it again.

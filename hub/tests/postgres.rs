@@ -12,11 +12,9 @@
 //! postgresql-15). Without them the test fails saying so.
 
 mod common;
-#[path = "../src/testpg.rs"]
-mod testpg;
 
 use common::hub::{client, hub_bin, post, Reply};
-use common::tls::{make_pki, TempDir, TestPki};
+use common::tls::{make_pki, Ca, TempDir, TestPki, FUTURE, PAST};
 use outpost::proto::{
     self, CheckinRequest, CheckinResponse, ErrorBody, Health, Inventory, RegisterRequest,
     RegisterResponse, PATH_CHECKIN, PATH_REGISTER,
@@ -28,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use testpg::{Pg, PASSWORD};
+use common::testpg::{Pg, PASSWORD};
 
 /// The environment a hub on this database gets: the password in a 0600
 /// file named by OUTPOST_HUB_DB_PASSWORD_FILE, never in argv.
@@ -193,15 +191,22 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     let (code, _, err) = cli(d, &with_pw, &["token", "list"]);
     assert_eq!(code, 2, "password in the URL: {err}");
     assert!(err.contains("OUTPOST_HUB_DB_PASSWORD_FILE") && !err.contains(PASSWORD));
-    // TLS to the database is not there yet: asking for it is an error, not
-    // a silent plain-text connection.
+    // This server has no TLS: sslmode=require is refused (exit 16, one
+    // line), never a silent plain-text connection; prefer (libpq's
+    // default, no sslmode) falls back to plain text as libpq does.
     let (code, _, err) = cli(
         d,
         &url.replace("sslmode=disable", "sslmode=require"),
         &["token", "list"],
     );
-    assert_eq!(code, 3, "sslmode=require: {err}");
-    assert!(err.contains("TLS to PostgreSQL is not supported"), "{err}");
+    assert_eq!(code, 16, "sslmode=require without TLS: {err}");
+    assert!(err.contains("does not offer TLS"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let (code, _, err) = cli(d, &url.replace("?sslmode=disable", ""), &["token", "list"]);
+    assert_eq!(
+        code, 0,
+        "no sslmode (prefer) on a server without TLS: {err}"
+    );
     // A wrong password: a clear error, exit 20, no password in it.
     let wrong = d.join("wrong-password");
     std::fs::write(&wrong, "not-it\n").expect("write");
@@ -530,4 +535,120 @@ fn two_hubs_on_one_postgresql_behave_as_one_server() {
     drop((a, b));
     drop(pc);
     drop(pg);
+}
+
+/// TLS to PostgreSQL: a server with `ssl=on` and a certificate for
+/// pg.outpost.test made here by a test CA; the hub reaches it on 127.0.0.1
+/// (`hostaddr`) under that name. verify-full and verify-ca accept it and
+/// the hub serves over it (the server's pg_stat_ssl shows the sessions
+/// encrypted); another CA, another host name, a missing CA file are
+/// refused, each with one line and its exit code.
+#[test]
+fn tls_to_postgresql_verify_full_verify_ca_require() {
+    let dir = TempDir::new("pg-tls");
+    let d = dir.path();
+    let ca = Ca::new_in(d, "db-ca");
+    let other = Ca::new_in(d, "other-db-ca");
+    let leaf = ca.leaf("pg", "DNS:pg.outpost.test", PAST, FUTURE);
+    let pg = Pg::start_tls(d, &leaf.cert, &leaf.key);
+    let port = pg.port;
+    let by_name = |mode: &str, root: &Path| {
+        format!(
+            "postgres://outpost@pg.outpost.test:{port}/postgres?hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={}",
+            root.display()
+        )
+    };
+    let by_ip = |mode: &str, root: &Path| {
+        format!(
+            "postgres://outpost@127.0.0.1:{port}/postgres?sslmode={mode}&sslrootcert={}",
+            root.display()
+        )
+    };
+    let one_line = |err: &str| {
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!err.contains(PASSWORD), "no password: {err}");
+    };
+
+    // verify-full: the right CA and the name in the certificate.
+    let full = by_name("verify-full", &ca.cert);
+    let (code, _, err) = cli(d, &full, &["token", "create", "--expires", "1d"]);
+    assert_eq!(code, 0, "verify-full: {err}");
+
+    // Another CA: refused, exit 16 (certificate not trusted), one line.
+    let (code, _, err) = cli(d, &by_name("verify-full", &other.cert), &["token", "list"]);
+    assert_eq!(code, 16, "wrong CA: {err}");
+    assert!(err.contains("not signed by the CA in sslrootcert"), "{err}");
+    one_line(&err);
+    let (code, _, err) = cli(d, &by_name("verify-ca", &other.cert), &["token", "list"]);
+    assert_eq!(code, 16, "wrong CA under verify-ca: {err}");
+    one_line(&err);
+    // require with a CA file checks the CA, as libpq does.
+    let (code, _, err) = cli(d, &by_name("require", &other.cert), &["token", "list"]);
+    assert_eq!(code, 16, "wrong CA under require with sslrootcert: {err}");
+
+    // The host name in --db (127.0.0.1) is not the certificate's:
+    // verify-full refuses, verify-ca (chain only) accepts.
+    let (code, _, err) = cli(d, &by_ip("verify-full", &ca.cert), &["token", "list"]);
+    assert_eq!(code, 16, "name mismatch: {err}");
+    assert!(err.contains("does not name the host"), "{err}");
+    one_line(&err);
+    let (code, _, err) = cli(d, &by_ip("verify-ca", &ca.cert), &["token", "list"]);
+    assert_eq!(code, 0, "verify-ca ignores the name: {err}");
+    // require without a CA file: encrypted, not authenticated (libpq's
+    // meaning), so it connects.
+    let require = format!("postgres://outpost@127.0.0.1:{port}/postgres?sslmode=require");
+    let (code, _, err) = cli(d, &require, &["token", "list"]);
+    assert_eq!(code, 0, "require without a CA: {err}");
+
+    // Bad TLS settings: one line, exit 2 (usage) or 3 (configuration).
+    let no_ca = format!("postgres://outpost@127.0.0.1:{port}/postgres?sslmode=verify-full");
+    let (code, _, err) = cli(d, &no_ca, &["token", "list"]);
+    assert_eq!(code, 2, "verify-full without sslrootcert: {err}");
+    assert!(err.contains("need sslrootcert=FILE"), "{err}");
+    one_line(&err);
+    let (code, _, err) = cli(
+        d,
+        &by_name("verify-full", &d.join("missing.pem")),
+        &["token", "list"],
+    );
+    assert_eq!(code, 3, "missing CA file: {err}");
+    assert!(err.contains("missing.pem"), "{err}");
+    one_line(&err);
+    let (code, _, err) = cli(d, &format!("{full}&sslkey=/k"), &["token", "list"]);
+    assert_eq!(code, 2, "client key: {err}");
+    one_line(&err);
+
+    // A hub serving over verify-full: a device registers and checks in,
+    // and every session of the hub is encrypted on the server's side.
+    let pki = make_pki(d);
+    let hub = Serve::start(d, &full, &pki, 1);
+    let (code, token, err) = cli(d, &full, &["token", "create", "--expires", "1d"]);
+    assert_eq!(code, 0, "token create: {err}");
+    let token = token.lines().next().unwrap_or("").trim().to_string();
+    let agent = client(Some(&pki.ca_cert));
+    let r = post(
+        &agent,
+        &hub.url,
+        PATH_REGISTER,
+        &proto::encode(&register_req(&token, "tls-host", &secret(1, 1))),
+        None,
+    );
+    assert_eq!(r.status, 200, "register over a TLS database: {}", r.body);
+    let resp: RegisterResponse = proto::decode(&r.body).expect("answer");
+    let r = checkin(&agent, &hub.url, &resp.credential, "tls-host");
+    assert_eq!(r.status, 200, "check-in over a TLS database: {}", r.body);
+    let mut pc = pg.client();
+    let rows = pc
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'outpost-hub'",
+            &[],
+        )
+        .expect("pg_stat_ssl");
+    assert!(!rows.is_empty(), "the hub has sessions open");
+    assert!(
+        rows.iter().all(|r| r.get::<_, bool>(0)),
+        "every hub session is TLS"
+    );
+    drop(hub);
 }
