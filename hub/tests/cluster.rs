@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::backend;
 use common::hub::{client, post, Hub};
 use common::tls::TempDir;
 use outpost::proto::{self, Interface, Inventory, RegisterRequest, PATH_REGISTER};
@@ -65,7 +66,7 @@ const DEB: &str = "Debian GNU/Linux 12 (bookworm)";
 #[test]
 fn cluster_pools_rules_and_order() {
     let dir = TempDir::new("hub-cluster");
-    let hub = Hub::start(dir.path(), None, &[]);
+    let hub = backend::start(dir.path(), None, &[]);
     let token = hub.token(&[]);
     for h in ["edge-a", "edge-b", "edge-c", "edge-w"] {
         register(&hub, &token, h, DEB, "x86_64");

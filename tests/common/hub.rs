@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use super::tls::TestPki;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,6 +41,13 @@ pub fn hub_bin() -> PathBuf {
 
 /// A hub command with `--db DB` and a clean environment.
 pub fn hub_cmd(db: &Path) -> Command {
+    hub_cmd_env(db, &[])
+}
+
+/// The same with `env` added: what a `--db` other than an SQLite file
+/// needs (a PostgreSQL URL: the password file, the state directory; the
+/// hub's own tests set these up, hub/tests/common/backend.rs).
+pub fn hub_cmd_env(db: &Path, env: &[(String, OsString)]) -> Command {
     let mut c = Command::new(hub_bin());
     c.arg("--db").arg(db);
     for (k, _) in std::env::vars_os() {
@@ -48,6 +56,7 @@ pub fn hub_cmd(db: &Path) -> Command {
             c.env_remove(&k);
         }
     }
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     c
 }
 
@@ -69,7 +78,10 @@ pub struct Hub {
     child: Option<Child>,
     /// `https://127.0.0.1:PORT` (or `http://` with `--insecure-http`).
     pub url: String,
+    /// The SQLite file, or a `postgres://` URL (then `env` holds what its
+    /// commands need).
     pub db: PathBuf,
+    pub env: Vec<(String, OsString)>,
     pub log: PathBuf,
     pub stderr: PathBuf,
 }
@@ -82,10 +94,22 @@ impl Hub {
     }
 
     pub fn start_on(dir: &Path, listen: &str, pki: Option<&TestPki>, extra: &[&str]) -> Hub {
-        let db = dir.join("hub.db");
+        Hub::start_db(dir, dir.join("hub.db"), Vec::new(), listen, pki, extra)
+    }
+
+    /// Start on database `db` (a file or a URL) with `env` for it; the
+    /// request log and stderr in `dir`.
+    pub fn start_db(
+        dir: &Path,
+        db: PathBuf,
+        env: Vec<(String, OsString)>,
+        listen: &str,
+        pki: Option<&TestPki>,
+        extra: &[&str],
+    ) -> Hub {
         let log = dir.join("requests.jsonl");
         let stderr = dir.join("hub.stderr");
-        let mut cmd = hub_cmd(&db);
+        let mut cmd = hub_cmd_env(&db, &env);
         cmd.args(["serve", "--listen", listen, "--request-log"])
             .arg(&log);
         match pki {
@@ -135,6 +159,7 @@ impl Hub {
             child: Some(child),
             url,
             db,
+            env,
             log,
             stderr,
         }
@@ -150,7 +175,15 @@ impl Hub {
 
     /// Run an operator command against this hub's database.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        hub_run(&self.db, args)
+        let out = hub_cmd_env(&self.db, &self.env)
+            .args(args)
+            .output()
+            .expect("running outpost-hub");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Create a registration token and return it.
