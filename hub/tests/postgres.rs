@@ -17,7 +17,7 @@ use common::hub::{client, hub_bin, post, Reply};
 use common::tls::{make_pki, Ca, TempDir, TestPki, FUTURE, PAST};
 use outpost::proto::{
     self, CheckinRequest, CheckinResponse, ErrorBody, Health, Inventory, RegisterRequest,
-    RegisterResponse, PATH_CHECKIN, PATH_REGISTER,
+    RegisterResponse, UpgradeReport, PATH_CHECKIN, PATH_REGISTER,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -651,4 +651,173 @@ fn tls_to_postgresql_verify_full_verify_ca_require() {
         "every hub session is TLS"
     );
     drop(hub);
+}
+
+/// A staged rollout decided by devices checking in through two hubs at
+/// once: canary 2, max-parallel 3 over 12 devices, every device in its own
+/// thread checking in through the two hubs in turn, upgrading when
+/// offered (on trial through one hub, committed through the other) while
+/// the others keep checking in. Each rollout step is decided inside some
+/// check-in's transaction on either hub, so a lost or stale update would
+/// offer too many devices or forget one. Checked from the devices' side
+/// with one event counter, counting only what is certain (a device is
+/// surely in flight from the moment it received its offer until it sent
+/// its commit): never more than 3 in flight; no other device offered
+/// before both canaries sent their commits; the stored rollout offered
+/// every device exactly once, in host-ID order, and ends `done`.
+#[test]
+fn rollout_waves_hold_when_devices_race_through_two_hubs() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = TempDir::new("pg-rollout-race");
+    let d = dir.path();
+    let pg = Pg::start(d);
+    let url = pg.url();
+    let pki = make_pki(d);
+    let a = Serve::start(d, &url, &pki, 1);
+    let b = Serve::start(d, &url, &pki, 2);
+    let urls = [a.url.clone(), b.url.clone()];
+    let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
+    assert_eq!(code, 0, "token create: {err}");
+    let token = token.lines().next().unwrap_or("").trim().to_string();
+    let agent = client(Some(&pki.ca_cert));
+    const N: usize = 12;
+    let hosts: Vec<String> = (0..N).map(|i| format!("dev-{i:02}")).collect();
+    let mut creds = BTreeMap::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let r = post(
+            &agent,
+            &urls[i % 2],
+            PATH_REGISTER,
+            &proto::encode(&register_req(&token, h, &secret(i, 0))),
+            None,
+        );
+        assert_eq!(r.status, 200, "register {h}: {}", r.body);
+        let resp: RegisterResponse = proto::decode(&r.body).expect("answer");
+        creds.insert(h.clone(), resp.credential);
+    }
+
+    // A signed release 0.2.0 (scripts/sign, signify) and its rollout.
+    let sign = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/sign");
+    let run = |c: &mut Command| {
+        let out = c.output().expect("scripts/sign");
+        assert!(
+            out.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new(sign).arg("keygen").arg(d.join("rel")));
+    let bin = d.join("outpost-0.2.0-x86_64-linux-musl");
+    std::fs::write(&bin, b"\x7fELF not really a binary, never run here\n").expect("write");
+    run(Command::new(sign)
+        .arg("manifest")
+        .arg(d.join("rel.sec"))
+        .arg(&bin)
+        .args(["0.2.0", "x86_64"]));
+    let manifest = format!("{}.manifest", bin.display());
+    let pubkey = d.join("rel.pub").display().to_string();
+    let (code, out, err) = cli(d, &url, &["release", "add", &manifest, "--key", &pubkey]);
+    assert_eq!(code, 0, "release add: {out}{err}");
+    let (code, out, err) = cli(
+        d,
+        &url,
+        &[
+            "rollout",
+            "start",
+            "--version",
+            "0.2.0",
+            "--canary",
+            "2",
+            "--max-parallel",
+            "3",
+        ],
+    );
+    assert_eq!(code, 0, "rollout start: {out}{err}");
+
+    let send = |url: &str, h: &str, agent_v: &str, report: Option<&str>| -> CheckinResponse {
+        let mut req = checkin_req(h, "");
+        req.agent = agent_v.into();
+        req.upgrade = report.map(|state| UpgradeReport {
+            state: state.into(),
+            from: "0.1.0".into(),
+            to: "0.2.0".into(),
+            reason: String::new(),
+            code: 0,
+        });
+        let r = post(
+            &agent,
+            url,
+            PATH_CHECKIN,
+            &proto::encode(&req),
+            Some(&creds[h]),
+        );
+        assert_eq!(r.status, 200, "check-in {h}: {}", r.body);
+        proto::decode(&r.body).expect("check-in answer")
+    };
+    // (offer received, commit sent) on one counter, per device.
+    let clock = AtomicU64::new(0);
+    let events: Vec<(String, u64, u64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let (urls, send, clock) = (&urls, &send, &clock);
+                s.spawn(move || {
+                    // Bounded: a waiting device checks in at most 400
+                    // times, 10 ms apart.
+                    for k in 0..400 {
+                        let a = send(&urls[(i + k) % 2], h, "0.1.0", None);
+                        let offered = a
+                            .desired
+                            .and_then(|d| d.upgrade)
+                            .is_some_and(|u| u.version == "0.2.0");
+                        if offered {
+                            let got = clock.fetch_add(1, Ordering::SeqCst);
+                            send(&urls[(i + k + 1) % 2], h, "0.2.0", Some("on_trial"));
+                            let sent = clock.fetch_add(1, Ordering::SeqCst);
+                            send(&urls[(i + k) % 2], h, "0.2.0", Some("committed"));
+                            return Some((h.to_string(), got, sent));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    None
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("device thread"))
+            .collect::<Option<Vec<_>>>()
+            .expect("every device got its offer within its 400 check-ins")
+    });
+    // Never more than max-parallel surely in flight at once.
+    for (h, got, _) in &events {
+        let in_flight = events
+            .iter()
+            .filter(|(_, g, s)| g <= got && *got < *s)
+            .count();
+        assert!(
+            in_flight <= 3,
+            "{in_flight} in flight when {h} got its offer: {events:?}"
+        );
+    }
+    // No device but the canaries before both canaries committed.
+    let canaries_sent = events[..2].iter().map(|e| e.2).max().unwrap_or(0);
+    for (h, got, _) in &events[2..] {
+        assert!(
+            *got > canaries_sent,
+            "{h} offered before the canaries committed: {events:?}"
+        );
+    }
+    let (code, out, err) = cli(d, &url, &["rollout", "status"]);
+    assert_eq!(code, 0, "rollout status: {err}");
+    assert!(out.starts_with("rollout of 0.2.0: done"), "{out}");
+    // The stored rollout offered each device once, in host-ID order.
+    let mut pc = pg.client();
+    let text: String = pc
+        .query_one("SELECT value FROM meta WHERE key = 'rollout'", &[])
+        .expect("rollout record")
+        .get(0);
+    let rec: outpost_hub::rollout::Rollout =
+        miniserde::json::from_str(&text).expect("rollout record JSON");
+    assert_eq!(rec.offered, hosts, "offered once each, in order");
 }
