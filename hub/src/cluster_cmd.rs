@@ -110,15 +110,14 @@ fn val(p: &mut lexopt::Parser, what: &str) -> Result<String> {
 }
 
 /// `facts`, read through a connection (inside a check-in's transaction).
-fn facts_conn(c: &Tx, path: &Path, host: &str) -> Result<Option<((String, String), String)>> {
+fn facts_tx(c: &Tx, host: &str) -> store::Result<Option<((String, String), String)>> {
     let inv: Option<String> = c
         .query_row(
             "SELECT inventory FROM devices WHERE host_id=?1 AND state='active'",
             [host],
             |r| r.get(0),
         )
-        .optional()
-        .map_err(|e| dberr(path, &e))?;
+        .optional()?;
     Ok(inv
         .and_then(|t| miniserde::json::from_str::<outpost::proto::Inventory>(&t).ok())
         .map(|i| {
@@ -145,6 +144,16 @@ fn facts(db: &Db, host: &str) -> Result<Option<((String, String), String)>> {
 }
 
 pub fn load(c: &Tx, path: &Path, name: &str) -> Result<Option<Cluster>> {
+    load_tx(c, name).map_err(|e| match e {
+        store::Error::Type(m) => Error::config(m),
+        e => dberr(path, &e),
+    })
+}
+
+/// `load` inside a check-in's transaction: the store's errors as they are,
+/// so that a serialization conflict on PostgreSQL is seen as one and the
+/// transaction run again (not turned into a 500).
+pub fn load_tx(c: &Tx, name: &str) -> store::Result<Option<Cluster>> {
     let row = c
         .query_row(
             "SELECT distro, version, endpoint, interface, pod_cidr, service_cidr, two_node FROM cluster_specs WHERE name=?1",
@@ -161,14 +170,13 @@ pub fn load(c: &Tx, path: &Path, name: &str) -> Result<Option<Cluster>> {
                 ))
             },
         )
-        .optional()
-        .map_err(|e| dberr(path, &e))?;
+        .optional()?;
     let Some((distro, version, endpoint, interface, pod_cidr, service_cidr, two)) = row else {
         return Ok(None);
     };
-    let mut st = c
-        .prepare("SELECT host_id, pool, state FROM cluster_members WHERE cluster=?1 ORDER BY seq")
-        .map_err(|e| dberr(path, &e))?;
+    let mut st = c.prepare(
+        "SELECT host_id, pool, state FROM cluster_members WHERE cluster=?1 ORDER BY seq",
+    )?;
     let rows = st
         .query_map([name], |r| {
             Ok((
@@ -177,11 +185,10 @@ pub fn load(c: &Tx, path: &Path, name: &str) -> Result<Option<Cluster>> {
                 r.get::<_, String>(2)?,
             ))
         })
-        .and_then(|it| it.collect::<store::Result<Vec<_>>>())
-        .map_err(|e| dberr(path, &e))?;
+        .and_then(|it| it.collect::<store::Result<Vec<_>>>())?;
     let mut members = Vec::new();
     for (host, pool, state) in rows {
-        let (os, arch) = facts_conn(c, path, &host)?
+        let (os, arch) = facts_tx(c, &host)?
             .unwrap_or_else(|| ((String::from("?"), String::new()), String::from("?")));
         members.push(Member {
             host_id: host,
@@ -195,7 +202,8 @@ pub fn load(c: &Tx, path: &Path, name: &str) -> Result<Option<Cluster>> {
         name: name.to_string(),
         distro: Distro::parse(&distro).unwrap_or(Distro::K3s),
         version,
-        endpoint: Endpoint::parse(&endpoint).map_err(Error::config)?,
+        endpoint: Endpoint::parse(&endpoint)
+            .map_err(|e| store::Error::Type(format!("cluster {name}: endpoint {endpoint}: {e}")))?,
         interface,
         pod_cidr,
         service_cidr,

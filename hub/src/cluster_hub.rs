@@ -141,7 +141,7 @@ pub fn on_checkin(
             }
         }
     }
-    let Some(mut cl) = cluster_cmd::load(tx, db, &name).map_err(wrap)? else {
+    let Some(mut cl) = cluster_cmd::load_tx(tx, &name)? else {
         return Ok(None);
     };
     // The init server's token, taken only from the init server, once ready,

@@ -16,8 +16,8 @@ mod common;
 use common::hub::{client, hub_bin, post, Reply};
 use common::tls::{make_pki, Ca, TempDir, TestPki, FUTURE, PAST};
 use outpost::proto::{
-    self, CheckinRequest, CheckinResponse, ErrorBody, Health, Inventory, RegisterRequest,
-    RegisterResponse, UpgradeReport, PATH_CHECKIN, PATH_REGISTER,
+    self, CheckinRequest, CheckinResponse, ClusterReport, ErrorBody, Health, Interface, Inventory,
+    RegisterRequest, RegisterResponse, UpgradeReport, PATH_CHECKIN, PATH_REGISTER,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -820,4 +820,200 @@ fn rollout_waves_hold_when_devices_race_through_two_hubs() {
     let rec: outpost_hub::rollout::Rollout =
         miniserde::json::from_str(&text).expect("rollout record JSON");
     assert_eq!(rec.offered, hosts, "offered once each, in order");
+}
+
+/// A K3s cluster's order when its members check in through two hubs at
+/// once, each member in its own thread, the hubs in turn: the init server
+/// asks through both hubs at the same moment and gets one bootstrap token;
+/// no joiner is released before the init server sent `ready` with its K10
+/// token, and each gets exactly that token; the second join-server only
+/// after the first sent `ready` (etcd members join one at a time). As in
+/// the rollout test, only what is certain is compared: a role received
+/// after a report was sent, on one event counter.
+#[test]
+fn cluster_order_holds_when_members_race_through_two_hubs() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = TempDir::new("pg-cluster-race");
+    let d = dir.path();
+    let pg = Pg::start(d);
+    let url = pg.url();
+    let pki = make_pki(d);
+    let a = Serve::start(d, &url, &pki, 1);
+    let b = Serve::start(d, &url, &pki, 2);
+    let urls = [a.url.clone(), b.url.clone()];
+    let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
+    assert_eq!(code, 0, "token create: {err}");
+    let token = token.lines().next().unwrap_or("").trim().to_string();
+    let agent = client(Some(&pki.ca_cert));
+    let members = ["edge-a", "edge-b", "edge-c", "edge-w"];
+    let mut creds = BTreeMap::new();
+    for (i, h) in members.iter().enumerate() {
+        let mut req = register_req(&token, h, &secret(i, 7));
+        req.inventory = Inventory {
+            arch: "x86_64".into(),
+            cpus: 4,
+            memory_bytes: 8_000_000_000,
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            kernel: "6.1.0".into(),
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: format!("52:54:00:12:34:5{i}"),
+                addrs: vec![format!("10.0.0.1{i}/24")],
+            }],
+            ..Default::default()
+        };
+        let r = post(
+            &agent,
+            &urls[i % 2],
+            PATH_REGISTER,
+            &proto::encode(&req),
+            None,
+        );
+        assert_eq!(r.status, 200, "register {h}: {}", r.body);
+        let resp: RegisterResponse = proto::decode(&r.body).expect("answer");
+        creds.insert(h.to_string(), resp.credential);
+    }
+    let ok = |args: &[&str]| {
+        let (code, out, err) = cli(d, &url, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    };
+    ok(&[
+        "cluster",
+        "create",
+        "edge-1",
+        "--distro",
+        "k3s",
+        "--version",
+        "v1.31.4+k3s1",
+        "--endpoint",
+        "vip:10.0.0.100",
+        "--interface",
+        "eth0",
+    ]);
+    for (h, role) in [
+        ("edge-a", "control-plane"),
+        ("edge-b", "control-plane"),
+        ("edge-c", "control-plane"),
+        ("edge-w", "worker"),
+    ] {
+        ok(&["cluster", "add", "edge-1", h, "--role", role]);
+    }
+    // Both hubs seal with one key (one state directory here; on separate
+    // machines the operator copies it): made before the race.
+    ok(&["cluster", "show", "edge-1"]);
+
+    let k10 = format!("K10{}::server:{}", "ab".repeat(32), "s3cr3t".repeat(4));
+    let send = |url: &str, h: &str, report: Option<(&str, &str, Option<&str>)>| {
+        let mut req = checkin_req(h, "");
+        req.cluster = report.map(|(role, state, tok)| ClusterReport {
+            cluster: "edge-1".into(),
+            role: role.into(),
+            state: state.into(),
+            reason: String::new(),
+            log_tail: String::new(),
+            token: tok.map(str::to_string),
+        });
+        let r = post(
+            &agent,
+            url,
+            PATH_CHECKIN,
+            &proto::encode(&req),
+            Some(&creds[h]),
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "check-in {h}: {}; hub logs:\n{}{}",
+            r.body,
+            std::fs::read_to_string(d.join("hub1.stderr")).unwrap_or_default(),
+            std::fs::read_to_string(d.join("hub2.stderr")).unwrap_or_default()
+        );
+        let a: CheckinResponse = proto::decode(&r.body).expect("check-in answer");
+        a.desired.and_then(|d| d.cluster).filter(|c| !c.leave)
+    };
+    let clock = AtomicU64::new(0);
+    // Per member: (role, token, role received at, ready sent at).
+    type Seen = (String, String, u64, u64);
+    let seen: Vec<Seen> = std::thread::scope(|s| {
+        let hs: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let (urls, send, clock, k10) = (&urls, &send, &clock, &k10);
+                s.spawn(move || -> Seen {
+                    if *h == "edge-a" {
+                        // The init server asks through both hubs at once.
+                        let (r1, r2) = std::thread::scope(|s2| {
+                            let x = s2.spawn(|| send(&urls[0], h, None));
+                            let y = s2.spawn(|| send(&urls[1], h, None));
+                            (x.join().expect("a1"), y.join().expect("a2"))
+                        });
+                        let (r1, r2) = (r1.expect("init role"), r2.expect("init role"));
+                        assert_eq!(r1.role, "init-server");
+                        assert_eq!(r1.token, r2.token, "one bootstrap token from both hubs");
+                        let got = clock.fetch_add(1, Ordering::SeqCst);
+                        for k in 0..3 {
+                            let r = send(&urls[k % 2], h, Some(("init-server", "running", None)));
+                            assert_eq!(
+                                r.map(|r| r.token),
+                                Some(r1.token.clone()),
+                                "same bootstrap token"
+                            );
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        let ready = clock.fetch_add(1, Ordering::SeqCst);
+                        send(&urls[1], h, Some(("init-server", "ready", Some(k10))));
+                        return (r1.role, r1.token, got, ready);
+                    }
+                    // Joiners: bounded, at most 400 check-ins 10 ms apart.
+                    for k in 0..400 {
+                        let asked = clock.fetch_add(1, Ordering::SeqCst);
+                        if let Some(r) = send(&urls[(i + k) % 2], h, None) {
+                            let got = clock.fetch_add(1, Ordering::SeqCst);
+                            assert!(got > asked);
+                            send(
+                                &urls[(i + k + 1) % 2],
+                                h,
+                                Some((&r.role, "installing", None)),
+                            );
+                            std::thread::sleep(Duration::from_millis(30));
+                            let ready = clock.fetch_add(1, Ordering::SeqCst);
+                            send(&urls[(i + k) % 2], h, Some((&r.role, "ready", None)));
+                            return (r.role, r.token, got, ready);
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    panic!("{h} got no role within 400 check-ins");
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("member thread"))
+            .collect()
+    });
+    let (init, bsrv, csrv, w) = (&seen[0], &seen[1], &seen[2], &seen[3]);
+    assert_ne!(
+        init.1, k10,
+        "the init server starts with its bootstrap token"
+    );
+    for (h, m) in [("edge-b", bsrv), ("edge-c", csrv), ("edge-w", w)] {
+        assert!(
+            m.2 > init.3,
+            "{h} released before the init server sent ready: {seen:?}"
+        );
+        assert_eq!(m.1, k10, "{h} gets the init server's K10 token");
+    }
+    assert_eq!(
+        (bsrv.0.as_str(), csrv.0.as_str(), w.0.as_str()),
+        ("join-server", "join-server", "join-agent")
+    );
+    // etcd members one at a time: whichever join-server came second did
+    // so after the first sent ready.
+    let (first, second) = if bsrv.2 < csrv.2 {
+        (bsrv, csrv)
+    } else {
+        (csrv, bsrv)
+    };
+    assert!(second.2 > first.3, "two join-servers at once: {seen:?}");
+    drop((a, b));
 }
