@@ -567,3 +567,80 @@ fn migrate_locked(c: &mut postgres::Client, display: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(url: &str) -> std::result::Result<(String, SslMode, Option<String>), (i32, String)> {
+        split_tls_options(url)
+            .map(|(u, o)| (u, o.mode, o.root_cert.map(|p| p.display().to_string())))
+            .map_err(|e| (e.code() as i32, e.message().to_string()))
+    }
+
+    #[test]
+    fn tls_options_come_out_of_the_url_and_the_rest_stays() {
+        let base = "postgres://u@db:5432/d";
+        assert_eq!(split(base), Ok((base.into(), SslMode::Prefer, None)));
+        assert_eq!(
+            split(&format!("{base}?sslmode=disable")),
+            Ok((base.into(), SslMode::Disable, None))
+        );
+        assert_eq!(
+            split(&format!(
+                "{base}?connect_timeout=5&sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x"
+            )),
+            Ok((
+                format!("{base}?connect_timeout=5&application_name=x"),
+                SslMode::VerifyFull,
+                Some("/etc/ca.pem".into())
+            ))
+        );
+        assert_eq!(
+            split(&format!("{base}?sslmode=verify-ca&sslrootcert=ca.pem")).map(|r| r.1),
+            Ok(SslMode::VerifyCa)
+        );
+        assert_eq!(
+            split(&format!("{base}?sslmode=require")).map(|r| r.1),
+            Ok(SslMode::Require)
+        );
+    }
+
+    #[test]
+    fn bad_tls_options_are_usage_errors_with_one_line() {
+        let base = "postgres://u@db:5432/d";
+        for (q, says) in [
+            ("sslmode=verify-full", "need sslrootcert=FILE"),
+            ("sslmode=verify-ca&sslrootcert=", "need sslrootcert=FILE"),
+            ("sslmode=allow", "sslmode=allow: not one of"),
+            (
+                "sslmode=verify-full&sslrootcert=system",
+                "sslrootcert=system",
+            ),
+            ("sslcert=/c.pem", "sslcert: client certificates"),
+            ("sslkey=/k.pem", "sslkey: client certificates"),
+        ] {
+            let (code, msg) = split(&format!("{base}?{q}")).expect_err(q);
+            assert_eq!(code, 2, "{q}: {msg}");
+            assert!(msg.contains(says) && !msg.contains('\n'), "{q}: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_configuration_error() {
+        let dir = std::env::temp_dir().join(format!("outpost-pg-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        for path in [dir.join("missing.pem"), empty] {
+            let opts = TlsOptions {
+                mode: SslMode::VerifyFull,
+                root_cert: Some(path.clone()),
+            };
+            let e = tls::connector(&opts).err().expect("refused");
+            assert_eq!(e.code() as i32, 3, "{e}");
+            assert!(e.message().contains(&path.display().to_string()), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
