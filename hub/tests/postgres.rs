@@ -599,6 +599,10 @@ fn tls_to_postgresql_verify_full_verify_ca_require() {
     let require = format!("postgres://outpost@127.0.0.1:{port}/postgres?sslmode=require");
     let (code, _, err) = cli(d, &require, &["token", "list"]);
     assert_eq!(code, 0, "require without a CA: {err}");
+    // No sslmode: prefer, TLS as the server offers it.
+    let prefer = format!("postgres://outpost@127.0.0.1:{port}/postgres");
+    let (code, _, err) = cli(d, &prefer, &["token", "list"]);
+    assert_eq!(code, 0, "no sslmode (prefer) on a TLS server: {err}");
 
     // Bad TLS settings: one line, exit 2 (usage) or 3 (configuration).
     let no_ca = format!("postgres://outpost@127.0.0.1:{port}/postgres?sslmode=verify-full");
