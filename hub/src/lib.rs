@@ -36,6 +36,7 @@ pub mod rollout;
 pub mod seal;
 pub mod secret;
 pub mod server;
+pub mod slots;
 pub mod store;
 #[cfg(test)]
 mod testpg;
