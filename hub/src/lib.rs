@@ -31,6 +31,7 @@ pub mod cluster_cmd;
 pub mod cluster_hub;
 pub mod db;
 pub mod http;
+pub mod load;
 pub mod pg;
 pub mod rollout;
 pub mod seal;
