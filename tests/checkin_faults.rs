@@ -171,7 +171,10 @@ fn a_long_failure_retries_at_the_slot_within_the_interval() {
     assert!(status.contains("\"consecutive_failures\":13"), "{status}");
     let due = next_due(&status);
     assert_eq!(due % 60, 0, "at the slot (phase 0 of 60 s): {status}");
-    assert!(due > t && due <= now() + 60, "within the interval: {due} vs {t}");
+    assert!(
+        due > t && due <= now() + 60,
+        "within the interval: {due} vs {t}"
+    );
 }
 
 #[test]
