@@ -95,7 +95,7 @@ def write_token(binary, d, db, env):
     os.close(fd)
 
 
-def run_setup(binary, gen, d, db, env, hubs, count, size):
+def run_setup(binary, gen, d, db, env, hubs, count, size, gaps):
     write_token(binary, d, db, env)
     procs = [bp.Hub(binary, d, db, env) for _ in range(hubs)]
     try:
@@ -107,6 +107,7 @@ def run_setup(binary, gen, d, db, env, hubs, count, size):
         for p in procs:
             p.stop()
     r["registry"] = count()
+    r["slot_gaps"] = gaps()
     r["db_bytes"] = size()
     with open("/proc/loadavg") as f:
         r["loadavg"] = " ".join(f.read().split()[:3])
@@ -116,6 +117,14 @@ def run_setup(binary, gen, d, db, env, hubs, count, size):
 def sqlite_size(path):
     return sum(os.path.getsize(path + s) for s in ("", "-wal", "-shm")
                if os.path.exists(path + s))
+
+
+def sqlite_gaps(path):
+    c = sqlite3.connect(path)
+    try:
+        return c.execute("SELECT max(slot) + 1 - count(*) FROM devices").fetchone()[0]
+    finally:
+        c.close()
 
 
 def sqlite_count(path):
@@ -147,7 +156,8 @@ def main():
         db = os.path.join(d, "hub.db")
         log(f"SQLite, one hub: {DEVICES} devices, {WINDOW_S} s window")
         results.append(("SQLite, one hub", run_setup(
-            binary, gen, d, db, env, 1, lambda: sqlite_count(db), lambda: sqlite_size(db))))
+            binary, gen, d, db, env, 1, lambda: sqlite_count(db), lambda: sqlite_size(db),
+            lambda: sqlite_gaps(db))))
         pg = bp.Postgres(d)
         pwfile = os.path.join(d, "db-password")
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,7 +167,8 @@ def main():
         log(f"PostgreSQL, two hubs: {DEVICES} devices, {WINDOW_S} s window")
         results.append(("PostgreSQL 15, two hubs", run_setup(
             binary, gen, d, pg.url, penv, 2,
-            lambda: pg_query(pg, "SELECT count(*) FROM devices"), pg.size)))
+            lambda: pg_query(pg, "SELECT count(*) FROM devices"), pg.size,
+            lambda: pg_query(pg, "SELECT max(slot) + 1 - count(*) FROM devices"))))
     finally:
         if pg:
             pg.stop()
@@ -211,7 +222,7 @@ def main():
     for name, r in results:
         rss = " + ".join(f"{k:,} KiB" for k in r["rss"])
         refused = sum(r["refused"].values())
-        print(f"| {name} | {r['registry']:,} devices | {r['registered']:,} in "
+        print(f"| {name} | {r['registry']:,} devices ({r['slot_gaps']} slot gaps) | {r['registered']:,} in "
               f"{r['register_s']:.0f} s ({r['registered'] / max(r['register_s'], 0.001):.0f}/s) | "
               f"{r['register_p99_ms']:.0f} ms | {r['checkins_ok']:,} ({r['due']:,}) | "
               f"{r['mean_per_s']:.0f} ({r['peak_per_s']}) | {r['p50_ms']:.1f} ms | "

@@ -304,6 +304,32 @@ mod tests {
         assert!(r.failed_attempts > 1_024 * 4, "{r:?}");
     }
 
+    /// Issue 19's goals, at its size: 10,000 devices at 5 min registering
+    /// within a minute (steady fullest second <= 1.2x the mean), then back
+    /// after 30 minutes down (fullest second <= 2x, nobody later than one
+    /// interval past its slot); the rules before miss two of them.
+    #[test]
+    fn the_goals_hold_for_10000_devices_and_did_not_before() {
+        let s = Scenario {
+            devices: 10_000,
+            interval_ms: 300_000,
+            register_ms: 60_000,
+            steady_intervals: 3,
+            outage_ms: 1_800_000,
+            after_intervals: 4,
+            seed: 19,
+        };
+        let now = simulate(&s, Rules::Slots);
+        assert!(now.steady_peak <= 1.2, "{now:?}");
+        assert!(now.return_peak <= 2.0, "{now:?}");
+        assert!(now.max_late_ms <= 300_000, "{now:?}");
+        assert!(now.max_wait_ms <= 300_000, "{now:?}");
+        assert_eq!(now.not_back, 0, "{now:?}");
+        let before = simulate(&s, Rules::HashPhases);
+        assert!(before.steady_peak > 1.2, "{before:?}");
+        assert!(before.max_late_ms > 300_000, "{before:?}");
+    }
+
     /// The rules before: a hash phase is random (some seconds hold 1.5x the
     /// mean and more), and a 15-minute backoff ceiling leaves devices away
     /// for longer than an interval after the hub is back.
