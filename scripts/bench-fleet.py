@@ -205,8 +205,10 @@ def main():
     print(f"**{DEVICES:,} devices over TLS** (`outpost-hub-load tls`): each device registers "
           "for real (its own host ID, install secret and credential; the registry holds all "
           f"of them), then checks in at the phase the hub gave it for a {WINDOW_S} s window "
-          "of the 5-minute interval (a bounded window: the steady rate is the same in every "
-          f"window of the interval). {THREADS} generator threads; each request through the "
+          + ("(a whole 5-minute interval: every device checks in once). " if WINDOW_S >= 300
+             else "of the 5-minute interval (a bounded window: the steady rate is the same in "
+             "every window of the interval). ")
+          + f"{THREADS} generator threads; each request through the "
           "agent's own HTTPS client with a new connection and a full TLS handshake (the "
           "costliest case for the hub); `outpost-hub serve --workers 4` per hub. PostgreSQL 15 "
           "(Debian) on the same machine, fsync on, synchronous_commit off. Hubs, database and "
