@@ -46,6 +46,9 @@ WINDOW_S = int(os.environ.get("OUTPOST_BENCH_FLEET_WINDOW", "120"))
 THREADS = 32
 WORKERS = 4
 TIME_LIMIT_S = 3600
+RETURN_DEVICES = int(os.environ.get("OUTPOST_BENCH_FLEET_RETURN_DEVICES", "10000"))
+RETURN_INTERVAL_S = 60
+OUTAGE_S = 180
 
 
 def log(msg):
@@ -114,6 +117,64 @@ def run_setup(binary, gen, d, db, env, hubs, count, size, gaps):
     return r
 
 
+def return_run(binary, gen, d, env):
+    """RETURN_DEVICES devices at a 60 s interval over TLS against one hub on
+    SQLite; one interval steady, then the hub killed (SIGKILL) for OUTAGE_S
+    and started again on the same port; the generator's devices follow the
+    agent's retry rule (`schedule::retry_delay_in`)."""
+    db = os.path.join(d, "return.db")
+    subprocess.run([binary, "--db", db, "set-interval", str(RETURN_INTERVAL_S)], env=env,
+                   check=True, capture_output=True)
+    write_token(binary, d, db, env)
+    port = bp.free_port()
+    args = [binary, "--db", db, "serve", "--listen", f"127.0.0.1:{port}", "--workers",
+            str(WORKERS), "--tls-cert", os.path.join(d, "server.pem"),
+            "--tls-key", os.path.join(d, "server.key")]
+
+    def start():
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=env)
+        line = p.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            p.kill()
+            raise SystemExit(f"47-fleet: hub did not start: {line!r}")
+        return p
+
+    hub = start()
+    window = RETURN_INTERVAL_S * 2 + OUTAGE_S + RETURN_INTERVAL_S * 2
+    gen_p = subprocess.Popen(
+        [gen, "tls", "--ca", os.path.join(d, "ca.pem"), "--token-file",
+         os.path.join(d, "token"), "--devices", str(RETURN_DEVICES), "--threads", str(THREADS),
+         "--window", str(window), "--time-limit", str(TIME_LIMIT_S), "--prefix", "ret",
+         "--hub", f"https://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = gen_p.stderr.readline()
+        sys.stderr.write(line)
+        if "registered" not in line:
+            raise SystemExit(f"47-fleet: generator: {line!r}")
+        time.sleep(1 + RETURN_INTERVAL_S * 2)
+        log(f"hub down for {OUTAGE_S} s")
+        hub.kill()
+        hub.wait()
+        time.sleep(OUTAGE_S)
+        hub = start()
+        log("hub back")
+        out, err = gen_p.communicate(timeout=TIME_LIMIT_S)
+        sys.stderr.write(err)
+        if gen_p.returncode != 0:
+            raise SystemExit(f"47-fleet: outpost-hub-load tls failed ({gen_p.returncode})")
+        r = json.loads(out)
+    finally:
+        if gen_p.poll() is None:
+            gen_p.kill()
+        hub.kill()
+        hub.wait()
+    with open("/proc/loadavg") as f:
+        r["loadavg"] = " ".join(f.read().split()[:3])
+    return r
+
+
 def sqlite_size(path):
     return sum(os.path.getsize(path + s) for s in ("", "-wal", "-shm")
                if os.path.exists(path + s))
@@ -164,6 +225,9 @@ def main():
         os.write(fd, (bp.PASSWORD + "\n").encode())
         os.close(fd)
         penv = {**env, "OUTPOST_HUB_DB_PASSWORD_FILE": pwfile, "OUTPOST_HUB_STATE_DIR": d}
+        log(f"return over TLS: {RETURN_DEVICES} devices, {RETURN_INTERVAL_S} s interval, "
+            f"{OUTAGE_S} s outage")
+        ret = return_run(binary, gen, d, env)
         log(f"PostgreSQL, two hubs: {DEVICES} devices, {WINDOW_S} s window")
         results.append(("PostgreSQL 15, two hubs", run_setup(
             binary, gen, d, pg.url, penv, 2,
@@ -230,6 +294,26 @@ def main():
               f"{r['mean_per_s']:.0f} ({r['peak_per_s']}) | {r['p50_ms']:.1f} ms | "
               f"{r['p99_ms']:.1f} ms | {r['max_send_lag_ms']} ms | {refused} / {r['errors']} | "
               f"{rss} | {r['db_bytes'] / 1e6:.1f} MB | {r['loadavg']} |")
+
+
+    rc = ret["recovery"] or {}
+    print()
+    print(f"**The return over TLS**: {RETURN_DEVICES:,} devices at a {RETURN_INTERVAL_S} s "
+          f"interval against one hub on SQLite, as above; two intervals steady, then the hub "
+          f"killed (SIGKILL) for {OUTAGE_S} s and started again on the same port and "
+          f"database. The generator's devices follow the agent's own retry rule "
+          f"(`schedule::retry_delay_in`: full jitter while the ceiling is below the interval, "
+          f"then the slot). Fullest second in the interval after the return over the fleet's "
+          f"mean ({RETURN_DEVICES / RETURN_INTERVAL_S:.0f}/s); wait and lateness as in the "
+          f"virtual clock (the return is the first success after the first failure).")
+    print()
+    print("| failed attempts while down | return peak/mean | longest wait after return | "
+          "latest past its slot | not back | check-ins ok / refused / errors | load avg |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {rc.get('failed', 0):,} | {rc.get('peak_over_mean', 0):.2f} | "
+          f"{rc.get('max_wait_s', 0):.1f} s | {rc.get('max_late_s', 0):.1f} s | "
+          f"{rc.get('not_back', 0)} | {ret['checkins_ok']:,} / {sum(ret['refused'].values())} / "
+          f"{ret['errors']:,} | {ret['loadavg']} |")
 
 
 if __name__ == "__main__":

@@ -145,8 +145,20 @@ fn run() -> Result<()> {
                 .iter()
                 .map(|(s, n)| format!(r#""{s}":{n}"#))
                 .collect();
+            let recovery = match &r.recovery {
+                None => "null".to_string(),
+                Some(x) => format!(
+                    r#"{{"failed":{},"back_at_ms":{},"peak_over_mean":{:.3},"max_wait_s":{:.1},"max_late_s":{:.1},"not_back":{}}}"#,
+                    x.failed,
+                    x.back_at_ms,
+                    x.peak_over_mean,
+                    x.max_wait_ms as f64 / 1000.0,
+                    x.max_late_ms as f64 / 1000.0,
+                    x.not_back
+                ),
+            };
             println!(
-                r#"{{"devices":{},"registered":{},"register_s":{:.1},"register_p99_ms":{:.1},"due":{},"checkins_ok":{},"refused":{{{}}},"errors":{},"window_s":{:.1},"mean_per_s":{:.1},"peak_per_s":{},"p50_ms":{:.1},"p99_ms":{:.1},"max_send_lag_ms":{}}}"#,
+                r#"{{"recovery":{recovery},"devices":{},"registered":{},"register_s":{:.1},"register_p99_ms":{:.1},"due":{},"checkins_ok":{},"refused":{{{}}},"errors":{},"window_s":{:.1},"mean_per_s":{:.1},"peak_per_s":{},"p50_ms":{:.1},"p99_ms":{:.1},"max_send_lag_ms":{}}}"#,
                 l.devices,
                 r.registered,
                 r.register_s,

@@ -6,10 +6,13 @@
 //! whose session expired (the costliest case for the hub). Hubs are used in
 //! turn. Loopback only: any other host is refused.
 
-use super::{next_due_ms, percentile};
+use super::{next_due_ms, percentile, Rng};
 use outpost::error::{Error, Result};
 use outpost::http::{Client, HttpSettings};
 use outpost::proto::RegisterResponse;
+use outpost::schedule;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -54,6 +57,70 @@ pub struct TlsResult {
     /// Check-ins answered per second: peak 1-second bin and mean.
     pub peak_per_s: u32,
     pub mean_per_s: f64,
+    /// When attempts failed during the window (a hub stopped and started
+    /// again): the fleet's return.
+    pub recovery: Option<Recovery>,
+}
+
+/// The fleet's return after failures in the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovery {
+    /// Attempts that failed (refused or no answer).
+    pub failed: u64,
+    /// The first success after the first failure (ms, Unix): the hub back.
+    pub back_at_ms: u64,
+    /// Successes per second in the first interval after that, fullest
+    /// second over the fleet's mean rate (devices / interval).
+    pub peak_over_mean: f64,
+    /// Longest wait of a device from the hub's return to its first success.
+    pub max_wait_ms: u64,
+    /// Longest lateness past the device's first slot after the return.
+    pub max_late_ms: u64,
+    /// Devices with no success after the return within the window.
+    pub not_back: u64,
+}
+
+/// The return, from the answers `done` (sorted by time: answered at,
+/// device, latency, status); `None` when nothing failed.
+fn recovery(done: &[(u64, usize, f64, u16)], devices: &[Device], end: u64) -> Option<Recovery> {
+    let first_fail = done.iter().find(|x| x.3 != 200)?.0;
+    let back = done.iter().find(|x| x.3 == 200 && x.0 > first_fail)?.0;
+    let mut r = Recovery {
+        failed: done.iter().filter(|x| x.3 != 200).count() as u64,
+        back_at_ms: back,
+        ..Recovery::default()
+    };
+    let iv = devices
+        .iter()
+        .map(|d| d.interval_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut first_ok: Vec<Option<u64>> = vec![None; devices.len()];
+    for &(at, k, _, status) in done {
+        if status == 200 && at >= back && first_ok[k].is_none() {
+            first_ok[k] = Some(at);
+        }
+    }
+    let ok_after: Vec<u64> = done
+        .iter()
+        .filter(|x| x.3 == 200 && x.0 >= back)
+        .map(|x| x.0)
+        .collect();
+    let b = super::bins(&ok_after, back, (back + iv).min(end.max(back + 1)));
+    r.peak_over_mean = super::peak_over_mean(&b, devices.len() as f64 * 1000.0 / iv as f64);
+    for (k, f) in first_ok.iter().enumerate() {
+        match f {
+            Some(at) => {
+                let d = &devices[k];
+                r.max_wait_ms = r.max_wait_ms.max(at - back);
+                let due = next_due_ms(back.saturating_sub(1), 0, d.interval_ms, d.phase_ms);
+                r.max_late_ms = r.max_late_ms.max(at.saturating_sub(due));
+            }
+            None => r.not_back += 1,
+        }
+    }
+    Some(r)
 }
 
 fn unix_ms() -> u64 {
@@ -191,41 +258,46 @@ pub fn run_tls(l: &TlsLoad) -> Result<TlsResult> {
         out.registered, out.register_s
     );
 
-    // The steady window: each device at its slots in it (the hubs share
-    // this machine's clock, so the offset is 0).
+    // The window: each device at its slots (the hubs share this machine's
+    // clock, so the offset is 0); after a failed attempt the device waits
+    // what the agent would (`schedule::retry_delay_in`), so a hub stopped
+    // and started again during the window shows the fleet's return.
     let start = unix_ms() + 1_000;
     let end = start + l.window.as_millis() as u64;
-    let mut plan: Vec<(u64, usize)> = Vec::new();
+    let mut queue = BinaryHeap::with_capacity(devices.len());
     for (k, d) in devices.iter().enumerate() {
-        let mut t = next_due_ms(start - 1, 0, d.interval_ms, d.phase_ms);
-        while t < end {
-            plan.push((t, k));
-            t = next_due_ms(t, 0, d.interval_ms, d.phase_ms);
+        let t = next_due_ms(start - 1, 0, d.interval_ms, d.phase_ms);
+        if t < end {
+            queue.push(Reverse((t, k, 0u32)));
         }
     }
-    plan.sort_unstable();
-    out.due = plan.len() as u64;
-    let next = AtomicU64::new(0);
+    out.due = queue.len() as u64;
+    let queue = Mutex::new(queue);
     let lag = AtomicU64::new(0);
-    // (answered at ms, latency ms, status or 0 for a transport error)
-    let done: Mutex<Vec<(u64, f64, u16)>> = Mutex::new(Vec::with_capacity(plan.len()));
+    // (answered at ms, device, latency ms, status or 0 for a transport error)
+    let done: Mutex<Vec<(u64, usize, f64, u16)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
+        for w in 0..threads {
+            let (queue, done, lag, devices) = (&queue, &done, &lag, &devices);
+            s.spawn(move || {
                 let mut mine = Vec::new();
+                let mut random = Rng::new(unix_ms() ^ (w as u64) << 48);
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some(&(due, k)) = plan.get(i) else { break };
-                    loop {
-                        let now = unix_ms();
-                        if now >= due || Instant::now() >= deadline {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis((due - now).min(200)));
-                    }
                     if Instant::now() >= deadline {
                         break;
                     }
+                    let next = {
+                        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                        match q.peek() {
+                            None => break,
+                            Some(Reverse((due, _, _))) if *due <= unix_ms() => q.pop(),
+                            Some(_) => None,
+                        }
+                    };
+                    let Some(Reverse((due, k, failures))) = next else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
                     lag.fetch_max(unix_ms().saturating_sub(due), Ordering::Relaxed);
                     let d = &devices[k];
                     let body = format!(
@@ -243,19 +315,50 @@ pub fn run_tls(l: &TlsLoad) -> Result<TlsResult> {
                         )
                     });
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    mine.push((unix_ms(), ms, r.map(|r| r.status).unwrap_or(0)));
+                    let now = unix_ms();
+                    let (status, retry_after) = match &r {
+                        Ok(rep) => (
+                            rep.status,
+                            rep.retry_after.as_deref().and_then(|v| {
+                                schedule::parse_retry_after(v, SystemTime::now())
+                            }),
+                        ),
+                        Err(_) => (0, None),
+                    };
+                    mine.push((now, k, ms, status));
+                    let again = if status == 200 {
+                        next_due_ms(now, 0, d.interval_ms, d.phase_ms)
+                    } else {
+                        let to_slot = next_due_ms(now, 0, d.interval_ms, d.phase_ms) - now;
+                        let delay = schedule::retry_delay_in(
+                            failures,
+                            retry_after,
+                            Duration::from_millis(d.interval_ms),
+                            Duration::from_millis(to_slot),
+                            random.draw(),
+                        );
+                        now + delay.as_millis() as u64
+                    };
+                    if again < end {
+                        let f = if status == 200 { 0 } else { failures.saturating_add(1) };
+                        queue
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(Reverse((again, k, f)));
+                    }
                 }
                 done.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
             });
         }
     });
-    let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|x| x.0);
     out.window_s = (unix_ms().max(end) - start) as f64 / 1000.0;
     out.max_send_lag_ms = lag.into_inner();
     let mut ok_lat = Vec::new();
     let mut ok_at = Vec::new();
     let mut refused: std::collections::BTreeMap<u16, u64> = Default::default();
-    for (at, ms, status) in &done {
+    for (at, _, ms, status) in &done {
         match status {
             200 => {
                 ok_lat.push(*ms);
@@ -273,12 +376,56 @@ pub fn run_tls(l: &TlsLoad) -> Result<TlsResult> {
     let b = super::bins(&ok_at, start, end);
     out.peak_per_s = b.iter().copied().max().unwrap_or(0);
     out.mean_per_s = out.checkins_ok as f64 / l.window.as_secs_f64().max(0.001);
+    out.recovery = recovery(&done, &devices, end);
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_from_the_answers() {
+        let dev = |phase_ms| Device {
+            host_id: String::new(),
+            credential: String::new(),
+            interval_ms: 10_000,
+            phase_ms,
+        };
+        let devices = [dev(0), dev(5_000)];
+        // (answered at, device, latency, status): both fine, both fail
+        // (one twice), the hub is back at 30 s, device 1 at its slot.
+        let mut done = vec![
+            (1_000, 0, 1.0, 200),
+            (6_000, 1, 1.0, 200),
+            (11_000, 0, 1.0, 0),
+            (16_000, 1, 1.0, 503),
+            (21_000, 0, 1.0, 0),
+            (30_000, 0, 1.0, 200),
+            (35_000, 1, 1.0, 200),
+        ];
+        let r = recovery(&done, &devices, 100_000).expect("failures");
+        assert_eq!(
+            r,
+            Recovery {
+                failed: 3,
+                back_at_ms: 30_000,
+                // One a second at most, the mean 0.2 a second.
+                peak_over_mean: 5.0,
+                max_wait_ms: 5_000,
+                max_late_ms: 0,
+                not_back: 0,
+            }
+        );
+        // Device 1 back only at 47 s: 12 s past its slot at 35 s.
+        done[6].0 = 47_000;
+        let r = recovery(&done, &devices, 100_000).expect("failures");
+        assert_eq!((r.max_wait_ms, r.max_late_ms), (17_000, 12_000));
+        done.truncate(6);
+        assert_eq!(recovery(&done, &devices, 100_000).expect("x").not_back, 1);
+        let fine: Vec<_> = done.iter().copied().filter(|x| x.3 == 200).collect();
+        assert_eq!(recovery(&fine, &devices, 100_000), None, "nothing failed");
+    }
 
     #[test]
     fn only_loopback_hubs() {
