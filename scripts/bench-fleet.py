@@ -11,8 +11,12 @@
    their slots for a bounded window, against one hub on SQLite and against
    two hubs on one PostgreSQL 15 (started here as scripts/bench-hub-pg.py
    does). Hubs, database and generator share this machine's cores.
+3. The return over TLS: RETURN_DEVICES (10,000) at a 60 s interval against
+   one hub on SQLite, the hub killed for 180 s and started again; the
+   generator's devices follow the agent's retry rule.
 
 Environment: OUTPOST_BENCH_FLEET_DEVICES (default 100000),
+OUTPOST_BENCH_FLEET_RETURN_DEVICES (default 10000),
 OUTPOST_BENCH_FLEET_WINDOW (seconds of steady check-ins, default 120),
 OUTPOST_BIN_HUB / OUTPOST_BIN_HUB_LOAD (else built, release, native).
 Prints one Markdown section on stdout, progress on stderr. Loopback only,
