@@ -15,7 +15,23 @@
 //!   floor: the delay is `retry_after + uniform(0..=max(1 s, retry_after/4))`,
 //!   capped at `RETRY_AFTER_CAP` (6 h) so a wrong date cannot park a device
 //!   for a year. A date in the past means "now" (0 s, plus the jitter).
+//! - A device that has checked in before knows its interval and slot (the
+//!   server's phase): its backoff never reaches the interval. While the
+//!   ceiling is below both the interval and 15 min the delay is the
+//!   full-jitter draw; from the failure whose ceiling would reach either on,
+//!   the device retries at its own slot, once an interval. A fleet whose server was down for long
+//!   therefore comes back in slot order, as evenly spread as the slots
+//!   (not at 2x the mean rate, as uniform draws over the interval would),
+//!   and no device waits more than one interval after the server returns
+//!   (with the 15 min cap it could wait 15 min). `Retry-After` is then a
+//!   floor under this delay, so a server answering 503 for an hour does not
+//!   gather its fleet into a few seconds either.
 //! - `--splay S`: a uniform delay in `0..=S` seconds, millisecond resolution.
+//!
+//! No jitter is added to the server's slot: the server spreads the fleet
+//! (outpost-hub's slots are evenly spread), and any random shift, even of
+//! 1 s, makes the fullest second of a 10,000-device, 5-minute fleet ~1.3x the
+//! mean instead of ~1.05x (docs/BENCHMARKS.md, fleet spread).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -74,6 +90,35 @@ pub fn retry_delay(failures: u32, retry_after: Option<Duration>, random: u64) ->
         }
         None => uniform(backoff_ceiling(failures), random),
     }
+}
+
+/// The delay before the next attempt of a device that knows its schedule
+/// (it checked in before): `interval` and `to_slot`, the time until its
+/// next slot (in `(0, interval]`). The full-jitter backoff while its
+/// ceiling is below the interval and [`BACKOFF_CAP`], then the slot; a `Retry-After` is a floor
+/// under that. With no interval known (zero), [`retry_delay`].
+pub fn retry_delay_in(
+    failures: u32,
+    retry_after: Option<Duration>,
+    interval: Duration,
+    to_slot: Duration,
+    random: u64,
+) -> Duration {
+    if interval.is_zero() {
+        return retry_delay(failures, retry_after, random);
+    }
+    let ceiling = backoff_ceiling(failures);
+    let backoff = if ceiling < interval.min(BACKOFF_CAP) {
+        uniform(ceiling, random)
+    } else {
+        to_slot.min(interval)
+    };
+    match retry_after {
+        // Another draw for the Retry-After spread than for the backoff.
+        Some(ra) => retry_delay(failures, Some(ra), random.rotate_left(32)).max(backoff),
+        None => backoff,
+    }
+    .min(RETRY_AFTER_CAP)
 }
 
 /// The `--splay SECONDS` start delay: uniform in `0..=SECONDS`.
@@ -157,6 +202,169 @@ mod tests {
                 *want,
                 "failures {n}, retry-after {ra:?}, random {r}"
             );
+        }
+    }
+
+    #[test]
+    fn known_interval_bounds_the_backoff_then_keeps_the_slot() {
+        // (name, failures, retry_after s, interval s, to_slot ms, random, want ms)
+        type Case = (&'static str, u32, Option<u64>, u64, u64, u64, u64);
+        let cases: &[Case] = &[
+            (
+                "first failure: full jitter",
+                0,
+                None,
+                300,
+                5_000,
+                7_777,
+                7_777,
+            ),
+            (
+                "ceiling 160 s < 300 s",
+                4,
+                None,
+                300,
+                5_000,
+                159_000,
+                159_000,
+            ),
+            (
+                "ceiling 320 s reaches 300 s: slot",
+                5,
+                None,
+                300,
+                5_000,
+                159_000,
+                5_000,
+            ),
+            ("many failures: slot", 40, None, 300, 299_999, 1, 299_999),
+            (
+                "slot beyond the interval is cut",
+                9,
+                None,
+                300,
+                400_000,
+                1,
+                300_000,
+            ),
+            (
+                "60 s interval: slot from 80 s on",
+                3,
+                None,
+                60,
+                12_345,
+                1,
+                12_345,
+            ),
+            (
+                "60 s interval: 40 s draw",
+                2,
+                None,
+                60,
+                12_345,
+                39_000,
+                39_000,
+            ),
+            (
+                "60 s interval: 20 s draw",
+                1,
+                None,
+                60,
+                12_345,
+                19_000,
+                19_000,
+            ),
+            ("1 s interval: slot at once", 0, None, 1, 700, 3, 700),
+            (
+                "no interval known: 15 min cap",
+                7,
+                None,
+                0,
+                5_000,
+                900_000,
+                900_000,
+            ),
+            (
+                "1 h interval: 640 s draw",
+                6,
+                None,
+                3_600,
+                2_000_000,
+                639_000,
+                639_000,
+            ),
+            (
+                "1 h interval: slot once at 15 min",
+                7,
+                None,
+                3_600,
+                2_000_000,
+                1,
+                2_000_000,
+            ),
+            (
+                "Retry-After floor over the slot",
+                9,
+                Some(120),
+                300,
+                5_000,
+                0,
+                120_000,
+            ),
+            (
+                "slot later than Retry-After",
+                9,
+                Some(5),
+                300,
+                200_000,
+                0,
+                200_000,
+            ),
+            (
+                "Retry-After over a small draw",
+                0,
+                Some(5),
+                300,
+                5_000,
+                2_000,
+                6_241,
+            ),
+            (
+                "Retry-After capped at 6 h",
+                9,
+                Some(999_999),
+                300,
+                1,
+                0,
+                21_600_000,
+            ),
+        ];
+        for (name, n, ra, iv, slot, r, want) in cases {
+            let got = retry_delay_in(
+                *n,
+                ra.map(Duration::from_secs),
+                Duration::from_secs(*iv),
+                Duration::from_millis(*slot),
+                *r,
+            );
+            assert_eq!(got.as_millis() as u64, *want, "{name}");
+        }
+    }
+
+    /// The bound the fleet relies on: whatever the failure count, the
+    /// random number and the slot, a device that knows its interval retries
+    /// within one interval (without Retry-After).
+    #[test]
+    fn known_interval_never_waits_longer_than_it() {
+        for iv in [1u64, 10, 60, 300, 900, 3_600, 86_400] {
+            let interval = Duration::from_secs(iv);
+            for n in 0..70 {
+                for r in [0u64, 1, 12_345, 899_999, u64::MAX / 3, u64::MAX] {
+                    let to_slot = Duration::from_millis(r % (iv * 1000) + 1);
+                    let d = retry_delay_in(n, None, interval, to_slot, r);
+                    assert!(d <= interval, "interval {iv} s, failure {n}: {d:?}");
+                }
+            }
         }
     }
 

@@ -146,6 +146,37 @@ fn retry_after_in_both_forms_becomes_next_due() {
     assert!(status.contains("\"consecutive_failures\":1"), "{status}");
 }
 
+/// A device that has failed for long (here 12 times in a row) and knows its
+/// schedule (the seeded state: 60 s interval, phase 0) retries at its own
+/// slot, the next whole minute, not at a random point of a 15-minute
+/// backoff (docs/checkin.md, "As a service").
+#[test]
+fn a_long_failure_retries_at_the_slot_within_the_interval() {
+    let scratch = Scratch::new("checkin-slot-retry");
+    let ca = Ca::new(&scratch, "main");
+    let port = refused_port();
+    let base = format!("https://127.0.0.1:{port}");
+    let d = device(&scratch.path().join("dev"), &base, &ca);
+    std::fs::write(
+        d.file("status.json"),
+        format!(
+            "{{\"schema\":\"outpost.status/v1\",\"host_id\":\"{HOST}\",\"agent_version\":\"0.1.0\",\"last_attempt\":null,\"last_success\":null,\"last_error\":null,\"consecutive_failures\":12,\"interval_s\":60,\"next_due\":null}}\n"
+        ),
+    )
+    .expect("status.json");
+    let t = now();
+    let (code, _, err) = d.run(&["checkin"]);
+    assert_eq!(code, 10, "{err}");
+    let status = std::fs::read_to_string(d.file("status.json")).expect("status");
+    assert!(status.contains("\"consecutive_failures\":13"), "{status}");
+    let due = next_due(&status);
+    assert_eq!(due % 60, 0, "at the slot (phase 0 of 60 s): {status}");
+    assert!(
+        due > t && due <= now() + 60,
+        "within the interval: {due} vs {t}"
+    );
+}
+
 #[test]
 fn bad_certificates_refused_ports_and_hanging_connects() {
     let scratch = Scratch::new("checkin-tls");

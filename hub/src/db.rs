@@ -65,7 +65,20 @@ CREATE TABLE IF NOT EXISTS boots (
     received INTEGER NOT NULL
 );
 ";
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
+
+/// Schema 1 -> 2: every device gets a registration ordinal, its slot
+/// (`slots.rs`); the devices already there in registration order, the
+/// counter `slot_next` after them. The same change as PostgreSQL's
+/// migration 2 (`pg.rs`).
+const MIGRATE_2: &str = "
+ALTER TABLE devices ADD COLUMN slot INTEGER;
+UPDATE devices SET slot = r.n FROM
+    (SELECT host_id, ROW_NUMBER() OVER (ORDER BY registered, host_id) - 1 AS n FROM devices) r
+    WHERE devices.host_id = r.host_id;
+INSERT INTO meta(key, value) VALUES('slot_next', (SELECT COUNT(*) FROM devices));
+UPDATE meta SET value='2' WHERE key='schema';
+";
 
 /// Why a registration was refused (each maps to one HTTP status).
 #[derive(Debug, PartialEq, Eq)]
@@ -93,6 +106,8 @@ pub enum CheckinRefusal {
 pub struct Registered {
     pub rotated: bool,
     pub interval_ms: u64,
+    /// The device's phase in its interval (`slots.rs`).
+    pub phase_ms: u64,
 }
 
 /// Load shedding the operator switched on: every register and check-in is
@@ -159,6 +174,34 @@ enum Backend {
 /// How often a PostgreSQL transaction is run again after a conflict with a
 /// concurrent one (another hub or worker) before the request fails.
 const CONFLICT_RETRIES: u32 = 50;
+
+/// Give `host_id` the next registration ordinal (its slot, `slots.rs`):
+/// from a sequence on PostgreSQL (never the same one on two hubs, never a
+/// conflict between their transactions), from the counter in `meta` on
+/// SQLite (its writes are serialized).
+fn assign_slot(tx: &Tx, host_id: &str) -> store::Result<i64> {
+    let n: i64 = if tx.is_pg() {
+        tx.query_row("SELECT nextval('outpost_slot_seq')", (), |r| r.get(0))?
+    } else {
+        let n: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key='slot_next'", (), |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let n = n.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES('slot_next', ?1)
+             ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [(n + 1).to_string()],
+        )?;
+        n
+    };
+    tx.execute(
+        "UPDATE devices SET slot=?2 WHERE host_id=?1",
+        params![host_id, n],
+    )?;
+    Ok(n)
+}
 
 fn map_to_json(m: &BTreeMap<String, String>) -> String {
     json::to_string(m)
@@ -236,11 +279,12 @@ impl Db {
                 .query_row("SELECT value FROM meta WHERE key='schema'", (), |r| r.get(0))
                 .optional()?;
             match v.as_deref() {
-                None => {
-                    tx.execute(
-                        "INSERT INTO meta(key, value) VALUES('schema', ?1)",
-                        [SCHEMA_VERSION],
-                    )?;
+                // A new database is made at version 1, then migrated.
+                None | Some("1") => {
+                    if v.is_none() {
+                        tx.execute("INSERT INTO meta(key, value) VALUES('schema', '1')", ())?;
+                    }
+                    tx.execute_batch(MIGRATE_2)?;
                     Ok(Ok(()))
                 }
                 Some(SCHEMA_VERSION) => Ok(Ok(())),
@@ -549,14 +593,20 @@ impl Db {
                 }
             };
             tx.execute("UPDATE tokens SET uses=uses+1 WHERE hash=?1", [token_hash])?;
-            let iv: Option<i64> = tx.query_row(
-                "SELECT interval_ms FROM devices WHERE host_id=?1",
+            let (iv, slot): (Option<i64>, Option<i64>) = tx.query_row(
+                "SELECT interval_ms, slot FROM devices WHERE host_id=?1",
                 [&req.host_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
+            let slot = match slot {
+                Some(s) => s,
+                None => assign_slot(tx, &req.host_id)?,
+            };
+            let interval_ms = iv.map(|v| v as u64).unwrap_or(default_iv);
             Ok(Ok(Registered {
                 rotated,
-                interval_ms: iv.map(|v| v as u64).unwrap_or(default_iv),
+                interval_ms,
+                phase_ms: crate::slots::phase_ms(slot as u64, interval_ms),
             }))
         })
     }
@@ -587,15 +637,15 @@ impl Db {
         let global_config = self.meta("config")?;
         let db_path = self.path.clone();
         self.write(|tx| {
-            type Row = (String, String, String, Option<i64>, String, i64);
+            type Row = (String, String, String, Option<i64>, String, i64, Option<i64>);
             let row: Option<Row> = tx
                 .query_row(
-                    "SELECT host_id, state, inventory_hash, interval_ms, labels, inventory_wanted FROM devices WHERE cred_hash=?1",
+                    "SELECT host_id, state, inventory_hash, interval_ms, labels, inventory_wanted, slot FROM devices WHERE cred_hash=?1",
                     [cred_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
                 )
                 .optional()?;
-            let Some((host_id, state, stored_hash, iv, labels, wanted)) = row else {
+            let Some((host_id, state, stored_hash, iv, labels, wanted, slot)) = row else {
                 return Ok(Err(CheckinRefusal::Unknown));
             };
             if host_id != req.host_id {
@@ -604,6 +654,12 @@ impl Db {
             if state == "deregistered" {
                 return Ok(Err(CheckinRefusal::Deregistered));
             }
+            // A device an older hub registered on this database since the
+            // migration has none yet.
+            let slot = match slot {
+                Some(s) => s,
+                None => assign_slot(tx, &host_id)?,
+            };
             let failing = json::to_string(&req.health.failing);
             let inventory_wanted = match &req.inventory {
                 Some(inv) => {
@@ -699,7 +755,7 @@ impl Db {
             Ok(Ok(CheckinResponse {
                 v: proto::PROTOCOL_VERSION,
                 interval_ms,
-                phase_ms: secret::phase_ms(&host_id, interval_ms),
+                phase_ms: crate::slots::phase_ms(slot as u64, interval_ms),
                 server_time: now,
                 inventory_wanted,
                 desired: (tag != req.desired_tag).then_some(desired),
@@ -1024,8 +1080,9 @@ mod tests {
             let pg = crate::testpg::Pg::start(&dir);
             let mut admin = pg.client();
             type Case = fn(&mut Db, &Path);
-            let cases: [(&str, Case); 4] = [
+            let cases: [(&str, Case); 5] = [
                 ("reg", registration_decisions_on),
+                ("slots", slots_in_registration_order_on),
                 (
                     "cluster",
                     cluster_tokens_come_only_from_the_init_server_and_go_only_to_members_on,
@@ -1045,6 +1102,26 @@ mod tests {
                 assert!(db.is_pg());
                 case(&mut db, &state);
             }
+            // A database of schema 1 with devices: migration 2 numbers
+            // them in registration order, the sequence goes on after them.
+            admin
+                .batch_execute("CREATE DATABASE t_v1")
+                .expect("create database");
+            let url = pg.url().replace("/postgres?", "/t_v1?");
+            let mut old: postgres::Config = url.parse().expect("url");
+            old.password(crate::testpg::PASSWORD);
+            let mut oc = old.connect(postgres::NoTls).expect("connect");
+            oc.batch_execute(crate::pg::MIGRATIONS[0].1)
+                .expect("schema 1");
+            oc.batch_execute(&format!(
+                "CREATE TABLE outpost_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL);
+                 INSERT INTO outpost_migrations VALUES (1, 0);{}",
+                V1_DEVICES
+            ))
+            .expect("devices of schema 1");
+            let mut db = Db::open_pg_with(&url, crate::testpg::PASSWORD, &dir).expect("migrate");
+            migrated_devices_have_slots(&mut db);
+            drop(db);
             // A database a newer hub migrated is refused, naming both
             // versions (exit 3), and left as it is.
             let url = pg.url().replace("/postgres?", "/t_reg?");
@@ -1057,16 +1134,18 @@ mod tests {
                 .err()
                 .expect("refused");
             assert_eq!(e.code(), Code::Config, "{e}");
+            let known = crate::pg::MIGRATIONS.len();
             assert!(
-                e.to_string()
-                    .contains("schema version 99 is newer than this hub's 1"),
+                e.to_string().contains(&format!(
+                    "schema version 99 is newer than this hub's {known}"
+                )),
                 "{e}"
             );
             let n: i64 = nc
                 .query_one("SELECT count(*) FROM outpost_migrations", &[])
                 .expect("count")
                 .get(0);
-            assert_eq!(n, 2, "nothing applied or removed");
+            assert_eq!(n, known as i64 + 1, "nothing applied or removed");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1076,6 +1155,104 @@ mod tests {
         let (mut db, dir) = tmpdb("reg");
         registration_decisions_on(&mut db, &dir);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Three devices of a schema-1 registry, registered in the order c, a, b.
+    const V1_DEVICES: &str = "
+        INSERT INTO devices(host_id, project, hostname, cred_hash, secret_hash, token_id, agent,
+            tags, inventory, inventory_hash, registered, last_seen)
+        VALUES ('a', 'default', 'a', 'ca', 'sa', 't', '0.1.0', '{}', '{}', 'sha256:1', 20, 20),
+               ('b', 'default', 'b', 'cb', 'sb', 't', '0.1.0', '{}', '{}', 'sha256:1', 30, 30),
+               ('c', 'default', 'c', 'cc', 'sc', 't', '0.1.0', '{}', '{}', 'sha256:1', 10, 10);";
+
+    fn migrated_devices_have_slots(db: &mut Db) {
+        let iv = DEFAULT_INTERVAL_MS;
+        for (host, ordinal) in [("c", 0), ("a", 1), ("b", 2)] {
+            let r = db
+                .checkin(&format!("c{host}"), &checkin(host, "sha256:1", ""), 100, "")
+                .expect("checkin")
+                .expect("accepted");
+            assert_eq!(r.phase_ms, crate::slots::phase_ms(ordinal, iv), "{host}");
+        }
+        db.token_create("tok", None, 100, None).expect("token");
+        let r = db
+            .register(&reg("d", "s-d"), "tok", "cd", 100, "")
+            .expect("register")
+            .expect("accepted");
+        assert_eq!(
+            r.phase_ms,
+            crate::slots::phase_ms(3, iv),
+            "the next ordinal"
+        );
+    }
+
+    #[test]
+    fn sqlite_schema_1_is_migrated_to_slots() {
+        let dir = std::env::temp_dir().join(format!("outpost-hubdb-{}-v1", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let p = dir.join("hub.db");
+        {
+            let c = Connection::open(&p).expect("create");
+            c.execute_batch(SCHEMA).expect("schema 1");
+            c.execute_batch(V1_DEVICES).expect("devices");
+            c.execute("INSERT INTO meta(key, value) VALUES('schema', '1')", ())
+                .expect("version");
+        }
+        let mut db = Db::open(&p).expect("migrate");
+        migrated_devices_have_slots(&mut db);
+        let v: String = db
+            .auto()
+            .query_row("SELECT value FROM meta WHERE key='schema'", (), |r| {
+                r.get(0)
+            })
+            .expect("version");
+        assert_eq!(v, "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn slots_in_registration_order() {
+        let (mut db, dir) = tmpdb("slots");
+        slots_in_registration_order_on(&mut db, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Each new device takes the next ordinal; re-registering keeps it; the
+    /// check-in answers with it at whatever interval is in force; a device
+    /// without one (an older hub on the same database) gets the next.
+    fn slots_in_registration_order_on(db: &mut Db, _dir: &Path) {
+        db.token_create("tok", None, 100, None).expect("token");
+        let tok = "tok";
+        let iv = DEFAULT_INTERVAL_MS;
+        for n in 0..8u64 {
+            let host = format!("h{n}");
+            let r = db
+                .register(&reg(&host, "s"), tok, &format!("c{n}"), 100, "")
+                .expect("register")
+                .expect("accepted");
+            assert_eq!(r.phase_ms, crate::slots::phase_ms(n, iv), "{host}");
+        }
+        let r = db
+            .register(&reg("h2", "s"), tok, "c2b", 101, "")
+            .expect("register")
+            .expect("accepted");
+        assert!(r.rotated);
+        assert_eq!(r.phase_ms, crate::slots::phase_ms(2, iv), "kept");
+        let phase = |db: &mut Db, cred: &str, host: &str| {
+            db.checkin(cred, &checkin(host, "sha256:1", ""), 102, "")
+                .expect("checkin")
+                .expect("accepted")
+                .phase_ms
+        };
+        assert_eq!(phase(db, "c2b", "h2"), crate::slots::phase_ms(2, iv));
+        db.set_interval(None, 60_000).expect("interval");
+        assert_eq!(phase(db, "c3", "h3"), crate::slots::phase_ms(3, 60_000));
+        db.auto()
+            .execute("UPDATE devices SET slot=NULL WHERE host_id='h5'", ())
+            .expect("forget");
+        assert_eq!(phase(db, "c5", "h5"), crate::slots::phase_ms(8, 60_000));
+        assert_eq!(phase(db, "c5", "h5"), crate::slots::phase_ms(8, 60_000));
     }
 
     fn registration_decisions_on(db: &mut Db, _dir: &Path) {

@@ -31,11 +31,13 @@ pub mod cluster_cmd;
 pub mod cluster_hub;
 pub mod db;
 pub mod http;
+pub mod load;
 pub mod pg;
 pub mod rollout;
 pub mod seal;
 pub mod secret;
 pub mod server;
+pub mod slots;
 pub mod store;
 #[cfg(test)]
 mod testpg;

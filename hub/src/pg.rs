@@ -426,9 +426,10 @@ mod tls {
 /// edited, a change is a new entry. Text columns collate as bytes ("C"),
 /// so ORDER BY (canaries are the first devices by host ID) is the same as
 /// in SQLite.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE tokens (
     hash TEXT COLLATE "C" PRIMARY KEY,
@@ -499,7 +500,23 @@ CREATE TABLE cluster_leaving (
 );
 INSERT INTO meta(key, value) VALUES('schema', '1');
 "#,
-)];
+    ),
+    // Server-assigned phases (slots.rs): each device's registration
+    // ordinal, from a sequence (nextval never conflicts between hubs);
+    // the devices already there numbered in registration order.
+    (
+        2,
+        r#"
+ALTER TABLE devices ADD COLUMN slot BIGINT;
+CREATE SEQUENCE outpost_slot_seq MINVALUE 0 START 0;
+UPDATE devices SET slot = r.n FROM
+    (SELECT host_id, ROW_NUMBER() OVER (ORDER BY registered, host_id) - 1 AS n FROM devices) r
+    WHERE devices.host_id = r.host_id;
+SELECT setval('outpost_slot_seq', (SELECT COUNT(*) FROM devices), false);
+UPDATE meta SET value='2' WHERE key='schema';
+"#,
+    ),
+];
 
 /// Apply the migrations this hub knows and the database lacks, each in its
 /// own transaction, all under `pg_advisory_lock` (held by this session only

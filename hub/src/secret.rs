@@ -62,7 +62,9 @@ pub fn token_id(token_hash: &str) -> String {
     token_hash.chars().take(12).collect()
 }
 
-/// A stable phase in [0, interval) for a host, to spread a fleet's check-ins.
+/// A stable phase in [0, interval) from a hash of the host ID: the phase
+/// hubs gave before server-assigned slots (`slots.rs`); kept for the load
+/// generator's comparison of the two (`load.rs`).
 pub fn phase_ms(host_id: &str, interval_ms: u64) -> u64 {
     if interval_ms == 0 {
         return 0;

@@ -697,7 +697,7 @@ fn register(db: &mut Db, text: &str, peer: &str) -> Answer {
             credential,
             rotated: r.rotated,
             interval_ms: r.interval_ms,
-            phase_ms: secret::phase_ms(&req.host_id, r.interval_ms),
+            phase_ms: r.phase_ms,
             server_time: now,
         }),
         Ok(Err(RegisterRefusal::TokenInvalid)) => {

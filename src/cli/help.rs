@@ -320,7 +320,8 @@ Usage: outpost run [--root DIR] [--config FILE] [--set KEY=VALUE]...
 
 Checks in now, then at the interval and phase the server asks for (within
 outpost.interval min..max); after a retryable failure it backs off with full
-jitter (10 s doubling to 15 min) or waits the server's Retry-After. Speaks
+jitter (10 s doubling, below the interval and 15 min), then retries at its
+slot, and waits at least the server's Retry-After. Speaks
 systemd's notify protocol (READY=1, STATUS=, WATCHDOG=1) when NOTIFY_SOCKET
 is set. SIGTERM or SIGINT end it within a second, exit 0.
 

@@ -15,6 +15,7 @@ use crate::http::Client;
 use crate::state;
 use crate::sys::Host;
 use crate::timefmt;
+use std::time::Duration;
 
 /// The valid config of an agent command, warnings logged, log level applied.
 pub fn load_config(src: &ConfigSource) -> Result<Config> {
@@ -86,8 +87,23 @@ pub fn attempt(agent: &Agent<'_>, client: &Client, host: &dyn Host) -> Result<At
         Err(f) => {
             let mut b = [0u8; 8];
             let _ = host.fill_random(&mut b);
-            let delay =
-                crate::schedule::retry_delay(failures, f.retry_after(), u64::from_le_bytes(b));
+            // The schedule of the last success, if any: the backoff stays
+            // within its interval and then keeps its slot (schedule.rs).
+            let (iv, to_slot) = match state::load_state(&agent.paths) {
+                Ok(Some(s)) if s.last_success > 0 && s.interval_ms > 0 => (
+                    s.interval_ms,
+                    checkin::next_due_ms(now_ms, s.clock_offset_s, s.interval_ms, s.phase_ms)
+                        .saturating_sub(now_ms),
+                ),
+                _ => (0, 0),
+            };
+            let delay = crate::schedule::retry_delay_in(
+                failures,
+                f.retry_after(),
+                Duration::from_millis(iv),
+                Duration::from_millis(to_slot),
+                u64::from_le_bytes(b),
+            );
             (0, now_ms.saturating_add(delay.as_millis() as u64))
         }
     };

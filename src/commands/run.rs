@@ -1,8 +1,9 @@
 //! `outpost run`: check in forever on the server's schedule, as a systemd
 //! `Type=notify` service. Between attempts it sleeps until the slot the
-//! server gave (interval + phase, plus a small jitter), or after a
-//! retryable failure for the backoff (`schedule::retry_delay`: full jitter,
-//! Retry-After honoured). A permanent failure ends the loop with its exit
+//! server gave (interval + phase; no jitter of its own: the server spreads
+//! the fleet, schedule.rs), or after a retryable failure for the backoff
+//! (`schedule::retry_delay_in`: full jitter within the interval, then the
+//! slot; Retry-After honoured). A permanent failure ends the loop with its exit
 //! code; SIGTERM/SIGINT end it with 0 within a fraction of a second.
 //!
 //! It must not hold the state lock while sleeping (a manual `checkin`
@@ -19,8 +20,6 @@ use std::time::{Duration, Instant};
 
 /// The longest single sleep, so a signal is noticed quickly.
 const SLICE: Duration = Duration::from_millis(200);
-/// Largest own jitter added to the server's slot.
-const MAX_JITTER: Duration = Duration::from_secs(5);
 
 pub fn run(args: RunArgs) -> Result<Code> {
     let cfg = load_config(&args.src)?;
@@ -71,10 +70,6 @@ pub fn run(args: RunArgs) -> Result<Code> {
         let now = checkin::unix_ms(host.as_ref());
         let wait = match &a.result {
             Ok(d) => {
-                let jitter = crate::schedule::uniform(
-                    (Duration::from_millis(d.state.interval_ms) / 20).min(MAX_JITTER),
-                    random(host.as_ref()),
-                );
                 let next = timefmt::rfc3339(a.next_due_ms.div_ceil(1000));
                 log::info!(
                     "checked in{}; next at {next}",
@@ -85,7 +80,7 @@ pub fn run(args: RunArgs) -> Result<Code> {
                     }
                 );
                 notify.send(&format!("STATUS=checked in; next at {next}"));
-                let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now)) + jitter;
+                let wait = Duration::from_millis(a.next_due_ms.saturating_sub(now));
                 // Ready before acting on the desired state: downloading a
                 // release can take longer than the unit's start timeout
                 // (TimeoutStartSec, 90 s by default), which would kill the
