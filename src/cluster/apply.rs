@@ -185,10 +185,16 @@ impl Machine<'_> {
 
 /// Apply the role; returns the final state (Ready or Failed). `Err` only
 /// when the state itself cannot be recorded or a file cannot be written.
+///
+/// `bundle`: the verified K3s bundle manifest and where its files come
+/// from; its files are installed after the preflight, before anything else
+/// is written. A bad artifact records `failed` with the reason and returns
+/// the error (exit 21; nothing of the bundle installed).
 pub fn apply(
     root: &Root,
     spec: &Spec,
     opts: &Options,
+    bundle: Option<(&super::bundle::Manifest, &super::bundle::Source<'_>)>,
     say: &mut dyn FnMut(&RoleState),
 ) -> Result<(RoleState, Vec<String>)> {
     let prev = match last_record(root, &opts.state_dir) {
@@ -230,6 +236,17 @@ pub fn apply(
         }
     }
 
+    if let Some((bm, src)) = bundle {
+        if spec.distro == Distro::K3s {
+            match super::bundle::install(root, bm, src, &|| {}) {
+                Ok(changed) => m.changed.extend(changed),
+                Err(e) => {
+                    m.fail(e.message().to_string(), String::new())?;
+                    return Err(e);
+                }
+            }
+        }
+    }
     let files = match render::files(spec, opts.ca_hash.as_deref()) {
         Ok(f) => f,
         Err(e) => return Ok((m.fail(e, String::new())?, m.changed)),
@@ -257,7 +274,7 @@ pub fn apply(
     } else if !root.exists(K3S_BIN) {
         return Ok((
             m.fail(
-                format!("no K3s binary at {K3S_BIN}: give --k3s-bin from the airgap bundle"),
+                format!("no K3s binary at {K3S_BIN}: add the K3s bundle to the hub (outpost-hub cluster bundle add) or give --bundle DIR"),
                 String::new(),
             )?,
             m.changed,

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 pub const HELP: &str = "\
 outpost cluster: make this host a member of a Kubernetes cluster
 
-Usage: outpost cluster apply --spec FILE [--k3s-bin FILE] [--images FILE]...
+Usage: outpost cluster apply --spec FILE [--bundle DIR]
+                             [--k3s-bin FILE] [--images FILE]...
                              [--start systemd|direct] [--timeout SECS]
        outpost cluster ddns --name FQDN [--address IP] [--force]
        outpost cluster status [--json]
@@ -28,8 +29,12 @@ apply   Write the role's files (K3s config drop-in, kube-vip manifest),
         node to be ready: installing -> running -> ready, or failed with the
         reason and the log tail. A second apply changes nothing.
         --spec FILE      The role (JSON, outpost.cluster-spec/v1, mode 0600)
-        --k3s-bin FILE   K3s binary from the airgap bundle
-        --images FILE    Airgap image archive (repeatable)
+        --bundle DIR     Signed K3s bundle (scripts/make-k3s-bundle):
+                         verified with the release keys, then its binary
+                         and images installed (exit 21 when it fails
+                         verification; nothing installed)
+        --k3s-bin FILE   K3s binary to install as is (not verified)
+        --images FILE    Airgap image archive as is (repeatable)
         --start HOW      systemd (default on /) or direct (default under
                          --root: runs the binary under the root)
         --timeout SECS   Wait this long for running and ready (default 300)
@@ -44,13 +49,15 @@ leave   Stop K3s and remove what apply wrote (manifest, config, unit,
 
 Exit status: 0 ready / updated / unchanged, 1 the role failed, 2 usage,
 3 configuration (including a DNS server refusing the key), 4 key file
-mode, 10 network.
+mode, 10 network, 20 local I/O (no room for the bundle), 21 the K3s bundle
+failed verification.
 ";
 
 #[derive(Debug, PartialEq)]
 pub enum Action {
     Apply {
         spec: PathBuf,
+        bundle: Option<PathBuf>,
         k3s_bin: Option<PathBuf>,
         images: Vec<PathBuf>,
         start: Option<apply::Start>,
@@ -96,6 +103,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut sets = Vec::new();
     let (mut spec, mut k3s_bin, mut images, mut start, mut timeout) =
         (None, None, Vec::new(), None, 300u64);
+    let mut bundle = None;
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
     let cmd = format!("cluster {sub}");
     let mut purge = false;
@@ -119,6 +127,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         match (sub.as_str(), flag.as_str()) {
             (_, "-h" | "--help") => return Ok(Command::Help(HELP.into())),
             ("apply", "--spec") => spec = Some(PathBuf::from(value(p, &cmd, flag)?)),
+            ("apply", "--bundle") => bundle = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--k3s-bin") => k3s_bin = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--images") => images.push(PathBuf::from(value(p, &cmd, flag)?)),
             ("leave", "--purge") => purge = true,
@@ -166,7 +175,14 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let action = match sub.as_str() {
         "apply" => Action::Apply {
             spec: spec.ok_or_else(|| Error::usage("cluster apply: --spec FILE is required"))?,
-            k3s_bin,
+            k3s_bin: if bundle.is_some() && (k3s_bin.is_some() || !images.is_empty()) {
+                return Err(Error::usage(
+                    "cluster apply: --bundle carries the binary and images; drop --k3s-bin/--images",
+                ));
+            } else {
+                k3s_bin
+            },
+            bundle,
             images,
             start,
             timeout,
@@ -359,6 +375,7 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
         }
         Action::Apply {
             spec,
+            bundle,
             k3s_bin,
             images,
             start,
@@ -388,6 +405,35 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 vip_skip: cfg.vip_skip.value,
                 token: s.token,
             };
+            // The bundle's manifest before anything else: a bad one is one
+            // line and exit 21, with nothing recorded or written.
+            let verified = match &bundle {
+                None => None,
+                Some(dir) => {
+                    if spec.distro != Distro::K3s {
+                        return Err(Error::usage(format!(
+                            "cluster apply: --bundle is a K3s bundle; the spec's distro is {}",
+                            spec.distro.id()
+                        )));
+                    }
+                    let (m, key) =
+                        super::bundle::read_dir_manifest(dir, &crate::upgrade::trusted_keys(&cfg))?;
+                    super::bundle::check_fits(
+                        &m,
+                        &spec.version,
+                        crate::upgrade::release::own_arch(),
+                    )?;
+                    log::info!(
+                        "K3s bundle {} {} ({} files, {} bytes), signed by key {key}",
+                        m.version,
+                        m.arch,
+                        m.files.len(),
+                        m.total()
+                    );
+                    Some(m)
+                }
+            };
+            let src = bundle.as_deref().map(super::bundle::Source::Dir);
             let host = crate::sys::host();
             let facts = crate::facts::kernel::read(root, host.as_ref());
             let opts = apply::Options {
@@ -410,7 +456,13 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 };
                 let _ = crate::commands::print(&line);
             };
-            let (end, changed) = apply::apply(root, &spec, &opts, &mut say)?;
+            let (end, changed) = apply::apply(
+                root,
+                &spec,
+                &opts,
+                verified.as_ref().zip(src.as_ref()),
+                &mut say,
+            )?;
             if changed.is_empty() {
                 crate::commands::print("changed: nothing\n")?;
             } else {

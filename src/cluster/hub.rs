@@ -291,7 +291,7 @@ pub fn after_checkin(
             s.name()
         ),
     };
-    apply::apply(root, &spec, &opts, &mut say)?;
+    apply::apply(root, &spec, &opts, None, &mut say)?;
     Ok(())
 }
 
