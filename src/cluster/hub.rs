@@ -22,6 +22,9 @@ const APPLIED: &str = "cluster-applied";
 const REPORTED: &str = "cluster-reported";
 /// The longest log tail sent (the protocol's limit).
 const MAX_TAIL: usize = 4096;
+/// The desired tag whose K3s bundle manifest was refused: not tried again
+/// until the hub's desired state changes (as a refused upgrade offer).
+const BUNDLE_REFUSED: &str = "cluster-bundle-refused";
 
 fn marker(r: &Record) -> String {
     format!("{} {} {} {}", r.cluster, r.role, r.state, r.at)
@@ -291,8 +294,84 @@ pub fn after_checkin(
             s.name()
         ),
     };
-    apply::apply(root, &spec, &opts, None, &mut say)?;
+    // The K3s bundle from the hub: verified with our own trusted keys
+    // before anything is downloaded; a bad one fails the role (reported)
+    // and ends this step with exit 21.
+    // A manifest refused (signature, version, architecture, URL) is not
+    // tried again until the hub's desired state changes.
+    let refuse = |e: crate::error::Error| -> Result<()> {
+        write(root, sd, BUNDLE_REFUSED, desired_tag)?;
+        Err(e)
+    };
+    let bundle = match ins.bundle.as_ref().filter(|_| spec.distro == Distro::K3s) {
+        None => None,
+        Some(_) if read(root, sd, BUNDLE_REFUSED) == desired_tag => {
+            log::info!(
+                "cluster {}: the K3s bundle of this desired state failed verification before; not tried again until the hub changes it",
+                ins.cluster
+            );
+            return Ok(());
+        }
+        Some(b) => match hub_bundle(cfg, b, &spec.version) {
+            Ok(m) => Some((m, b.url.as_str())),
+            Err(e) => {
+                log::error!("cluster {}: {e}", ins.cluster);
+                record(root, sd, ins, "failed", e.message())?;
+                return refuse(e);
+            }
+        },
+    };
+    let Some((m, url)) = bundle else {
+        apply::apply(root, &spec, &opts, None, &mut say)?;
+        return Ok(());
+    };
+    let settings = crate::checkin::http_settings(cfg, host.as_ref())?;
+    let system = crate::http::read_system_ca(root)?;
+    let anchors = crate::state::Paths::new(root.path(sd)).ca_anchors();
+    let client = crate::http::Client::with_anchor_cache(settings, system.as_ref(), Some(&anchors))?;
+    if !url.to_ascii_lowercase().starts_with("https://") && !client.settings().allow_plain_loopback
+    {
+        let e = crate::error::Error::new(
+            crate::error::Code::UpgradeRejected,
+            format!("cluster.bundle.url {url:?} is not https:// (refused)"),
+        );
+        record(root, sd, ins, "failed", e.message())?;
+        return refuse(e);
+    }
+    let src = super::bundle::Source::Hub {
+        client: &client,
+        base: url,
+        request_timeout: std::time::Duration::from_secs(cfg.request_timeout.value),
+    };
+    // A file that fails its signed hash is tried again at the next
+    // check-in (the hub's copy may be repaired without a new manifest).
+    apply::apply(root, &spec, &opts, Some((&m, &src)), &mut say)?;
     Ok(())
+}
+
+/// Verify the bundle of an instruction: signature with the trusted release
+/// keys, the fields, the cluster's version and this host's architecture.
+fn hub_bundle(
+    cfg: &Config,
+    b: &crate::proto::ClusterBundle,
+    version: &str,
+) -> Result<super::bundle::Manifest> {
+    let keys = crate::upgrade::trusted_keys(cfg);
+    let (m, key) = super::bundle::verify(&b.manifest, &b.signature, &keys).map_err(|e| {
+        crate::error::Error::new(
+            crate::error::Code::UpgradeRejected,
+            format!("K3s bundle from the hub: {e}"),
+        )
+    })?;
+    super::bundle::check_fits(&m, version, crate::upgrade::release::own_arch())?;
+    log::info!(
+        "K3s bundle {} {} from the hub ({} files, {} bytes), signed by key {key}",
+        m.version,
+        m.arch,
+        m.files.len(),
+        m.total()
+    );
+    Ok(m)
 }
 
 /// `outpost cluster from-hub` (started by `worker::Worker`): act on the
@@ -325,6 +404,7 @@ mod tests {
             min_version: String::new(),
             leave: false,
             node_ip: None,
+            bundle: None,
         }
     }
 
