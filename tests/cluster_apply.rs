@@ -557,3 +557,93 @@ fn the_bundle_builder_refuses_bad_input_with_one_line() {
         );
     }
 }
+
+/// `cluster apply` runs the host checks that stop a role before it touches
+/// anything (facts read under the root, as `outpost check --root` does).
+#[test]
+fn failed_host_checks_stop_the_role_before_anything_is_written() {
+    let t = Tree::new("hostchecks");
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let fake = fake_k3s();
+    let put = |rel: &str, text: &str| {
+        let p = t.root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    // An architecture K3s is not built for here.
+    put("proc/sys/kernel/arch", "riscv64\n");
+    // Another Kubernetes API server listening on 6443 (0x192B).
+    let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:192B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
+    put("proc/net/tcp", tcp);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("installing\nfailed: preflight arch: riscv64"),
+        "{out}"
+    );
+    assert!(out.contains("; preflight ports: in use: 6443\n"), "{out}");
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+    assert!(
+        !t.root.join("usr/local/bin/k3s").exists(),
+        "binary installed"
+    );
+    // The right architecture: the port is still taken by someone else.
+    put(
+        "proc/sys/kernel/arch",
+        &format!("{}\n", std::env::consts::ARCH),
+    );
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.lines().nth(1),
+        Some("failed: preflight ports: in use: 6443"),
+        "{out}"
+    );
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+    // Free: the role is applied; afterwards K3s holds the port itself, so
+    // a re-apply does not count it against the role.
+    std::fs::remove_file(t.root.join("proc/net/tcp")).expect("rm");
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 0, "{out}");
+    put("proc/net/tcp", tcp);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("ready\nchanged: nothing\n"), "{out}");
+}
+
+/// A DNS endpoint's name must resolve before a joiner goes on, and before
+/// an init server goes on when nobody publishes it (no outpost.ddns.*).
+/// The check uses the host's resolver, so it runs on live hosts only; the
+/// test hook OUTPOST_TEST_DNS_PREFLIGHT makes it run under this --root
+/// tree, against this machine's real resolver (`.test` never resolves,
+/// RFC 6761).
+#[test]
+fn a_dns_endpoint_must_resolve_unless_the_init_server_publishes_it() {
+    let t = Tree::new("dnsprefl");
+    let fake = fake_k3s();
+    let hook = [("OUTPOST_TEST_DNS_PREFLIGHT", "1")];
+    let ep = "dns:api.edge-1.example.test";
+    let spec = t.spec("join-agent", "k3s", ep, K10);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &hook);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("installing\nfailed: preflight endpoint-dns: "),
+        "{out}"
+    );
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+
+    let t = Tree::new("dnsprefl-init");
+    let spec = t.spec("init-server", "k3s", ep, "bootstrap-4c2f9a");
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &hook);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed: preflight endpoint-dns: "), "{out}");
+    let (code, out, _) = t.apply(
+        &spec,
+        &["--k3s-bin", &fake, "--set", "outpost.ddns.server=127.0.0.1"],
+        &hook,
+    );
+    assert_eq!(
+        code, 0,
+        "with outpost.ddns.* the init server publishes the name: {out}"
+    );
+}

@@ -55,6 +55,9 @@ pub struct Options {
     pub node_name: String,
     /// Where `cluster.json` goes (the state directory, a host path).
     pub state_dir: String,
+    /// `outpost.ddns.*` is set: the init server of a DNS-name cluster
+    /// publishes the name itself, so it need not resolve before.
+    pub ddns_configured: bool,
 }
 
 /// The unit for this role: `k3s.service` (server, Type=notify) or
@@ -197,6 +200,11 @@ pub fn apply(
     bundle: Option<(&super::bundle::Manifest, &super::bundle::Source<'_>)>,
     say: &mut dyn FnMut(&RoleState),
 ) -> Result<(RoleState, Vec<String>)> {
+    // K3s never installed here by outpost (its unit is written just before
+    // it starts): the control-plane ports must be free of anyone else.
+    let first = ["k3s.service", "k3s-agent.service"]
+        .iter()
+        .all(|u| !root.exists(format!("/etc/systemd/system/{u}")));
     let prev = match last_record(root, &opts.state_dir) {
         Some(r) if r.state == "failed" => RoleState::Failed {
             reason: r.reason,
@@ -216,6 +224,30 @@ pub fn apply(
         say,
     };
     m.go(RoleState::Installing)?;
+
+    // The host checks of `outpost check` that matter for the role, and for
+    // a DNS endpoint its name (on a live host: a --root tree's resolver is
+    // not the target's), before anything is touched.
+    let test_dns =
+        cfg!(feature = "test-hooks") && std::env::var_os("OUTPOST_TEST_DNS_PREFLIGHT").is_some();
+    let resolve = match &spec.endpoint {
+        super::Endpoint::Dns(n)
+            if (root.is_live() || test_dns)
+                && super::preflight::needs_resolution(spec.role, opts.ddns_configured) =>
+        {
+            Some(n.as_str())
+        }
+        _ => None,
+    };
+    if let Some(why) = super::preflight::for_role(
+        root,
+        spec.distro,
+        first,
+        opts.start == Start::Systemd,
+        resolve,
+    ) {
+        return Ok((m.fail(why, String::new())?, m.changed));
+    }
 
     // The VIP preflight, on a live host only (a --root tree has no network).
     if root.is_live() && spec.wants_kube_vip() {

@@ -448,6 +448,7 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 ca_hash,
                 node_name: facts.hostname.unwrap_or_else(|| "localhost".into()),
                 state_dir: cfg.state_dir.value.clone(),
+                ddns_configured: cfg.ddns_server.value.is_some(),
             };
             let mut say = |st: &super::RoleState| {
                 let line = match st {

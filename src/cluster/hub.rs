@@ -278,6 +278,7 @@ pub fn after_checkin(
         ca_hash: None,
         node_name: facts.hostname.unwrap_or_else(|| "localhost".into()),
         state_dir: sd.clone(),
+        ddns_configured: cfg.ddns_server.value.is_some(),
     };
     let mut say = |st: &super::RoleState| match st {
         super::RoleState::Failed { reason, .. } => {
