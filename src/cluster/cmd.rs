@@ -19,7 +19,8 @@ outpost cluster: make this host a member of a Kubernetes cluster
 Usage: outpost cluster apply --spec FILE [--bundle DIR]
                              [--k3s-bin FILE] [--images FILE]...
                              [--start systemd|direct] [--timeout SECS]
-       outpost cluster ddns --name FQDN [--address IP] [--force]
+       outpost cluster ddns --name FQDN [--address IP] [--member|--remove]
+                            [--force]
        outpost cluster status [--json]
        outpost cluster leave [--purge] [--start systemd|direct]
        (each also takes --root DIR, --config FILE, --set KEY=VALUE)
@@ -42,6 +43,10 @@ ddns    Keep FQDN's A/AAAA record at the address (outpost.ddns.*): RFC 2136
         UPDATE signed with TSIG, sent only when the address changed.
         --address IP     Default: the first address of the default route's
                          interface
+        --member         Keep this host's address among the others' (what
+                         control-plane hosts do from `outpost run`): only
+                         this host's previous address is replaced
+        --remove         Delete this host's address, keep the others'
         --force          Send even when the server already has it
 status  The last recorded role state (cluster.json in the state directory)
 leave   Stop K3s and remove what apply wrote (manifest, config, unit,
@@ -67,6 +72,7 @@ pub enum Action {
         name: String,
         address: Option<IpAddr>,
         force: bool,
+        how: How,
     },
     Status {
         json: bool,
@@ -105,6 +111,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         (None, None, Vec::new(), None, 300u64);
     let mut bundle = None;
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
+    let mut how = How::Replace;
     let cmd = format!("cluster {sub}");
     let mut purge = false;
     if !matches!(
@@ -168,6 +175,18 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
                 })?);
             }
             ("ddns", "--force") => force = true,
+            ("ddns", "--member" | "--remove") => {
+                if how != How::Replace {
+                    return Err(Error::usage(format!(
+                        "{cmd}: give one of --member and --remove"
+                    )));
+                }
+                how = if flag == "--member" {
+                    How::Member
+                } else {
+                    How::Remove
+                };
+            }
             ("status", "--json") => json = true,
             _ => return Err(unknown_tok(tok, &cmd)),
         }
@@ -191,6 +210,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             name: name.ok_or_else(|| Error::usage("cluster ddns: --name FQDN is required"))?,
             address,
             force,
+            how,
         },
         "leave" => Action::Leave { purge, start },
         "from-hub" => Action::FromHub,
@@ -358,7 +378,8 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
             name,
             address,
             force,
-        } => run_ddns(root, &cfg, &name, address, force),
+            how,
+        } => run_ddns(root, &cfg, &name, address, force, how),
         Action::Leave { purge, start } => {
             let start = start.unwrap_or(if root.is_live() {
                 apply::Start::Systemd
@@ -512,6 +533,7 @@ fn run_ddns(
     name: &str,
     address: Option<IpAddr>,
     force: bool,
+    how: How,
 ) -> Result<Code> {
     let Some(s) = ddns::settings(root, cfg)? else {
         return Err(Error::config(
@@ -526,8 +548,15 @@ fn run_ddns(
             ))
         }
     };
-    let line = match ddns_pass(root, cfg, &s, name, addr, force)? {
+    let line = match ddns_pass(root, cfg, &s, name, addr, force, how)? {
+        Pass::Unchanged if how == How::Remove => {
+            format!("{name} -= {addr}: nothing to remove (not added by this host)\n")
+        }
         Pass::Unchanged => format!("{name} -> {addr}: unchanged (the server has it)\n"),
+        Pass::Updated if how == How::Remove => format!(
+            "{name} -= {addr}: removed at {} (signed answer verified; the other hosts' records kept)\n",
+            s.server
+        ),
         Pass::Wait { failures, secs } => format!(
             "{name} -> {addr}: backing off after {failures} failures, next try in {secs} s\n"
         ),
@@ -538,6 +567,14 @@ fn run_ddns(
     };
     crate::commands::print(&line)?;
     Ok(Code::Ok)
+}
+
+/// How a pass treats the name's other records (`ddns::Mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    Replace,
+    Member,
+    Remove,
 }
 
 /// What one dynamic DNS pass did.
@@ -558,6 +595,7 @@ pub fn ddns_pass(
     name: &str,
     addr: IpAddr,
     force: bool,
+    how: How,
 ) -> Result<Pass> {
     let dir = root.path(&cfg.state_dir.value);
     let state_path = dir.join("ddns.json");
@@ -567,7 +605,27 @@ pub fn ddns_pass(
         .unwrap_or_default();
     let host = crate::sys::host();
     let now = crate::sys::unix_secs(host.now());
-    match ddns::decide(&state, name, addr, now, force) {
+    let mine = (state.name == name)
+        .then(|| state.address.parse::<IpAddr>().ok())
+        .flatten();
+    let mode = match how {
+        How::Replace => ddns::Mode::Replace,
+        How::Member => ddns::Mode::Member { old: mine },
+        How::Remove => ddns::Mode::Remove,
+    };
+    // Removing: only an address this host added (or --force).
+    if how == How::Remove && mine != Some(addr) && !force {
+        return Ok(Pass::Unchanged);
+    }
+    let decision = if how == How::Remove {
+        match ddns::decide(&state, name, addr, now, force) {
+            ddns::Decision::Wait(t) => ddns::Decision::Wait(t),
+            _ => ddns::Decision::Send,
+        }
+    } else {
+        ddns::decide(&state, name, addr, now, force)
+    };
+    match decision {
         ddns::Decision::Unchanged => return Ok(Pass::Unchanged),
         ddns::Decision::Wait(t) => {
             return Ok(Pass::Wait {
@@ -580,7 +638,15 @@ pub fn ddns_pass(
     let mut idb = [0u8; 2];
     host.fill_random(&mut idb)
         .map_err(|e| Error::new(Code::LocalIo, format!("random DNS message ID: {e}")))?;
-    let result = ddns::update(s, name, addr, now, u16::from_be_bytes(idb), &mut state);
+    let result = ddns::update(
+        s,
+        name,
+        addr,
+        mode,
+        now,
+        u16::from_be_bytes(idb),
+        &mut state,
+    );
     crate::fsutil::ensure_dir(&dir, crate::fsutil::SECRET_DIR_MODE)?;
     let mut j = miniserde::json::to_string(&state);
     j.push('\n');
@@ -588,21 +654,22 @@ pub fn ddns_pass(
     result.map(|_| Pass::Updated)
 }
 
-/// `outpost run`, after each check-in: keep the cluster's DNS name at this
-/// host's address when dynamic DNS is configured (`outpost.ddns.*`), the
-/// endpoint is `dns:NAME` and this host is the cluster's init server (one
-/// writer per name: each update replaces the name's records). The address
-/// is the `node_ip` the hub sent, else the default route's. Errors are
-/// logged and back off (30 s doubling to an hour); the loop goes on.
+/// `outpost run`, after each check-in: keep this host's address in the
+/// cluster's DNS name when dynamic DNS is configured (`outpost.ddns.*`),
+/// the endpoint is `dns:NAME` and this host is a control-plane member
+/// whose role is ready. Each such host adds its own address to the name's
+/// A/AAAA RRset and, when its address changes, deletes only its previous
+/// one (`ddns::Mode::Member`): the other servers' records are never
+/// touched, so any server being up keeps the name useful. A host the hub
+/// removes from the cluster deletes its own address. The address is the
+/// `node_ip` the hub sent, else the default route's. Errors are logged and
+/// back off (30 s doubling to an hour); the loop goes on.
 pub fn ddns_in_loop(
     root: &Root,
     cfg: &crate::config::Config,
     ins: Option<&crate::proto::ClusterRole>,
 ) {
-    let Some(ins) = ins.filter(|i| !i.leave && i.role == Role::InitServer.as_str()) else {
-        return;
-    };
-    let Ok(Endpoint::Dns(name)) = Endpoint::parse(&ins.endpoint) else {
+    let Some(ins) = ins else {
         return;
     };
     let s = match ddns::settings(root, cfg) {
@@ -613,17 +680,43 @@ pub fn ddns_in_loop(
             return;
         }
     };
-    let addr = ins
-        .node_ip
-        .as_deref()
-        .and_then(|a| a.parse::<IpAddr>().ok())
-        .or_else(|| default_address(root));
-    let Some(addr) = addr else {
-        log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
-        return;
+    let (name, addr, how) = if ins.leave {
+        // Leaving: take back the address this host added, if any.
+        let st: ddns::State =
+            std::fs::read_to_string(root.path(&cfg.state_dir.value).join("ddns.json"))
+                .ok()
+                .and_then(|t| miniserde::json::from_str(&t).ok())
+                .unwrap_or_default();
+        match st.address.parse::<IpAddr>() {
+            Ok(a) if !st.name.is_empty() => (st.name, a, How::Remove),
+            _ => return,
+        }
+    } else {
+        let server = Role::parse(&ins.role).is_some_and(Role::is_server);
+        let Ok(Endpoint::Dns(name)) = Endpoint::parse(&ins.endpoint) else {
+            return;
+        };
+        let ready = apply::last_record(root, &cfg.state_dir.value)
+            .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready");
+        if !server || !ready {
+            return;
+        }
+        let addr = ins
+            .node_ip
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .or_else(|| default_address(root));
+        let Some(addr) = addr else {
+            log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
+            return;
+        };
+        (name, addr, How::Member)
     };
-    match ddns_pass(root, cfg, &s, &name, addr, false) {
-        Ok(Pass::Updated) => log::info!("ddns: {name} -> {addr}: updated (signed answer verified)"),
+    match ddns_pass(root, cfg, &s, &name, addr, false, how) {
+        Ok(Pass::Updated) if how == How::Remove => {
+            log::info!("ddns: {name} -= {addr}: removed (signed answer verified)")
+        }
+        Ok(Pass::Updated) => log::info!("ddns: {name} += {addr}: updated (signed answer verified)"),
         Ok(Pass::Unchanged) => log::debug!("ddns: {name} -> {addr}: unchanged"),
         Ok(Pass::Wait { failures, secs }) => {
             log::debug!("ddns: {name}: backing off after {failures} failures, next try in {secs} s")
