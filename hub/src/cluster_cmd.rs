@@ -26,8 +26,8 @@ Usage: outpost-hub cluster create NAME --distro k3s|pxke|canonical --version V
        outpost-hub cluster bundle add DIR/k3s-bundle.json --key PUB...
        outpost-hub cluster bundle list
 
-Rules: an odd number of control-plane hosts (K3s: or exactly two with
---two-node), all members on the same OS, Canonical only on Ubuntu/AMD64,
+Rules: an odd number of control-plane hosts (K3s and Canonical: or exactly
+two with --two-node), all members on the same OS, Canonical only on Ubuntu/AMD64,
 a host in one cluster only. The first control-plane host added is the init
 server; the others join after it is ready. Members get their role in
 the check-in answer; --min-agent makes older agents refuse it. `remove`
