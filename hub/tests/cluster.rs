@@ -109,7 +109,9 @@ fn cluster_pools_rules_and_order() {
         ],
     );
     assert!(
-        err.contains("--two-node is for K3s and Canonical; pxke needs an odd number of control-plane hosts"),
+        err.contains(
+            "--two-node is for K3s and Canonical; pxke needs an odd number of control-plane hosts"
+        ),
         "{err}"
     );
     let err = refused(
