@@ -264,7 +264,7 @@ fn failures_are_reported_with_reason_and_log_tail() {
     assert_eq!(code, 1);
     assert!(
         out.contains(
-            "failed: no K3s binary at /usr/local/bin/k3s: add the K3s bundle to the hub (outpost-hub cluster bundle add) or give --bundle DIR"
+            "failed: no K3s binary at /usr/local/bin/k3s: add a signed K3s bundle on the hub (cluster bundle add) or give --bundle DIR"
         ),
         "{out}"
     );

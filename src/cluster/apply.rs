@@ -306,7 +306,7 @@ pub fn apply(
     } else if !root.exists(K3S_BIN) {
         return Ok((
             m.fail(
-                format!("no K3s binary at {K3S_BIN}: add the K3s bundle to the hub (outpost-hub cluster bundle add) or give --bundle DIR"),
+                format!("no K3s binary at {K3S_BIN}: add a signed K3s bundle on the hub (cluster bundle add) or give --bundle DIR"),
                 String::new(),
             )?,
             m.changed,
