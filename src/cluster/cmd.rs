@@ -654,6 +654,41 @@ pub fn ddns_pass(
     result.map(|_| Pass::Updated)
 }
 
+/// What the service loop's DDNS pass does for an instruction.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoopPlan {
+    Nothing,
+    /// Keep this host's address in the name (a ready control-plane member).
+    Member {
+        name: String,
+    },
+    /// Take back the address this host added (it was told to leave).
+    Remove {
+        name: String,
+        addr: IpAddr,
+    },
+}
+
+/// Decide the pass (pure): control-plane roles of a `dns:` cluster whose
+/// role is `ready` keep their address; a host told to leave removes the
+/// address `ddns.json` says it added; everything else does nothing.
+pub fn loop_plan(ins: &crate::proto::ClusterRole, ready: bool, state: &ddns::State) -> LoopPlan {
+    if ins.leave {
+        return match state.address.parse::<IpAddr>() {
+            Ok(addr) if !state.name.is_empty() => LoopPlan::Remove {
+                name: state.name.clone(),
+                addr,
+            },
+            _ => LoopPlan::Nothing,
+        };
+    }
+    let server = Role::parse(&ins.role).is_some_and(Role::is_server);
+    match Endpoint::parse(&ins.endpoint) {
+        Ok(Endpoint::Dns(name)) if server && ready => LoopPlan::Member { name },
+        _ => LoopPlan::Nothing,
+    }
+}
+
 /// `outpost run`, after each check-in: keep this host's address in the
 /// cluster's DNS name when dynamic DNS is configured (`outpost.ddns.*`),
 /// the endpoint is `dns:NAME` and this host is a control-plane member
@@ -680,37 +715,28 @@ pub fn ddns_in_loop(
             return;
         }
     };
-    let (name, addr, how) = if ins.leave {
-        // Leaving: take back the address this host added, if any.
-        let st: ddns::State =
-            std::fs::read_to_string(root.path(&cfg.state_dir.value).join("ddns.json"))
-                .ok()
-                .and_then(|t| miniserde::json::from_str(&t).ok())
-                .unwrap_or_default();
-        match st.address.parse::<IpAddr>() {
-            Ok(a) if !st.name.is_empty() => (st.name, a, How::Remove),
-            _ => return,
+    let state: ddns::State =
+        std::fs::read_to_string(root.path(&cfg.state_dir.value).join("ddns.json"))
+            .ok()
+            .and_then(|t| miniserde::json::from_str(&t).ok())
+            .unwrap_or_default();
+    let ready = apply::last_record(root, &cfg.state_dir.value)
+        .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready");
+    let (name, addr, how) = match loop_plan(ins, ready, &state) {
+        LoopPlan::Nothing => return,
+        LoopPlan::Remove { name, addr } => (name, addr, How::Remove),
+        LoopPlan::Member { name } => {
+            let addr = ins
+                .node_ip
+                .as_deref()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .or_else(|| default_address(root));
+            let Some(addr) = addr else {
+                log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
+                return;
+            };
+            (name, addr, How::Member)
         }
-    } else {
-        let server = Role::parse(&ins.role).is_some_and(Role::is_server);
-        let Ok(Endpoint::Dns(name)) = Endpoint::parse(&ins.endpoint) else {
-            return;
-        };
-        let ready = apply::last_record(root, &cfg.state_dir.value)
-            .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready");
-        if !server || !ready {
-            return;
-        }
-        let addr = ins
-            .node_ip
-            .as_deref()
-            .and_then(|a| a.parse::<IpAddr>().ok())
-            .or_else(|| default_address(root));
-        let Some(addr) = addr else {
-            log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
-            return;
-        };
-        (name, addr, How::Member)
     };
     match ddns_pass(root, cfg, &s, &name, addr, false, how) {
         Ok(Pass::Updated) if how == How::Remove => {
@@ -722,5 +748,84 @@ pub fn ddns_in_loop(
             log::debug!("ddns: {name}: backing off after {failures} failures, next try in {secs} s")
         }
         Err(e) => log::warn!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ins(role: &str, endpoint: &str, leave: bool) -> crate::proto::ClusterRole {
+        crate::proto::ClusterRole {
+            cluster: "edge-1".into(),
+            distro: "k3s".into(),
+            version: "v1.31.4+k3s1".into(),
+            endpoint: endpoint.into(),
+            role: role.into(),
+            server_url: String::new(),
+            token: String::new(),
+            interface: None,
+            pod_cidr: None,
+            service_cidr: None,
+            min_version: String::new(),
+            leave,
+            node_ip: None,
+            bundle: None,
+        }
+    }
+
+    #[test]
+    fn which_hosts_keep_the_cluster_name() {
+        let dns = "dns:api.edge-1.example.test";
+        let name = || "api.edge-1.example.test".to_string();
+        let none = ddns::State::default();
+        let added = ddns::State {
+            name: name(),
+            address: "10.0.0.11".into(),
+            ..ddns::State::default()
+        };
+        let member = LoopPlan::Member { name: name() };
+        // (role, endpoint, leave, role ready, ddns.json, plan)
+        let table = [
+            ("init-server", dns, false, true, &none, member),
+            (
+                "join-server",
+                dns,
+                false,
+                true,
+                &none,
+                LoopPlan::Member { name: name() },
+            ),
+            ("join-agent", dns, false, true, &none, LoopPlan::Nothing),
+            ("init-server", dns, false, false, &none, LoopPlan::Nothing),
+            ("join-server", dns, false, false, &added, LoopPlan::Nothing),
+            (
+                "init-server",
+                "vip:10.0.0.100",
+                false,
+                true,
+                &none,
+                LoopPlan::Nothing,
+            ),
+            (
+                "join-server",
+                "",
+                true,
+                false,
+                &added,
+                LoopPlan::Remove {
+                    name: name(),
+                    addr: "10.0.0.11".parse().unwrap_or_else(|_| unreachable!()),
+                },
+            ),
+            ("join-agent", "", true, false, &none, LoopPlan::Nothing),
+        ];
+        for (role, ep, leave, ready, st, want) in table {
+            assert_eq!(
+                loop_plan(&ins(role, ep, leave), ready, st),
+                want,
+                "{role} {ep} leave={leave} ready={ready}"
+            );
+        }
     }
 }
