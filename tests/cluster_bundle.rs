@@ -10,7 +10,7 @@
 //! before any download (exit 21, nothing installed) and not tried again
 //! until the hub's desired state changes; a file whose bytes on the hub do
 //! not match the signed hash is refused with nothing installed and tried
-//! again at the next check-in; the good bundle installs the double's exact
+//! again after a backoff (5 min, doubling); the good bundle installs the double's exact
 //! bytes and the role reaches ready; a steady check-in downloads nothing.
 
 mod common;
@@ -64,7 +64,17 @@ impl Drop for Kill {
 }
 
 fn checkin(d: &Device) -> (i32, String) {
-    let (code, out, err) = d.run(&["-v", "checkin"]);
+    checkin_at(d, None)
+}
+
+/// With `at`, the agent's clock (test hook OUTPOST_TEST_NOW) reads that
+/// Unix second: a backoff can run out without the test waiting for it.
+fn checkin_at(d: &Device, at: Option<u64>) -> (i32, String) {
+    let mut cmd = d.cmd(&["-v", "checkin"]);
+    if let Some(t) = at {
+        cmd.env("OUTPOST_TEST_NOW", t.to_string());
+    }
+    let (code, out, err) = common::run(&mut cmd);
     eprintln!("$ outpost -v checkin\n{out}{err}(exit {code})");
     (code, format!("{out}{err}"))
 }
@@ -228,9 +238,24 @@ fn a_member_installs_the_k3s_bundle_from_the_hub() {
     assert!(artifact_gets(&hub) >= 1);
     nothing_installed(&d.root);
 
-    // Repaired on the hub: the next check-in installs and comes up.
+    // Repaired on the hub. The agent backs off first (5 min): the next
+    // check-in downloads nothing; once the backoff ran out it installs.
     std::fs::write(&stored, &orig).expect("repair");
+    let gets = artifact_gets(&hub);
     let (code, out) = checkin(&d);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("the K3s bundle failed its signed hash 1 time(s); next download in "),
+        "{out}"
+    );
+    assert_eq!(artifact_gets(&hub), gets, "downloaded during the backoff");
+    nothing_installed(&d.root);
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 301;
+    let (code, out) = checkin_at(&d, Some(later));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("installed /usr/local/bin/k3s (")

@@ -25,6 +25,25 @@ const MAX_TAIL: usize = 4096;
 /// The desired tag whose K3s bundle manifest was refused: not tried again
 /// until the hub's desired state changes (as a refused upgrade offer).
 const BUNDLE_REFUSED: &str = "cluster-bundle-refused";
+/// After a bundle file failed its signed size or hash: `TAG NEXT_TRY
+/// FAILURES`, so a damaged copy on the hub is not downloaded again at every
+/// check-in (5 min doubling to 6 h; a new desired state starts over).
+const BUNDLE_RETRY: &str = "cluster-bundle-retry";
+
+/// Seconds to wait after the n-th bundle download that failed its hash.
+pub fn bundle_backoff(failures: u32) -> u64 {
+    let n = failures.clamp(1, 8) - 1;
+    (300u64 << n).min(6 * 3600)
+}
+
+/// `(next_try, failures)` from the retry file, for this desired tag.
+fn bundle_retry(text: &str, tag: &str) -> Option<(u64, u32)> {
+    let mut it = text.split_whitespace();
+    if it.next()? != tag {
+        return None;
+    }
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
 
 fn marker(r: &Record) -> String {
     format!("{} {} {} {}", r.cluster, r.role, r.state, r.at)
@@ -300,6 +319,7 @@ pub fn after_checkin(
     // and ends this step with exit 21.
     // A manifest refused (signature, version, architecture, URL) is not
     // tried again until the hub's desired state changes.
+    let now = crate::sys::unix_secs(host.now());
     let refuse = |e: crate::error::Error| -> Result<()> {
         write(root, sd, BUNDLE_REFUSED, desired_tag)?;
         Err(e)
@@ -310,6 +330,19 @@ pub fn after_checkin(
             log::info!(
                 "cluster {}: the K3s bundle of this desired state failed verification before; not tried again until the hub changes it",
                 ins.cluster
+            );
+            return Ok(());
+        }
+        Some(_)
+            if bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag)
+                .is_some_and(|(t, _)| now < t) =>
+        {
+            let (t, n) =
+                bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag).unwrap_or_default();
+            log::info!(
+                "cluster {}: the K3s bundle failed its signed hash {n} time(s); next download in {} s",
+                ins.cluster,
+                t.saturating_sub(now)
             );
             return Ok(());
         }
@@ -344,10 +377,24 @@ pub fn after_checkin(
         base: url,
         request_timeout: std::time::Duration::from_secs(cfg.request_timeout.value),
     };
-    // A file that fails its signed hash is tried again at the next
-    // check-in (the hub's copy may be repaired without a new manifest).
-    apply::apply(root, &spec, &opts, Some((&m, &src)), &mut say)?;
-    Ok(())
+    // A file that fails its signed size or hash is tried again later, with
+    // backoff (the hub's copy may be repaired without a new manifest).
+    match apply::apply(root, &spec, &opts, Some((&m, &src)), &mut say) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(root.path(sd).join(BUNDLE_RETRY));
+            Ok(())
+        }
+        Err(e) => {
+            if e.code() == crate::error::Code::UpgradeRejected {
+                let n = bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag)
+                    .map_or(0, |(_, n)| n)
+                    .saturating_add(1);
+                let next = now + bundle_backoff(n);
+                write(root, sd, BUNDLE_RETRY, &format!("{desired_tag} {next} {n}"))?;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Verify the bundle of an instruction: signature with the trusted release
@@ -457,6 +504,25 @@ mod tests {
             token: Some("K10secret".into()),
         };
         assert!(!format!("{r:?}").contains("K10secret"));
+    }
+
+    #[test]
+    fn bundle_downloads_back_off() {
+        assert_eq!(
+            (1..=9).map(bundle_backoff).collect::<Vec<_>>(),
+            [300, 600, 1200, 2400, 4800, 9600, 19200, 21600, 21600]
+        );
+        assert_eq!(
+            bundle_retry("t1 1700000300 2\n", "t1"),
+            Some((1_700_000_300, 2))
+        );
+        assert_eq!(
+            bundle_retry("t1 1700000300 2", "t2"),
+            None,
+            "another desired state"
+        );
+        assert_eq!(bundle_retry("", "t1"), None);
+        assert_eq!(bundle_retry("t1 x 2", "t1"), None);
     }
 
     #[test]
