@@ -220,6 +220,21 @@ pub struct ClusterRole {
     /// its inventory has on the cluster's interface, else its first
     /// address of the endpoint's family. Absent: K3s picks one.
     pub node_ip: Option<String>,
+    /// The signed K3s bundle for this cluster's version and the member's
+    /// architecture, when the hub has one (`outpost-hub cluster bundle
+    /// add`); absent: the agent uses the K3s binary already installed.
+    pub bundle: Option<ClusterBundle>,
+}
+
+/// A signed K3s bundle (`outpost.k3s-bundle/v1`, docs/clusters.md): its
+/// manifest, the manifest's signify signature, and the URL its files are
+/// under (`<url><sha256>`). The agent verifies the signature with its own
+/// trusted release keys and holds each file to the signed size and hash.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ClusterBundle {
+    pub manifest: String,
+    pub signature: String,
+    pub url: String,
 }
 
 impl fmt::Debug for ClusterRole {
@@ -454,6 +469,12 @@ const CLUSTER_ROLE: &[Field] = &[
     req("min_version", Ty::Str(64)),
     req("leave", Ty::Bool),
     opt("node_ip", Ty::Str(64)),
+    opt("bundle", Ty::Obj(CLUSTER_BUNDLE)),
+];
+const CLUSTER_BUNDLE: &[Field] = &[
+    req("manifest", Ty::Str(4096)),
+    req("signature", Ty::Str(4096)),
+    req("url", Ty::Str(300)),
 ];
 const CLUSTER_REPORT: &[Field] = &[
     req("cluster", Ty::Str(64)),

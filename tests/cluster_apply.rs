@@ -264,7 +264,7 @@ fn failures_are_reported_with_reason_and_log_tail() {
     assert_eq!(code, 1);
     assert!(
         out.contains(
-            "failed: no K3s binary at /usr/local/bin/k3s: give --k3s-bin from the airgap bundle"
+            "failed: no K3s binary at /usr/local/bin/k3s: add a signed K3s bundle on the hub (cluster bundle add) or give --bundle DIR"
         ),
         "{out}"
     );
@@ -318,5 +318,332 @@ fn pxke_is_rendered_only() {
         k.contains("kind: InitConfiguration")
             && k.contains("controlPlaneEndpoint: \"10.0.0.100:6443\""),
         "{k}"
+    );
+}
+
+const MAKE_BUNDLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-k3s-bundle");
+const SIGN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sign");
+
+fn sh(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let o = cmd.output().expect("spawning");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+impl Tree {
+    /// Trust the release key `PREFIX.pub` (outpost.upgrade.publicKeys).
+    fn trust(&self, prefix: &Path) {
+        let pubkey = std::fs::read_to_string(prefix.with_extension("pub")).expect("pub");
+        let line = pubkey.lines().nth(1).expect("key line");
+        std::fs::write(
+            &self.cfg,
+            format!("#cloud-config\nstylus:\n  managementMode: local\noutpost:\n  upgrade:\n    publicKeys:\n      - \"{line}\"\n"),
+        )
+        .expect("cfg");
+    }
+
+    fn keygen(&self, name: &str) -> PathBuf {
+        let prefix = self.dir.join(name);
+        let (code, _, err) = sh(std::process::Command::new(SIGN).arg("keygen").arg(&prefix));
+        assert_eq!(code, 0, "{err}");
+        prefix
+    }
+
+    /// `scripts/make-k3s-bundle` with the K3s TEST DOUBLE as "the K3s
+    /// binary" and a stand-in images archive; returns the bundle folder.
+    fn bundle(&self, key: &Path, out: &str, version: &str) -> PathBuf {
+        let img = self.dir.join("k3s-airgap-images-amd64.tar.zst");
+        if !img.exists() {
+            std::fs::write(&img, b"stand-in airgap images, not a real archive\n").expect("img");
+        }
+        let (code, stdout, err) = sh(std::process::Command::new(MAKE_BUNDLE)
+            .arg(key.with_extension("sec"))
+            .arg(self.dir.join(out))
+            .arg(version)
+            .arg(std::env::consts::ARCH)
+            .arg(fake_k3s())
+            .arg(&img));
+        eprintln!("$ scripts/make-k3s-bundle ... {version}\n{stdout}{err}(exit {code})");
+        assert_eq!(code, 0, "{err}");
+        PathBuf::from(stdout.trim())
+    }
+
+    /// Nothing of a bundle under the root: no binary, no images, no
+    /// staging file left behind.
+    fn assert_nothing_installed(&self) {
+        for d in ["usr/local/bin", "var/lib/rancher/k3s/agent/images"] {
+            let entries: Vec<String> = std::fs::read_dir(self.root.join(d))
+                .map(|r| {
+                    r.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(entries.is_empty(), "{d}: {entries:?}");
+        }
+    }
+}
+
+#[test]
+fn a_signed_bundle_is_verified_installed_and_left_alone_the_second_time() {
+    let t = Tree::new("bundle");
+    let key = t.keygen("rel");
+    t.trust(&key);
+    let dir = t.bundle(&key, "out", "v1.31.4+k3s1");
+    let manifest = std::fs::read_to_string(dir.join("k3s-bundle.json")).expect("manifest");
+    eprintln!("$ cat k3s-bundle.json\n{manifest}");
+    assert!(
+        manifest.starts_with(&format!(
+            "{{\"schema\":\"outpost.k3s-bundle/v1\",\"distro\":\"k3s\",\"version\":\"v1.31.4+k3s1\",\"arch\":\"{}\",\"files\":[{{\"kind\":\"binary\",\"name\":\"k3s\",",
+            std::env::consts::ARCH
+        )),
+        "{manifest}"
+    );
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let d = dir.display().to_string();
+    let (code, out, err) = t.apply(&spec, &["-v", "--bundle", &d], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("installing\nrunning\nready\nchanged: "),
+        "{out}"
+    );
+    assert!(
+        err.contains("K3s bundle v1.31.4+k3s1") && err.contains(", signed by key "),
+        "{err}"
+    );
+    for p in [
+        "/usr/local/bin/k3s",
+        "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
+    ] {
+        assert!(out.contains(p), "{p} not in changed: {out}");
+    }
+    assert_eq!(
+        std::fs::read(t.root.join("usr/local/bin/k3s")).expect("k3s"),
+        std::fs::read(fake_k3s()).expect("double"),
+        "the installed binary is the bundle's"
+    );
+    assert_eq!(t.mode("/usr/local/bin/k3s"), 0o755);
+    assert_eq!(
+        t.mode("/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst"),
+        0o644
+    );
+    let (code, out, _) = t.apply(&spec, &["--bundle", &d], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "installing\nrunning\nready\nchanged: nothing\n");
+    let left: Vec<_> = std::fs::read_dir(t.root.join("usr/local/bin"))
+        .expect("bin")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("k3s")],
+        "no staging file left"
+    );
+}
+
+#[test]
+fn a_bad_bundle_is_one_line_exit_21_and_nothing_installed() {
+    let t = Tree::new("badbundle");
+    let key = t.keygen("rel");
+    let other = t.keygen("other");
+    t.trust(&key);
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let good = t.bundle(&key, "good", "v1.31.4+k3s1");
+    let rec = t.root.join("var/lib/outpost/cluster.json");
+
+    // Refused at the manifest: nothing recorded either.
+    let untrusted = t.bundle(&other, "untrusted", "v1.31.4+k3s1");
+    let newer = t.bundle(&key, "newer", "v1.31.5+k3s1");
+    for (dir, want) in [
+        (
+            &untrusted,
+            "k3s-bundle.json: signed by unknown key ".to_string(),
+        ),
+        (
+            &newer,
+            "K3s bundle v1.31.5+k3s1: the cluster runs v1.31.4+k3s1".to_string(),
+        ),
+    ] {
+        let (code, out, err) = t.apply(&spec, &["--bundle", &dir.display().to_string()], &[]);
+        assert_eq!(code, 21, "{out}{err}");
+        assert_eq!(out, "");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&want), "{err} lacks {want}");
+        t.assert_nothing_installed();
+        assert!(!rec.exists());
+    }
+
+    // Refused at a file: the role fails with the reason, nothing of the
+    // bundle (nor the config) is installed.
+    let img = good.join("k3s-airgap-images-amd64.tar.zst");
+    let mut bytes = std::fs::read(&img).expect("img");
+    bytes[0] ^= 1;
+    std::fs::write(&img, &bytes).expect("flip");
+    let (code, out, err) = t.apply(&spec, &["--bundle", &good.display().to_string()], &[]);
+    assert_eq!(code, 21, "{out}{err}");
+    assert!(out.starts_with("installing\nfailed: "), "{out}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains("k3s-airgap-images-amd64.tar.zst: SHA-256 ")
+            && err.contains("does not match the signed manifest's"),
+        "{err}"
+    );
+    t.assert_nothing_installed();
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+    let r = std::fs::read_to_string(&rec).expect("record");
+    assert!(r.contains("\"state\":\"failed\""), "{r}");
+
+    // A truncated binary: larger/smaller than signed.
+    bytes[0] ^= 1;
+    std::fs::write(&img, &bytes).expect("unflip");
+    let bin = good.join("k3s");
+    let b = std::fs::read(&bin).expect("k3s");
+    std::fs::write(&bin, &b[..b.len() / 2]).expect("truncate");
+    let (code, _, err) = t.apply(&spec, &["--bundle", &good.display().to_string()], &[]);
+    assert_eq!(code, 21, "{err}");
+    assert!(err.contains("bytes, the signed manifest says"), "{err}");
+    t.assert_nothing_installed();
+
+    // Fixed: it goes through.
+    std::fs::write(&bin, &b).expect("restore");
+    let (code, out, _) = t.apply(&spec, &["--bundle", &good.display().to_string()], &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn the_bundle_builder_refuses_bad_input_with_one_line() {
+    let t = Tree::new("builder");
+    let key = t.keygen("rel");
+    let img = t.dir.join("k3s-airgap-images-amd64.tar.zst");
+    std::fs::write(&img, b"x").expect("img");
+    let fake = fake_k3s();
+    let img_s = img.display().to_string();
+    let sec = key.with_extension("sec").display().to_string();
+    let out = t.dir.join("o").display().to_string();
+    for (args, want) in [
+        (
+            vec![&sec[..], &out, "1.31.4", "x86_64", &fake, &img_s],
+            "version 1.31.4 is not a K3s release",
+        ),
+        (
+            vec![&sec[..], &out, "v1.31.4+k3s1", "amd64", &fake, &img_s],
+            "arch amd64 is not x86_64 or aarch64",
+        ),
+        (
+            vec![
+                &sec[..],
+                &out,
+                "v1.31.4+k3s1",
+                "x86_64",
+                "/nonexistent",
+                &img_s,
+            ],
+            "/nonexistent: no such file",
+        ),
+        (
+            vec![&sec[..], &out, "v1.31.4+k3s1", "x86_64", &fake],
+            "usage:",
+        ),
+    ] {
+        let (code, _, err) = sh(std::process::Command::new(MAKE_BUNDLE).args(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.lines().count() == 1 && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `cluster apply` runs the host checks that stop a role before it touches
+/// anything (facts read under the root, as `outpost check --root` does).
+#[test]
+fn failed_host_checks_stop_the_role_before_anything_is_written() {
+    let t = Tree::new("hostchecks");
+    let spec = t.spec("init-server", "k3s", "vip:10.0.0.100", "bootstrap-4c2f9a");
+    let fake = fake_k3s();
+    let put = |rel: &str, text: &str| {
+        let p = t.root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    // An architecture K3s is not built for here.
+    put("proc/sys/kernel/arch", "riscv64\n");
+    // Another Kubernetes API server listening on 6443 (0x192B).
+    let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:192B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
+    put("proc/net/tcp", tcp);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("installing\nfailed: preflight arch: riscv64"),
+        "{out}"
+    );
+    assert!(out.contains("; preflight ports: in use: 6443\n"), "{out}");
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+    assert!(
+        !t.root.join("usr/local/bin/k3s").exists(),
+        "binary installed"
+    );
+    // The right architecture: the port is still taken by someone else.
+    put(
+        "proc/sys/kernel/arch",
+        &format!("{}\n", std::env::consts::ARCH),
+    );
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.lines().nth(1),
+        Some("failed: preflight ports: in use: 6443"),
+        "{out}"
+    );
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+    // Free: the role is applied; afterwards K3s holds the port itself, so
+    // a re-apply does not count it against the role.
+    std::fs::remove_file(t.root.join("proc/net/tcp")).expect("rm");
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 0, "{out}");
+    put("proc/net/tcp", tcp);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("ready\nchanged: nothing\n"), "{out}");
+}
+
+/// A DNS endpoint's name must resolve before a joiner goes on, and before
+/// an init server goes on when nobody publishes it (no outpost.ddns.*).
+/// The check uses the host's resolver, so it runs on live hosts only; the
+/// test hook OUTPOST_TEST_DNS_PREFLIGHT makes it run under this --root
+/// tree, against this machine's real resolver (`.test` never resolves,
+/// RFC 6761).
+#[test]
+fn a_dns_endpoint_must_resolve_unless_the_init_server_publishes_it() {
+    let t = Tree::new("dnsprefl");
+    let fake = fake_k3s();
+    let hook = [("OUTPOST_TEST_DNS_PREFLIGHT", "1")];
+    let ep = "dns:api.edge-1.example.test";
+    let spec = t.spec("join-agent", "k3s", ep, K10);
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &hook);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("installing\nfailed: preflight endpoint-dns: "),
+        "{out}"
+    );
+    assert!(!t.root.join("etc/rancher").exists(), "config written");
+
+    let t = Tree::new("dnsprefl-init");
+    let spec = t.spec("init-server", "k3s", ep, "bootstrap-4c2f9a");
+    let (code, out, _) = t.apply(&spec, &["--k3s-bin", &fake], &hook);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed: preflight endpoint-dns: "), "{out}");
+    let (code, out, _) = t.apply(
+        &spec,
+        &["--k3s-bin", &fake, "--set", "outpost.ddns.server=127.0.0.1"],
+        &hook,
+    );
+    assert_eq!(
+        code, 0,
+        "with outpost.ddns.* the init server publishes the name: {out}"
     );
 }

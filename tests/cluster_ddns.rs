@@ -237,10 +237,12 @@ fn tempdir() -> PathBuf {
 }
 
 /// `outpost run` keeps the cluster's DNS name itself: the hub makes this
-/// host the init server of a cluster on `dns:api.example.test`, and the
-/// loop sends one signed UPDATE to the real BIND (the address: the default
-/// route's, here a route table in the tree naming `lo`), then none while
-/// the address stays.
+/// host the init server of a cluster on `dns:api.example.test`; once its
+/// role is ready (K3s here is the TEST DOUBLE tests/support/fake-k3s) the
+/// loop sends one signed UPDATE adding its address to the name (the
+/// default route's, here a route table in the tree naming `lo`) to the
+/// real BIND, then none while the address stays; removed from the
+/// cluster, it takes its address back out.
 #[test]
 fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
     use common::agent::{requests, Device, Setup};
@@ -276,6 +278,25 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
         "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
     )
     .expect("route");
+    // The K3s TEST DOUBLE as the installed K3s; the node name it reports
+    // ready is the real host's, so the tree carries the same.
+    let bin = d.root.join("usr/local/bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::copy(common::fixture("../support/fake-k3s"), bin.join("k3s")).expect("fake-k3s");
+    std::fs::set_permissions(bin.join("k3s"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    std::fs::create_dir_all(d.root.join("proc/sys/kernel")).expect("proc");
+    std::fs::write(d.root.join("proc/sys/kernel/hostname"), host).expect("hostname");
+    struct Kill(PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(self.0.join("run/outpost/k3s.pid")) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    let _kill = Kill(d.root.clone());
     let (code, _, err) = d.run(&["checkin"]);
     assert_eq!(code, 0, "{err}");
     for args in [
@@ -331,6 +352,17 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
         assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Removed from the cluster: the host takes its address back out.
+    let (code, _, err) = hub.cli(&["cluster", "remove", "edge-dns"]);
+    assert_eq!(code, 0, "{err}");
+    while !dig(&n, "api.example.test", "A").is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the address stayed after leaving: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -338,17 +370,83 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
     let text = std::fs::read_to_string(&log).expect("log");
     eprintln!("$ outpost run (stderr)\n{text}");
     assert!(st.success(), "{st}");
+    let ready = text
+        .find("cluster edge-dns role init-server: ready")
+        .unwrap_or_else(|| panic!("role not ready: {text}"));
+    let first = text
+        .find("ddns: UPDATE api.example.test += 127.0.0.1 (others kept)")
+        .unwrap_or_else(|| panic!("no update: {text}"));
+    assert!(ready < first, "published before the role was ready");
     assert_eq!(
-        text.matches("ddns: UPDATE api.example.test -> 127.0.0.1")
+        text.matches("ddns: UPDATE api.example.test += 127.0.0.1")
             .count(),
         1,
         "one update, then none while the address stays"
     );
     assert!(
-        text.contains("ddns: api.example.test -> 127.0.0.1: updated (signed answer verified)"),
+        text.contains("ddns: api.example.test += 127.0.0.1: updated (signed answer verified)"),
         "{text}"
     );
-    // (The role itself fails here, no K3s binary in this tree: the name is
-    // kept from the instruction on, whatever the role's state.)
+    assert!(
+        text.contains("ddns: api.example.test -= 127.0.0.1: removed (signed answer verified)"),
+        "{text}"
+    );
     assert!(!text.contains(SECRET), "the TSIG secret leaked");
+}
+
+/// Control-plane hosts share the cluster name (`--member`, what `outpost
+/// run` does for each ready server): each adds its own address, replaces
+/// only its own on change and removes only its own; the others' records
+/// stay. Against the real BIND.
+#[test]
+fn servers_keep_their_own_addresses_in_the_name() {
+    let tmp = std::env::temp_dir().join(format!("outpost-ddns-members-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let n = named(&tmp);
+    let mk = |h: &str| {
+        let d = tmp.join(h);
+        std::fs::create_dir_all(&d).expect("dir");
+        Agent::new(&d, n.port, SECRET)
+    };
+    let (a, b) = (mk("cp-a"), mk("cp-b"));
+    let name = "api.example.test";
+    let sorted = |t: String| {
+        let mut v: Vec<String> = t.lines().map(str::to_string).collect();
+        v.sort();
+        v.join(" ")
+    };
+    let (code, out, _) = a.ddns(&["--name", name, "--address", "10.0.0.11", "--member"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = b.ddns(&["--name", name, "--address", "10.0.0.12", "--member"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(sorted(dig(&n, name, "A")), "10.0.0.11 10.0.0.12");
+    // Unchanged: nothing sent.
+    let (_, out, _) = a.ddns(&["--name", name, "--address", "10.0.0.11", "--member"]);
+    assert!(out.contains("unchanged"), "{out}");
+    // A's address changes: only A's record is replaced.
+    let (code, _, err) = a.ddns(&["--name", name, "--address", "10.0.0.21", "--member"]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("ddns: UPDATE api.example.test: 10.0.0.11 -> 10.0.0.21 (others kept)"),
+        "{err}"
+    );
+    assert_eq!(sorted(dig(&n, name, "A")), "10.0.0.12 10.0.0.21");
+    // A leaves: its address goes, B's stays; again: nothing to remove.
+    let (code, out, _) = a.ddns(&["--name", name, "--address", "10.0.0.21", "--remove"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("removed at 127.0.0.1:"), "{out}");
+    assert_eq!(dig(&n, name, "A"), "10.0.0.12");
+    let (_, out, _) = a.ddns(&["--name", name, "--address", "10.0.0.21", "--remove"]);
+    assert!(
+        out.contains("nothing to remove (not added by this host)"),
+        "{out}"
+    );
+    // B never removes an address it did not add.
+    let (_, out, _) = b.ddns(&["--name", name, "--address", "10.0.0.99", "--remove"]);
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert_eq!(dig(&n, name, "A"), "10.0.0.12");
+    let (code, _, err) = b.ddns(&["--name", name, "--member", "--remove"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("give one of --member and --remove"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! Clusters on the hub, the pure part: the pool rules the platform documents
-//! (an odd number of control-plane hosts, except an explicit K3s two-node
-//! mode; all members on one OS; Canonical only on Ubuntu and AMD64; each host
+//! (an odd number of control-plane hosts, except the explicit two-node
+//! mode the platform offers for K3s and Canonical; all members on one OS; Canonical only on Ubuntu and AMD64; each host
 //! in one cluster), picking the init node, and the order in which members
 //! are released (the init server first; joiners only after it is ready and
 //! has sent the secure K10 join token; join-servers one at a time).
@@ -57,7 +57,7 @@ pub struct Cluster {
     pub interface: Option<String>,
     pub pod_cidr: Option<String>,
     pub service_cidr: Option<String>,
-    /// K3s two-node mode: exactly two control-plane hosts allowed.
+    /// Two-node mode (K3s, Canonical): exactly two control-plane hosts allowed.
     pub two_node: bool,
     /// Members in the order they were added.
     pub members: Vec<Member>,
@@ -93,9 +93,9 @@ pub fn check_settings(c: &Cluster) -> Vec<String> {
     if c.version.is_empty() {
         e.push("--version is empty".into());
     }
-    if c.two_node && c.distro != Distro::K3s {
+    if c.two_node && !two_node_allowed(c.distro) {
         e.push(format!(
-            "--two-node is a K3s mode; {} needs an odd number of control-plane hosts",
+            "--two-node is for K3s and Canonical; {} needs an odd number of control-plane hosts",
             c.distro.id()
         ));
     }
@@ -146,7 +146,7 @@ pub fn check_pools(c: &Cluster) -> Vec<String> {
     } else if cps % 2 == 0 {
         e.push(format!(
             "{cps} control-plane hosts: etcd needs an odd number (1, 3, 5, ...); add or remove one{}",
-            if c.distro == Distro::K3s && cps == 2 {
+            if two_node_allowed(c.distro) && cps == 2 {
                 ", or create the cluster with --two-node"
             } else {
                 ""
@@ -179,6 +179,16 @@ pub fn check_pools(c: &Cluster) -> Vec<String> {
         }
     }
     e
+}
+
+/// Whether the platform offers its two-node mode ("Enable Two-Node
+/// Capability") for a distribution: K3s and Canonical, not PXK-E (kubeadm
+/// with stacked etcd needs an odd quorum).
+pub fn two_node_allowed(d: Distro) -> bool {
+    match d {
+        Distro::K3s | Distro::Canonical => true,
+        Distro::Pxke => false,
+    }
 }
 
 /// Whether a pool error only holds the cluster back until hosts are added
@@ -369,6 +379,39 @@ mod tests {
     }
 
     #[test]
+    fn two_node_per_distribution() {
+        // As the platform offers "Enable Two-Node Capability".
+        for (d, want) in [
+            (Distro::K3s, true),
+            (Distro::Canonical, true),
+            (Distro::Pxke, false),
+        ] {
+            assert_eq!(two_node_allowed(d), want, "{d:?}");
+            let mut c = cluster(d, vec![]);
+            c.two_node = true;
+            let refused = check_settings(&c).iter().any(|e| e.contains("--two-node"));
+            assert_eq!(refused, !want, "{d:?}");
+        }
+        let mut can = cluster(
+            Distro::Canonical,
+            vec![
+                m("a", Pool::ControlPlane, "ubuntu 24.04", "x86_64"),
+                m("b", Pool::ControlPlane, "ubuntu 24.04", "x86_64"),
+            ],
+        );
+        assert_eq!(
+            check_pools(&can),
+            ["2 control-plane hosts: etcd needs an odd number (1, 3, 5, ...); add or remove one, or create the cluster with --two-node"]
+        );
+        can.two_node = true;
+        assert_eq!(
+            check_pools(&can),
+            Vec::<String>::new(),
+            "Canonical two-node mode"
+        );
+    }
+
+    #[test]
     fn settings_rules() {
         let mut c = cluster(Distro::Pxke, vec![]);
         c.two_node = true;
@@ -379,7 +422,7 @@ mod tests {
             check_settings(&c),
             [
                 "cluster name \"Edge_1\": 1-63 of a-z, 0-9 and '-', not starting or ending with '-'",
-                "--two-node is a K3s mode; pxke needs an odd number of control-plane hosts",
+                "--two-node is for K3s and Canonical; pxke needs an odd number of control-plane hosts",
                 "--service-cidr \"10.43.0.0/33\" is not ADDR/PREFIX",
                 "the VIP 10.0.0.100 lies inside --pod-cidr 10.0.0.0/8",
             ]

@@ -23,13 +23,18 @@ Usage: outpost-hub cluster create NAME --distro k3s|pxke|canonical --version V
        outpost-hub cluster show NAME [--json]
        outpost-hub cluster list [--json]
        outpost-hub cluster remove NAME [HOST]
+       outpost-hub cluster bundle add DIR/k3s-bundle.json --key PUB...
+       outpost-hub cluster bundle list
 
-Rules: an odd number of control-plane hosts (K3s: or exactly two with
---two-node), all members on the same OS, Canonical only on Ubuntu/AMD64,
+Rules: an odd number of control-plane hosts (K3s and Canonical: or exactly
+two with --two-node), all members on the same OS, Canonical only on Ubuntu/AMD64,
 a host in one cluster only. The first control-plane host added is the init
 server; the others join after it is ready. Members get their role in
 the check-in answer; --min-agent makes older agents refuse it. `remove`
 tells the members to leave the cluster at their next check-in.
+`bundle add` verifies a signed K3s bundle (scripts/make-k3s-bundle) with
+the given release keys and stores its files; members of K3s clusters of its
+version and architecture download it, verify it and install it.
 ";
 
 pub const SCHEMA: &str = "
@@ -233,6 +238,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
     let (mut distro, mut version, mut endpoint, mut interface) = (None, None, None, None);
     let (mut pod, mut svc, mut two, mut role, mut json) = (None, None, false, None, false);
     let mut min_agent_v: Option<String> = None;
+    let mut keys: Vec<std::path::PathBuf> = Vec::new();
     while let Some(arg) = p
         .next()
         .map_err(|e| Error::usage(format!("cluster {sub}: {e}")))?
@@ -249,6 +255,7 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             Long("min-agent") => min_agent_v = Some(val(p, "--min-agent")?),
             Long("role") => role = Some(val(p, "--role")?),
             Long("json") => json = true,
+            Long("key") if sub == "bundle" => keys.push(val(p, "--key")?.into()),
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(());
@@ -562,8 +569,38 @@ pub fn run(p: &mut lexopt::Parser, path: &Path) -> Result<()> {
             }
             Ok(())
         }
+        "bundle" => match pos.first().map(String::as_str) {
+            Some("add") => {
+                let m = need(1, "DIR/k3s-bundle.json")?;
+                let (b, key) = crate::cluster_bundle::add(&mut db, Path::new(&m), &keys)?;
+                println!(
+                    "K3s bundle {} {} added ({} files, {} bytes, signed by key {key})",
+                    b.version,
+                    b.arch,
+                    b.files.len(),
+                    b.total()
+                );
+                Ok(())
+            }
+            Some("list") => {
+                let all = crate::cluster_bundle::list(&mut db)?;
+                if all.is_empty() {
+                    println!("no K3s bundles");
+                }
+                for b in all {
+                    println!(
+                        "{:<24} {:<8} {:>12} bytes  key {}",
+                        b.version, b.arch, b.size, b.key
+                    );
+                }
+                Ok(())
+            }
+            _ => Err(Error::usage(
+                "cluster bundle: give add DIR/k3s-bundle.json --key PUB, or list",
+            )),
+        },
         other => Err(Error::usage(format!(
-            "cluster: unknown subcommand {other:?}; give create, add, show, list or remove"
+            "cluster: unknown subcommand {other:?}; give create, add, show, list, remove or bundle"
         ))),
     }
 }

@@ -82,6 +82,7 @@ pub fn on_checkin(
     host_id: &str,
     agent: &str,
     report: Option<&ClusterReport>,
+    base: &str,
 ) -> store::Result<Option<ClusterRole>> {
     // Removed by the operator: leave, until the agent says it has.
     let leaving: Option<(String, String)> = tx
@@ -110,6 +111,7 @@ pub fn on_checkin(
                 min_version: String::new(),
                 leave: true,
                 node_ip: None,
+                bundle: None,
             }));
         }
     }
@@ -212,9 +214,18 @@ pub fn on_checkin(
             |r| r.get(0),
         )
         .optional()?;
-    let node_ip = inventory
-        .and_then(|t| miniserde::json::from_str::<outpost::proto::Inventory>(&t).ok())
-        .and_then(|inv| node_ip(&inv, cl.interface.as_deref(), &cl.endpoint));
+    let inv =
+        inventory.and_then(|t| miniserde::json::from_str::<outpost::proto::Inventory>(&t).ok());
+    let node_ip = inv
+        .as_ref()
+        .and_then(|inv| node_ip(inv, cl.interface.as_deref(), &cl.endpoint));
+    // The K3s bundle for this version and the member's architecture.
+    let bundle = match (cl.distro, inv.as_ref().map(|i| i.arch.as_str())) {
+        (Distro::K3s, Some(arch)) if !arch.is_empty() => {
+            super::cluster_bundle::for_member(tx, &cl.version, arch, base)?
+        }
+        _ => None,
+    };
     Ok(Some(ClusterRole {
         cluster: name,
         distro: cl.distro.id().into(),
@@ -232,6 +243,7 @@ pub fn on_checkin(
         min_version,
         leave: false,
         node_ip,
+        bundle,
     }))
 }
 

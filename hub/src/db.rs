@@ -729,6 +729,7 @@ impl Db {
                 &host_id,
                 &req.agent,
                 req.cluster.as_ref(),
+                base,
             )?;
             let mut config = global_config.as_deref().map(json_map).unwrap_or_default();
             let dev_config: Option<String> = tx

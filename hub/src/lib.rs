@@ -27,6 +27,7 @@ macro_rules! outln {
 }
 
 pub mod cluster;
+pub mod cluster_bundle;
 pub mod cluster_cmd;
 pub mod cluster_hub;
 pub mod db;

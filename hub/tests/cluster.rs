@@ -110,7 +110,9 @@ fn cluster_pools_rules_and_order() {
         ],
     );
     assert!(
-        err.contains("--two-node is a K3s mode; pxke needs an odd number of control-plane hosts"),
+        err.contains(
+            "--two-node is for K3s and Canonical; pxke needs an odd number of control-plane hosts"
+        ),
         "{err}"
     );
     let err = refused(

@@ -55,6 +55,9 @@ pub struct Options {
     pub node_name: String,
     /// Where `cluster.json` goes (the state directory, a host path).
     pub state_dir: String,
+    /// `outpost.ddns.*` is set: the init server of a DNS-name cluster
+    /// publishes the name itself, so it need not resolve before.
+    pub ddns_configured: bool,
 }
 
 /// The unit for this role: `k3s.service` (server, Type=notify) or
@@ -185,12 +188,23 @@ impl Machine<'_> {
 
 /// Apply the role; returns the final state (Ready or Failed). `Err` only
 /// when the state itself cannot be recorded or a file cannot be written.
+///
+/// `bundle`: the verified K3s bundle manifest and where its files come
+/// from; its files are installed after the preflight, before anything else
+/// is written. A bad artifact records `failed` with the reason and returns
+/// the error (exit 21; nothing of the bundle installed).
 pub fn apply(
     root: &Root,
     spec: &Spec,
     opts: &Options,
+    bundle: Option<(&super::bundle::Manifest, &super::bundle::Source<'_>)>,
     say: &mut dyn FnMut(&RoleState),
 ) -> Result<(RoleState, Vec<String>)> {
+    // K3s never installed here by outpost (its unit is written just before
+    // it starts): the control-plane ports must be free of anyone else.
+    let first = ["k3s.service", "k3s-agent.service"]
+        .iter()
+        .all(|u| !root.exists(format!("/etc/systemd/system/{u}")));
     let prev = match last_record(root, &opts.state_dir) {
         Some(r) if r.state == "failed" => RoleState::Failed {
             reason: r.reason,
@@ -211,6 +225,30 @@ pub fn apply(
     };
     m.go(RoleState::Installing)?;
 
+    // The host checks of `outpost check` that matter for the role, and for
+    // a DNS endpoint its name (on a live host: a --root tree's resolver is
+    // not the target's), before anything is touched.
+    let test_dns =
+        cfg!(feature = "test-hooks") && std::env::var_os("OUTPOST_TEST_DNS_PREFLIGHT").is_some();
+    let resolve = match &spec.endpoint {
+        super::Endpoint::Dns(n)
+            if (root.is_live() || test_dns)
+                && super::preflight::needs_resolution(spec.role, opts.ddns_configured) =>
+        {
+            Some(n.as_str())
+        }
+        _ => None,
+    };
+    if let Some(why) = super::preflight::for_role(
+        root,
+        spec.distro,
+        first,
+        opts.start == Start::Systemd,
+        resolve,
+    ) {
+        return Ok((m.fail(why, String::new())?, m.changed));
+    }
+
     // The VIP preflight, on a live host only (a --root tree has no network).
     if root.is_live() && spec.wants_kube_vip() {
         if let Some(vip) = spec.endpoint.vip() {
@@ -230,6 +268,17 @@ pub fn apply(
         }
     }
 
+    if let Some((bm, src)) = bundle {
+        if spec.distro == Distro::K3s {
+            match super::bundle::install(root, bm, src, &|| {}) {
+                Ok(changed) => m.changed.extend(changed),
+                Err(e) => {
+                    m.fail(e.message().to_string(), String::new())?;
+                    return Err(e);
+                }
+            }
+        }
+    }
     let files = match render::files(spec, opts.ca_hash.as_deref()) {
         Ok(f) => f,
         Err(e) => return Ok((m.fail(e, String::new())?, m.changed)),
@@ -257,7 +306,7 @@ pub fn apply(
     } else if !root.exists(K3S_BIN) {
         return Ok((
             m.fail(
-                format!("no K3s binary at {K3S_BIN}: give --k3s-bin from the airgap bundle"),
+                format!("no K3s binary at {K3S_BIN}: add a signed K3s bundle on the hub (cluster bundle add) or give --bundle DIR"),
                 String::new(),
             )?,
             m.changed,

@@ -16,9 +16,11 @@ use std::path::PathBuf;
 pub const HELP: &str = "\
 outpost cluster: make this host a member of a Kubernetes cluster
 
-Usage: outpost cluster apply --spec FILE [--k3s-bin FILE] [--images FILE]...
+Usage: outpost cluster apply --spec FILE [--bundle DIR]
+                             [--k3s-bin FILE] [--images FILE]...
                              [--start systemd|direct] [--timeout SECS]
-       outpost cluster ddns --name FQDN [--address IP] [--force]
+       outpost cluster ddns --name FQDN [--address IP] [--member|--remove]
+                            [--force]
        outpost cluster status [--json]
        outpost cluster leave [--purge] [--start systemd|direct]
        (each also takes --root DIR, --config FILE, --set KEY=VALUE)
@@ -28,8 +30,12 @@ apply   Write the role's files (K3s config drop-in, kube-vip manifest),
         node to be ready: installing -> running -> ready, or failed with the
         reason and the log tail. A second apply changes nothing.
         --spec FILE      The role (JSON, outpost.cluster-spec/v1, mode 0600)
-        --k3s-bin FILE   K3s binary from the airgap bundle
-        --images FILE    Airgap image archive (repeatable)
+        --bundle DIR     Signed K3s bundle (scripts/make-k3s-bundle):
+                         verified with the release keys, then its binary
+                         and images installed (exit 21 when it fails
+                         verification; nothing installed)
+        --k3s-bin FILE   K3s binary to install as is (not verified)
+        --images FILE    Airgap image archive as is (repeatable)
         --start HOW      systemd (default on /) or direct (default under
                          --root: runs the binary under the root)
         --timeout SECS   Wait this long for running and ready (default 300)
@@ -37,6 +43,10 @@ ddns    Keep FQDN's A/AAAA record at the address (outpost.ddns.*): RFC 2136
         UPDATE signed with TSIG, sent only when the address changed.
         --address IP     Default: the first address of the default route's
                          interface
+        --member         Keep this host's address among the others' (what
+                         control-plane hosts do from `outpost run`): only
+                         this host's previous address is replaced
+        --remove         Delete this host's address, keep the others'
         --force          Send even when the server already has it
 status  The last recorded role state (cluster.json in the state directory)
 leave   Stop K3s and remove what apply wrote (manifest, config, unit,
@@ -44,13 +54,15 @@ leave   Stop K3s and remove what apply wrote (manifest, config, unit,
 
 Exit status: 0 ready / updated / unchanged, 1 the role failed, 2 usage,
 3 configuration (including a DNS server refusing the key), 4 key file
-mode, 10 network.
+mode, 10 network, 20 local I/O (no room for the bundle), 21 the K3s bundle
+failed verification.
 ";
 
 #[derive(Debug, PartialEq)]
 pub enum Action {
     Apply {
         spec: PathBuf,
+        bundle: Option<PathBuf>,
         k3s_bin: Option<PathBuf>,
         images: Vec<PathBuf>,
         start: Option<apply::Start>,
@@ -60,6 +72,7 @@ pub enum Action {
         name: String,
         address: Option<IpAddr>,
         force: bool,
+        how: How,
     },
     Status {
         json: bool,
@@ -96,7 +109,9 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let mut sets = Vec::new();
     let (mut spec, mut k3s_bin, mut images, mut start, mut timeout) =
         (None, None, Vec::new(), None, 300u64);
+    let mut bundle = None;
     let (mut name, mut address, mut force, mut json) = (None, None, false, false);
+    let mut how = How::Replace;
     let cmd = format!("cluster {sub}");
     let mut purge = false;
     if !matches!(
@@ -119,6 +134,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
         match (sub.as_str(), flag.as_str()) {
             (_, "-h" | "--help") => return Ok(Command::Help(HELP.into())),
             ("apply", "--spec") => spec = Some(PathBuf::from(value(p, &cmd, flag)?)),
+            ("apply", "--bundle") => bundle = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--k3s-bin") => k3s_bin = Some(PathBuf::from(value(p, &cmd, flag)?)),
             ("apply", "--images") => images.push(PathBuf::from(value(p, &cmd, flag)?)),
             ("leave", "--purge") => purge = true,
@@ -159,6 +175,18 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
                 })?);
             }
             ("ddns", "--force") => force = true,
+            ("ddns", "--member" | "--remove") => {
+                if how != How::Replace {
+                    return Err(Error::usage(format!(
+                        "{cmd}: give one of --member and --remove"
+                    )));
+                }
+                how = if flag == "--member" {
+                    How::Member
+                } else {
+                    How::Remove
+                };
+            }
             ("status", "--json") => json = true,
             _ => return Err(unknown_tok(tok, &cmd)),
         }
@@ -166,7 +194,14 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
     let action = match sub.as_str() {
         "apply" => Action::Apply {
             spec: spec.ok_or_else(|| Error::usage("cluster apply: --spec FILE is required"))?,
-            k3s_bin,
+            k3s_bin: if bundle.is_some() && (k3s_bin.is_some() || !images.is_empty()) {
+                return Err(Error::usage(
+                    "cluster apply: --bundle carries the binary and images; drop --k3s-bin/--images",
+                ));
+            } else {
+                k3s_bin
+            },
+            bundle,
             images,
             start,
             timeout,
@@ -175,6 +210,7 @@ pub fn parse(p: &mut lexopt::Parser, verbosity: &mut i8) -> Result<Command> {
             name: name.ok_or_else(|| Error::usage("cluster ddns: --name FQDN is required"))?,
             address,
             force,
+            how,
         },
         "leave" => Action::Leave { purge, start },
         "from-hub" => Action::FromHub,
@@ -342,7 +378,8 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
             name,
             address,
             force,
-        } => run_ddns(root, &cfg, &name, address, force),
+            how,
+        } => run_ddns(root, &cfg, &name, address, force, how),
         Action::Leave { purge, start } => {
             let start = start.unwrap_or(if root.is_live() {
                 apply::Start::Systemd
@@ -359,6 +396,7 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
         }
         Action::Apply {
             spec,
+            bundle,
             k3s_bin,
             images,
             start,
@@ -388,6 +426,35 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 vip_skip: cfg.vip_skip.value,
                 token: s.token,
             };
+            // The bundle's manifest before anything else: a bad one is one
+            // line and exit 21, with nothing recorded or written.
+            let verified = match &bundle {
+                None => None,
+                Some(dir) => {
+                    if spec.distro != Distro::K3s {
+                        return Err(Error::usage(format!(
+                            "cluster apply: --bundle is a K3s bundle; the spec's distro is {}",
+                            spec.distro.id()
+                        )));
+                    }
+                    let (m, key) =
+                        super::bundle::read_dir_manifest(dir, &crate::upgrade::trusted_keys(&cfg))?;
+                    super::bundle::check_fits(
+                        &m,
+                        &spec.version,
+                        crate::upgrade::release::own_arch(),
+                    )?;
+                    log::info!(
+                        "K3s bundle {} {} ({} files, {} bytes), signed by key {key}",
+                        m.version,
+                        m.arch,
+                        m.files.len(),
+                        m.total()
+                    );
+                    Some(m)
+                }
+            };
+            let src = bundle.as_deref().map(super::bundle::Source::Dir);
             let host = crate::sys::host();
             let facts = crate::facts::kernel::read(root, host.as_ref());
             let opts = apply::Options {
@@ -402,6 +469,7 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 ca_hash,
                 node_name: facts.hostname.unwrap_or_else(|| "localhost".into()),
                 state_dir: cfg.state_dir.value.clone(),
+                ddns_configured: cfg.ddns_server.value.is_some(),
             };
             let mut say = |st: &super::RoleState| {
                 let line = match st {
@@ -410,7 +478,13 @@ pub fn run(args: ClusterArgs) -> Result<Code> {
                 };
                 let _ = crate::commands::print(&line);
             };
-            let (end, changed) = apply::apply(root, &spec, &opts, &mut say)?;
+            let (end, changed) = apply::apply(
+                root,
+                &spec,
+                &opts,
+                verified.as_ref().zip(src.as_ref()),
+                &mut say,
+            )?;
             if changed.is_empty() {
                 crate::commands::print("changed: nothing\n")?;
             } else {
@@ -459,6 +533,7 @@ fn run_ddns(
     name: &str,
     address: Option<IpAddr>,
     force: bool,
+    how: How,
 ) -> Result<Code> {
     let Some(s) = ddns::settings(root, cfg)? else {
         return Err(Error::config(
@@ -473,8 +548,15 @@ fn run_ddns(
             ))
         }
     };
-    let line = match ddns_pass(root, cfg, &s, name, addr, force)? {
+    let line = match ddns_pass(root, cfg, &s, name, addr, force, how)? {
+        Pass::Unchanged if how == How::Remove => {
+            format!("{name} -= {addr}: nothing to remove (not added by this host)\n")
+        }
         Pass::Unchanged => format!("{name} -> {addr}: unchanged (the server has it)\n"),
+        Pass::Updated if how == How::Remove => format!(
+            "{name} -= {addr}: removed at {} (signed answer verified; the other hosts' records kept)\n",
+            s.server
+        ),
         Pass::Wait { failures, secs } => format!(
             "{name} -> {addr}: backing off after {failures} failures, next try in {secs} s\n"
         ),
@@ -485,6 +567,14 @@ fn run_ddns(
     };
     crate::commands::print(&line)?;
     Ok(Code::Ok)
+}
+
+/// How a pass treats the name's other records (`ddns::Mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    Replace,
+    Member,
+    Remove,
 }
 
 /// What one dynamic DNS pass did.
@@ -505,6 +595,7 @@ pub fn ddns_pass(
     name: &str,
     addr: IpAddr,
     force: bool,
+    how: How,
 ) -> Result<Pass> {
     let dir = root.path(&cfg.state_dir.value);
     let state_path = dir.join("ddns.json");
@@ -514,7 +605,27 @@ pub fn ddns_pass(
         .unwrap_or_default();
     let host = crate::sys::host();
     let now = crate::sys::unix_secs(host.now());
-    match ddns::decide(&state, name, addr, now, force) {
+    let mine = (state.name == name)
+        .then(|| state.address.parse::<IpAddr>().ok())
+        .flatten();
+    let mode = match how {
+        How::Replace => ddns::Mode::Replace,
+        How::Member => ddns::Mode::Member { old: mine },
+        How::Remove => ddns::Mode::Remove,
+    };
+    // Removing: only an address this host added (or --force).
+    if how == How::Remove && mine != Some(addr) && !force {
+        return Ok(Pass::Unchanged);
+    }
+    let decision = if how == How::Remove {
+        match ddns::decide(&state, name, addr, now, force) {
+            ddns::Decision::Wait(t) => ddns::Decision::Wait(t),
+            _ => ddns::Decision::Send,
+        }
+    } else {
+        ddns::decide(&state, name, addr, now, force)
+    };
+    match decision {
         ddns::Decision::Unchanged => return Ok(Pass::Unchanged),
         ddns::Decision::Wait(t) => {
             return Ok(Pass::Wait {
@@ -527,7 +638,15 @@ pub fn ddns_pass(
     let mut idb = [0u8; 2];
     host.fill_random(&mut idb)
         .map_err(|e| Error::new(Code::LocalIo, format!("random DNS message ID: {e}")))?;
-    let result = ddns::update(s, name, addr, now, u16::from_be_bytes(idb), &mut state);
+    let result = ddns::update(
+        s,
+        name,
+        addr,
+        mode,
+        now,
+        u16::from_be_bytes(idb),
+        &mut state,
+    );
     crate::fsutil::ensure_dir(&dir, crate::fsutil::SECRET_DIR_MODE)?;
     let mut j = miniserde::json::to_string(&state);
     j.push('\n');
@@ -535,21 +654,57 @@ pub fn ddns_pass(
     result.map(|_| Pass::Updated)
 }
 
-/// `outpost run`, after each check-in: keep the cluster's DNS name at this
-/// host's address when dynamic DNS is configured (`outpost.ddns.*`), the
-/// endpoint is `dns:NAME` and this host is the cluster's init server (one
-/// writer per name: each update replaces the name's records). The address
-/// is the `node_ip` the hub sent, else the default route's. Errors are
-/// logged and back off (30 s doubling to an hour); the loop goes on.
+/// What the service loop's DDNS pass does for an instruction.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoopPlan {
+    Nothing,
+    /// Keep this host's address in the name (a ready control-plane member).
+    Member {
+        name: String,
+    },
+    /// Take back the address this host added (it was told to leave).
+    Remove {
+        name: String,
+        addr: IpAddr,
+    },
+}
+
+/// Decide the pass (pure): control-plane roles of a `dns:` cluster whose
+/// role is `ready` keep their address; a host told to leave removes the
+/// address `ddns.json` says it added; everything else does nothing.
+pub fn loop_plan(ins: &crate::proto::ClusterRole, ready: bool, state: &ddns::State) -> LoopPlan {
+    if ins.leave {
+        return match state.address.parse::<IpAddr>() {
+            Ok(addr) if !state.name.is_empty() => LoopPlan::Remove {
+                name: state.name.clone(),
+                addr,
+            },
+            _ => LoopPlan::Nothing,
+        };
+    }
+    let server = Role::parse(&ins.role).is_some_and(Role::is_server);
+    match Endpoint::parse(&ins.endpoint) {
+        Ok(Endpoint::Dns(name)) if server && ready => LoopPlan::Member { name },
+        _ => LoopPlan::Nothing,
+    }
+}
+
+/// `outpost run`, after each check-in: keep this host's address in the
+/// cluster's DNS name when dynamic DNS is configured (`outpost.ddns.*`),
+/// the endpoint is `dns:NAME` and this host is a control-plane member
+/// whose role is ready. Each such host adds its own address to the name's
+/// A/AAAA RRset and, when its address changes, deletes only its previous
+/// one (`ddns::Mode::Member`): the other servers' records are never
+/// touched, so any server being up keeps the name useful. A host the hub
+/// removes from the cluster deletes its own address. The address is the
+/// `node_ip` the hub sent, else the default route's. Errors are logged and
+/// back off (30 s doubling to an hour); the loop goes on.
 pub fn ddns_in_loop(
     root: &Root,
     cfg: &crate::config::Config,
     ins: Option<&crate::proto::ClusterRole>,
 ) {
-    let Some(ins) = ins.filter(|i| !i.leave && i.role == Role::InitServer.as_str()) else {
-        return;
-    };
-    let Ok(Endpoint::Dns(name)) = Endpoint::parse(&ins.endpoint) else {
+    let Some(ins) = ins else {
         return;
     };
     let s = match ddns::settings(root, cfg) {
@@ -560,21 +715,117 @@ pub fn ddns_in_loop(
             return;
         }
     };
-    let addr = ins
-        .node_ip
-        .as_deref()
-        .and_then(|a| a.parse::<IpAddr>().ok())
-        .or_else(|| default_address(root));
-    let Some(addr) = addr else {
-        log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
-        return;
+    let state: ddns::State =
+        std::fs::read_to_string(root.path(&cfg.state_dir.value).join("ddns.json"))
+            .ok()
+            .and_then(|t| miniserde::json::from_str(&t).ok())
+            .unwrap_or_default();
+    let ready = apply::last_record(root, &cfg.state_dir.value)
+        .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready");
+    let (name, addr, how) = match loop_plan(ins, ready, &state) {
+        LoopPlan::Nothing => return,
+        LoopPlan::Remove { name, addr } => (name, addr, How::Remove),
+        LoopPlan::Member { name } => {
+            let addr = ins
+                .node_ip
+                .as_deref()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .or_else(|| default_address(root));
+            let Some(addr) = addr else {
+                log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
+                return;
+            };
+            (name, addr, How::Member)
+        }
     };
-    match ddns_pass(root, cfg, &s, &name, addr, false) {
-        Ok(Pass::Updated) => log::info!("ddns: {name} -> {addr}: updated (signed answer verified)"),
+    match ddns_pass(root, cfg, &s, &name, addr, false, how) {
+        Ok(Pass::Updated) if how == How::Remove => {
+            log::info!("ddns: {name} -= {addr}: removed (signed answer verified)")
+        }
+        Ok(Pass::Updated) => log::info!("ddns: {name} += {addr}: updated (signed answer verified)"),
         Ok(Pass::Unchanged) => log::debug!("ddns: {name} -> {addr}: unchanged"),
         Ok(Pass::Wait { failures, secs }) => {
             log::debug!("ddns: {name}: backing off after {failures} failures, next try in {secs} s")
         }
         Err(e) => log::warn!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ins(role: &str, endpoint: &str, leave: bool) -> crate::proto::ClusterRole {
+        crate::proto::ClusterRole {
+            cluster: "edge-1".into(),
+            distro: "k3s".into(),
+            version: "v1.31.4+k3s1".into(),
+            endpoint: endpoint.into(),
+            role: role.into(),
+            server_url: String::new(),
+            token: String::new(),
+            interface: None,
+            pod_cidr: None,
+            service_cidr: None,
+            min_version: String::new(),
+            leave,
+            node_ip: None,
+            bundle: None,
+        }
+    }
+
+    #[test]
+    fn which_hosts_keep_the_cluster_name() {
+        let dns = "dns:api.edge-1.example.test";
+        let name = || "api.edge-1.example.test".to_string();
+        let none = ddns::State::default();
+        let added = ddns::State {
+            name: name(),
+            address: "10.0.0.11".into(),
+            ..ddns::State::default()
+        };
+        let member = LoopPlan::Member { name: name() };
+        // (role, endpoint, leave, role ready, ddns.json, plan)
+        let table = [
+            ("init-server", dns, false, true, &none, member),
+            (
+                "join-server",
+                dns,
+                false,
+                true,
+                &none,
+                LoopPlan::Member { name: name() },
+            ),
+            ("join-agent", dns, false, true, &none, LoopPlan::Nothing),
+            ("init-server", dns, false, false, &none, LoopPlan::Nothing),
+            ("join-server", dns, false, false, &added, LoopPlan::Nothing),
+            (
+                "init-server",
+                "vip:10.0.0.100",
+                false,
+                true,
+                &none,
+                LoopPlan::Nothing,
+            ),
+            (
+                "join-server",
+                "",
+                true,
+                false,
+                &added,
+                LoopPlan::Remove {
+                    name: name(),
+                    addr: "10.0.0.11".parse().unwrap_or_else(|_| unreachable!()),
+                },
+            ),
+            ("join-agent", "", true, false, &none, LoopPlan::Nothing),
+        ];
+        for (role, ep, leave, ready, st, want) in table {
+            assert_eq!(
+                loop_plan(&ins(role, ep, leave), ready, st),
+                want,
+                "{role} {ep} leave={leave} ready={ready}"
+            );
+        }
     }
 }

@@ -145,15 +145,33 @@ fn in_zone(name: &str, zone: &str) -> bool {
     n == z || n.ends_with(&format!(".{z}"))
 }
 
-/// Build and sign the UPDATE for `name` -> `addr` (TTL `ttl`): zone section
-/// `zone IN SOA`, no prerequisites, update section "delete the RRset of the
-/// address's type" + "add the address". Returns the wire message and the
+/// What an UPDATE does to the name's records (RFC 2136 section 2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The name's RRset of the address's type becomes this address alone
+    /// (`outpost cluster ddns`: one writer per name).
+    Replace,
+    /// Control-plane hosts, each keeping its own address in the name's
+    /// RRset: delete this host's previous address (`old`, when it changed)
+    /// and add the current one; the other hosts' records are never touched.
+    Member { old: Option<IpAddr> },
+    /// Delete this host's address only (it left the cluster).
+    Remove,
+}
+
+/// Build and sign the UPDATE for `name` and `addr` (TTL `ttl`) in `mode`:
+/// zone section `zone IN SOA`, no prerequisites, update section per mode
+/// (Replace: "delete the RRset of the address's type" + "add the address";
+/// Member: "delete the old address" (class NONE) + "add the address";
+/// Remove: "delete the address"). Returns the wire message and the
 /// transaction that verifies the answer.
+#[allow(clippy::too_many_arguments)]
 pub fn signed_update<'k>(
     key: &'k Key,
     zone: &str,
     name: &str,
     addr: IpAddr,
+    mode: Mode,
     ttl: u32,
     id: u16,
     now: u64,
@@ -179,14 +197,28 @@ pub fn signed_update<'k>(
     } else {
         Rtype::AAAA
     };
-    let empty = UnknownRecordData::from_octets(rtype, Vec::<u8>::new())
-        .map_err(|e| format!("building the DNS UPDATE: {e}"))?;
-    upd.push((&name_n, Class::ANY, 0u32, empty)).map_err(full)?;
-    match addr {
-        IpAddr::V4(a) => upd.push((&name_n, Class::IN, ttl, A::new(a))),
-        IpAddr::V6(a) => upd.push((&name_n, Class::IN, ttl, Aaaa::new(a))),
+    let rr = |upd: &mut domain::base::message_builder::AuthorityBuilder<Vec<u8>>,
+              class: Class,
+              ttl: u32,
+              a: IpAddr| match a {
+        IpAddr::V4(a) => upd.push((&name_n, class, ttl, A::new(a))),
+        IpAddr::V6(a) => upd.push((&name_n, class, ttl, Aaaa::new(a))),
+    };
+    match mode {
+        Mode::Replace => {
+            let empty = UnknownRecordData::from_octets(rtype, Vec::<u8>::new())
+                .map_err(|e| format!("building the DNS UPDATE: {e}"))?;
+            upd.push((&name_n, Class::ANY, 0u32, empty)).map_err(full)?;
+            rr(&mut upd, Class::IN, ttl, addr).map_err(full)?;
+        }
+        Mode::Member { old } => {
+            if let Some(o) = old.filter(|o| *o != addr) {
+                rr(&mut upd, Class::NONE, 0, o).map_err(full)?;
+            }
+            rr(&mut upd, Class::IN, ttl, addr).map_err(full)?;
+        }
+        Mode::Remove => rr(&mut upd, Class::NONE, 0, addr).map_err(full)?,
     }
-    .map_err(full)?;
     let mut add = upd.additional();
     let tx = ClientTransaction::request(key, &mut add, Time48::from_u64(now)).map_err(full)?;
     Ok((add.finish(), tx))
@@ -352,6 +384,7 @@ pub fn update(
     s: &Settings,
     name: &str,
     addr: IpAddr,
+    mode: Mode,
     now: u64,
     id: u16,
     state: &mut State,
@@ -361,12 +394,20 @@ pub fn update(
         state.next_try = now + backoff(state.failures);
         Err(e)
     };
-    let (msg, tx) = match signed_update(&s.key, &s.zone, name, addr, 60, id, now) {
+    let (msg, tx) = match signed_update(&s.key, &s.zone, name, addr, mode, 60, id, now) {
         Ok(v) => v,
         Err(e) => return Err(Error::config(format!("outpost.ddns: {e}"))),
     };
+    let what = match mode {
+        Mode::Replace => format!("{name} -> {addr}"),
+        Mode::Member { old: Some(o) } if o != addr => {
+            format!("{name}: {o} -> {addr} (others kept)")
+        }
+        Mode::Member { .. } => format!("{name} += {addr} (others kept)"),
+        Mode::Remove => format!("{name} -= {addr} (others kept)"),
+    };
     log::info!(
-        "ddns: UPDATE {name} -> {addr} at {} (zone {}, key {})",
+        "ddns: UPDATE {what} at {} (zone {}, key {})",
         s.server,
         s.zone,
         s.key_name
@@ -388,7 +429,11 @@ pub fn update(
             *state = State {
                 schema: STATE_SCHEMA.into(),
                 name: name.into(),
-                address: addr.to_string(),
+                address: if mode == Mode::Remove {
+                    String::new()
+                } else {
+                    addr.to_string()
+                },
                 updated: now,
                 failures: 0,
                 next_try: 0,
@@ -436,6 +481,7 @@ mod tests {
             "example.test",
             "api.example.test",
             "10.0.0.100".parse().unwrap_or_else(|_| unreachable!()),
+            Mode::Replace,
             60,
             0x1234,
             1_700_000_000,

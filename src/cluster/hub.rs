@@ -22,6 +22,28 @@ const APPLIED: &str = "cluster-applied";
 const REPORTED: &str = "cluster-reported";
 /// The longest log tail sent (the protocol's limit).
 const MAX_TAIL: usize = 4096;
+/// The desired tag whose K3s bundle manifest was refused: not tried again
+/// until the hub's desired state changes (as a refused upgrade offer).
+const BUNDLE_REFUSED: &str = "cluster-bundle-refused";
+/// After a bundle file failed its signed size or hash: `TAG NEXT_TRY
+/// FAILURES`, so a damaged copy on the hub is not downloaded again at every
+/// check-in (5 min doubling to 6 h; a new desired state starts over).
+const BUNDLE_RETRY: &str = "cluster-bundle-retry";
+
+/// Seconds to wait after the n-th bundle download that failed its hash.
+pub fn bundle_backoff(failures: u32) -> u64 {
+    let n = failures.clamp(1, 8) - 1;
+    (300u64 << n).min(6 * 3600)
+}
+
+/// `(next_try, failures)` from the retry file, for this desired tag.
+fn bundle_retry(text: &str, tag: &str) -> Option<(u64, u32)> {
+    let mut it = text.split_whitespace();
+    if it.next()? != tag {
+        return None;
+    }
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
 
 fn marker(r: &Record) -> String {
     format!("{} {} {} {}", r.cluster, r.role, r.state, r.at)
@@ -275,6 +297,7 @@ pub fn after_checkin(
         ca_hash: None,
         node_name: facts.hostname.unwrap_or_else(|| "localhost".into()),
         state_dir: sd.clone(),
+        ddns_configured: cfg.ddns_server.value.is_some(),
     };
     let mut say = |st: &super::RoleState| match st {
         super::RoleState::Failed { reason, .. } => {
@@ -291,8 +314,112 @@ pub fn after_checkin(
             s.name()
         ),
     };
-    apply::apply(root, &spec, &opts, &mut say)?;
-    Ok(())
+    // The K3s bundle from the hub: verified with our own trusted keys
+    // before anything is downloaded; a bad one fails the role (reported)
+    // and ends this step with exit 21.
+    // A manifest refused (signature, version, architecture, URL) is not
+    // tried again until the hub's desired state changes.
+    let now = crate::sys::unix_secs(host.now());
+    let refuse = |e: crate::error::Error| -> Result<()> {
+        write(root, sd, BUNDLE_REFUSED, desired_tag)?;
+        Err(e)
+    };
+    let bundle = match ins.bundle.as_ref().filter(|_| spec.distro == Distro::K3s) {
+        None => None,
+        Some(_) if read(root, sd, BUNDLE_REFUSED) == desired_tag => {
+            log::info!(
+                "cluster {}: the K3s bundle of this desired state failed verification before; not tried again until the hub changes it",
+                ins.cluster
+            );
+            return Ok(());
+        }
+        Some(_)
+            if bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag)
+                .is_some_and(|(t, _)| now < t) =>
+        {
+            let (t, n) =
+                bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag).unwrap_or_default();
+            log::info!(
+                "cluster {}: the K3s bundle failed its signed hash {n} time(s); next download in {} s",
+                ins.cluster,
+                t.saturating_sub(now)
+            );
+            return Ok(());
+        }
+        Some(b) => match hub_bundle(cfg, b, &spec.version) {
+            Ok(m) => Some((m, b.url.as_str())),
+            Err(e) => {
+                log::error!("cluster {}: {e}", ins.cluster);
+                record(root, sd, ins, "failed", e.message())?;
+                return refuse(e);
+            }
+        },
+    };
+    let Some((m, url)) = bundle else {
+        apply::apply(root, &spec, &opts, None, &mut say)?;
+        return Ok(());
+    };
+    let settings = crate::checkin::http_settings(cfg, host.as_ref())?;
+    let system = crate::http::read_system_ca(root)?;
+    let anchors = crate::state::Paths::new(root.path(sd)).ca_anchors();
+    let client = crate::http::Client::with_anchor_cache(settings, system.as_ref(), Some(&anchors))?;
+    if !url.to_ascii_lowercase().starts_with("https://") && !client.settings().allow_plain_loopback
+    {
+        let e = crate::error::Error::new(
+            crate::error::Code::UpgradeRejected,
+            format!("cluster.bundle.url {url:?} is not https:// (refused)"),
+        );
+        record(root, sd, ins, "failed", e.message())?;
+        return refuse(e);
+    }
+    let src = super::bundle::Source::Hub {
+        client: &client,
+        base: url,
+        request_timeout: std::time::Duration::from_secs(cfg.request_timeout.value),
+    };
+    // A file that fails its signed size or hash is tried again later, with
+    // backoff (the hub's copy may be repaired without a new manifest).
+    match apply::apply(root, &spec, &opts, Some((&m, &src)), &mut say) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(root.path(sd).join(BUNDLE_RETRY));
+            Ok(())
+        }
+        Err(e) => {
+            if e.code() == crate::error::Code::UpgradeRejected {
+                let n = bundle_retry(&read(root, sd, BUNDLE_RETRY), desired_tag)
+                    .map_or(0, |(_, n)| n)
+                    .saturating_add(1);
+                let next = now + bundle_backoff(n);
+                write(root, sd, BUNDLE_RETRY, &format!("{desired_tag} {next} {n}"))?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Verify the bundle of an instruction: signature with the trusted release
+/// keys, the fields, the cluster's version and this host's architecture.
+fn hub_bundle(
+    cfg: &Config,
+    b: &crate::proto::ClusterBundle,
+    version: &str,
+) -> Result<super::bundle::Manifest> {
+    let keys = crate::upgrade::trusted_keys(cfg);
+    let (m, key) = super::bundle::verify(&b.manifest, &b.signature, &keys).map_err(|e| {
+        crate::error::Error::new(
+            crate::error::Code::UpgradeRejected,
+            format!("K3s bundle from the hub: {e}"),
+        )
+    })?;
+    super::bundle::check_fits(&m, version, crate::upgrade::release::own_arch())?;
+    log::info!(
+        "K3s bundle {} {} from the hub ({} files, {} bytes), signed by key {key}",
+        m.version,
+        m.arch,
+        m.files.len(),
+        m.total()
+    );
+    Ok(m)
 }
 
 /// `outpost cluster from-hub` (started by `worker::Worker`): act on the
@@ -325,6 +452,7 @@ mod tests {
             min_version: String::new(),
             leave: false,
             node_ip: None,
+            bundle: None,
         }
     }
 
@@ -376,6 +504,25 @@ mod tests {
             token: Some("K10secret".into()),
         };
         assert!(!format!("{r:?}").contains("K10secret"));
+    }
+
+    #[test]
+    fn bundle_downloads_back_off() {
+        assert_eq!(
+            (1..=9).map(bundle_backoff).collect::<Vec<_>>(),
+            [300, 600, 1200, 2400, 4800, 9600, 19200, 21600, 21600]
+        );
+        assert_eq!(
+            bundle_retry("t1 1700000300 2\n", "t1"),
+            Some((1_700_000_300, 2))
+        );
+        assert_eq!(
+            bundle_retry("t1 1700000300 2", "t2"),
+            None,
+            "another desired state"
+        );
+        assert_eq!(bundle_retry("", "t1"), None);
+        assert_eq!(bundle_retry("t1 x 2", "t1"), None);
     }
 
     #[test]

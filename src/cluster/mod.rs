@@ -8,6 +8,7 @@
 //! Secrets (the join token) live in `Token`, whose `Debug` never shows them.
 
 pub mod apply;
+pub mod bundle;
 pub mod cmd;
 pub mod ddns;
 pub mod hub;

@@ -94,6 +94,82 @@ impl RoleFlags {
     }
 }
 
+/// The host checks of `outpost check` that stop a role from working when
+/// they fail, so `cluster apply` (and the role from the hub) refuses to
+/// touch anything: wrong architecture, no systemd to run the unit, a
+/// kernel without cgroup v2 or the modules, active swap (the kubelet
+/// refuses to start), a host name Kubernetes refuses as a node name, the
+/// control-plane ports taken by another Kubernetes (first apply only: once
+/// applied, K3s holds them itself), no room under /var/lib, not root.
+/// The sizing and platform-tooling checks (cpu, memory, disk, os, time,
+/// tools, docker) are logged as warnings and do not stop the role.
+pub const BLOCKING: &[&str] = &[
+    "arch", "init", "kernel", "swap", "hostname", "ports", "space", "root",
+];
+
+/// Which failed host checks stop the role; `first`: no role was applied
+/// on this host yet; `systemd`: the role starts K3s with systemd.
+pub fn blocks(id: &str, first: bool, systemd: bool) -> bool {
+    BLOCKING.contains(&id) && (id != "ports" || first) && (id != "init" || systemd)
+}
+
+/// Run the host checks for a role (facts under `root`, the checks'
+/// distribution row set to the cluster's) and the endpoint's name
+/// resolution when `resolve` names it. Returns the reason the role must
+/// not go on (`preflight ID: observed; ...`), logging the rest as warnings.
+pub fn for_role(
+    root: &Root,
+    distro: super::Distro,
+    first: bool,
+    systemd: bool,
+    resolve: Option<&str>,
+) -> Option<String> {
+    let host = crate::sys::host();
+    let mut facts = crate::checks::Facts::gather(root, host.as_ref());
+    facts.distro = Some(distro);
+    let mut lines = crate::checks::run(&facts, &crate::checks::Selection::default());
+    if let Some(name) = resolve {
+        lines.extend(run(
+            root,
+            &RoleCheck {
+                control_plane: false,
+                vip: None,
+                interface: None,
+                dns: Some(name.to_string()),
+            },
+        ));
+    }
+    let mut stop = Vec::new();
+    for c in lines.iter().filter(|c| c.outcome.status == Status::Fail) {
+        if c.id == "endpoint-dns" || blocks(c.id, first, systemd) {
+            stop.push(format!("preflight {}: {}", c.id, c.outcome.observed));
+        } else if c.id == "ports" {
+            // Held by the K3s outpost installed here before.
+            log::debug!(
+                "preflight ports: {} (K3s installed by outpost)",
+                c.outcome.observed
+            );
+        } else {
+            log::warn!(
+                "preflight {}: {} (need {}); not required for the role",
+                c.id,
+                c.outcome.observed,
+                c.outcome.required
+            );
+        }
+    }
+    (!stop.is_empty()).then(|| stop.join("; "))
+}
+
+/// Whether the role must see the cluster's DNS name resolve before it
+/// goes on: joiners reach the servers through it; the init server only
+/// when nobody publishes the name for it (without `outpost.ddns.*` it is
+/// the site's DNS that must hold it; with it, the init server creates the
+/// record once its API is up).
+pub fn needs_resolution(role: super::Role, ddns_configured: bool) -> bool {
+    role != super::Role::InitServer || !ddns_configured
+}
+
 /// The extra check lines for a role.
 pub fn run(root: &Root, rc: &RoleCheck) -> Vec<Check> {
     let mut out = Vec::new();
@@ -185,5 +261,52 @@ mod tests {
             }))
         );
         assert_eq!(finish(&[]), Ok(None));
+    }
+
+    #[test]
+    fn which_failed_checks_stop_the_role() {
+        // (check, first apply, systemd, stops)
+        let table = [
+            ("arch", true, true, true),
+            ("kernel", false, true, true),
+            ("swap", true, false, true),
+            ("hostname", true, true, true),
+            ("space", false, false, true),
+            ("root", true, true, true),
+            ("ports", true, true, true),
+            ("ports", false, true, false),
+            ("init", true, true, true),
+            ("init", true, false, false),
+            ("cpu", true, true, false),
+            ("memory", true, true, false),
+            ("disk", true, true, false),
+            ("os", true, true, false),
+            ("time", true, true, false),
+            ("tools", true, true, false),
+            ("docker", true, true, false),
+        ];
+        for (id, first, systemd, want) in table {
+            assert_eq!(blocks(id, first, systemd), want, "{id} {first} {systemd}");
+        }
+        for d in crate::checks::ALL {
+            assert!(
+                table.iter().any(|t| t.0 == d.id),
+                "check {} has no row: decide whether it stops a role",
+                d.id
+            );
+        }
+    }
+
+    #[test]
+    fn who_needs_the_name_to_resolve() {
+        use crate::cluster::Role::*;
+        assert!(!needs_resolution(InitServer, true), "it publishes the name");
+        assert!(
+            needs_resolution(InitServer, false),
+            "the site's DNS holds it"
+        );
+        for r in [JoinServer, JoinAgent] {
+            assert!(needs_resolution(r, true) && needs_resolution(r, false));
+        }
     }
 }

@@ -1,8 +1,9 @@
 # shellcheck shell=bash disable=SC2034
 # Scenario: a single-node K3s cluster behind a VIP, driven by the real hub,
 # applied by the agent under real systemd on the fit guest. K3s itself is
-# the TEST DOUBLE tests/support/fake-k3s (installed as /usr/local/bin/k3s;
-# no real K3s runs): what is real here is systemd (outpost.service, the
+# the TEST DOUBLE tests/support/fake-k3s, delivered as "the K3s binary" of a
+# signed K3s bundle from the hub (scripts/make-k3s-bundle; no real K3s
+# runs): what is real here is systemd (outpost.service, the
 # transient role unit, k3s.service with Type=notify), the kernel and the
 # guest's NIC answering and sending ARP, and the hub.
 #
@@ -81,7 +82,17 @@ scenario() {
     # One file over 9p, not thousands.
     tar -C "$pyroot" -cf "$share/pyroot.tar" .
     cp "$LAB_ROOT/tests/support/fake-k3s" "$share/fake-k3s"
+    # The K3s bundle: the double as its binary and a stand-in images
+    # archive, signed with a release key the guest trusts, served by the hub.
+    local keys=$LAB_RUN/keys bundle
+    mkdir -p "$keys"
+    "$LAB_ROOT/scripts/sign" keygen "$keys/rel" >/dev/null
+    echo "stand-in airgap images, not a real archive" >"$keys/k3s-airgap-images-amd64.tar.zst"
+    bundle=$("$LAB_ROOT/scripts/make-k3s-bundle" "$keys/rel.sec" "$keys/out" v1.31.4+k3s1 x86_64 \
+        "$LAB_ROOT/tests/support/fake-k3s" "$keys/k3s-airgap-images-amd64.tar.zst")
+    lab_hub cluster bundle add "$bundle/k3s-bundle.json" --key "$keys/rel.pub"
     lab_userdata "$share/user-data"
+    printf '  upgrade:\n    publicKeys:\n      - "%s"\n' "$(sed -n 2p "$keys/rel.pub")" >>"$share/user-data"
 
     lab_vm_start vm "$LAB_DIR/scenarios/cluster-k3s.guest"
     lab_vm_wait_file vm registered 2000
@@ -144,6 +155,14 @@ scenario() {
     # node-ip: the hub sends the address the guest's inventory has.
     grep -qx 'node-ip: "10.0.2.15"' "$share/dropin.yaml" || lab_fail "node-ip 10.0.2.15 not in the drop-in"
     grep -q 'value: "10.0.2.100"' "$share/kube-vip.yaml" || lab_fail "the kube-vip manifest does not carry the VIP"
+    # K3s came from the hub's signed bundle, byte for byte.
+    lab_assert_eq "$(val k3s_sha)" "$(sha256sum "$LAB_ROOT/tests/support/fake-k3s" | cut -d' ' -f1)" \
+        "/usr/local/bin/k3s is the bundle's binary (the TEST DOUBLE)"
+    lab_assert_eq "$(val images_sha)" "$(sha256sum "$keys/k3s-airgap-images-amd64.tar.zst" | cut -d' ' -f1)" \
+        "the bundle's images archive in /var/lib/rancher/k3s/agent/images"
+    lab_assert_eq "$(val bin_before_bundle)" no "no K3s binary before the hub's bundle"
+    cat "$share/bundle-journal.txt"
+    lab_assert_eq "$(val bundle_installed)" 1 "the role step's journal shows the bundle's binary installed"
     # Under systemd the unit runs `k3s server` with K3s's default paths.
     grep -qx 'server' "$share/k3s-calls.log" || lab_fail "k3s.service did not run 'k3s server' (calls: $(cat "$share/k3s-calls.log"))"
     # The slow start came from the unit's environment file.
