@@ -191,7 +191,7 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("key", key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
         .map_err(|e| {
@@ -200,6 +200,16 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
                 format!("TLS certificate {} and key do not fit: {e}", cert.display()),
             )
         })?;
+    // Session resumption for any fleet size: stateless tickets (sealed with
+    // a key of this process that rustls rotates every 6 hours) instead of
+    // the default server-side cache of 256 sessions, which a fleet larger
+    // than ~128 devices (two tickets each) would keep evicting. A resumed
+    // TLS 1.3 handshake still does a fresh ECDHE exchange (rustls offers
+    // and accepts only psk_dhe_ke), so a stolen ticket key does not
+    // uncover recorded traffic; it skips the certificate and its
+    // signature, which is most of a check-in's cost on both sides.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| Error::new(Code::Config, format!("TLS session tickets: {e}")))?;
     Ok(Arc::new(cfg))
 }
 

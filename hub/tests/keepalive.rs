@@ -3,7 +3,8 @@
 //! is seen: requests counted per connection in the request log (`conn`),
 //! `--keep-alive-max`, `--keep-alive` (idle close, 0 = off), HTTP/1.0 and
 //! `Connection: close`, pipelined requests, a stalled request on a kept
-//! connection, and idle kept connections never starving a small pool.
+//! connection, idle kept connections never starving a small pool, and TLS
+//! session resumption on a new connection.
 
 mod common;
 
@@ -34,8 +35,9 @@ fn start(name: &str, extra: &[&str]) -> Env {
 }
 
 impl Env {
-    /// A new TLS connection to the hub (30 s read guard against hangs).
-    fn connect(&self) -> Tls {
+    /// A client config trusting the test CA (with rustls's in-memory
+    /// session store, as the agent's).
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
         use rustls::pki_types::pem::PemObject;
         let pem = std::fs::read(&self.pki.ca_cert).expect("ca");
         let mut roots = rustls::RootCertStore::empty();
@@ -49,8 +51,17 @@ impl Env {
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+        Arc::new(cfg)
+    }
+
+    /// A new TLS connection to the hub (30 s read guard against hangs).
+    fn connect(&self) -> Tls {
+        self.connect_with(&self.client_config())
+    }
+
+    fn connect_with(&self, cfg: &Arc<rustls::ClientConfig>) -> Tls {
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("tls client");
+        let conn = rustls::ClientConnection::new(Arc::clone(cfg), name).expect("tls client");
         let tcp = TcpStream::connect(("127.0.0.1", self.hub.port())).expect("connect");
         tcp.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -324,4 +335,51 @@ fn bad_keep_alive_flags_are_usage_errors() {
         );
         assert_eq!((code, err.trim()), (2, msg), "{flag} {value}");
     }
+}
+
+#[test]
+fn a_new_connection_resumes_the_tls_session() {
+    // The agent keeps one rustls ClientConfig (and its session store) for
+    // the life of `run`; a connection made after the hub closed the last
+    // one resumes, TLS 1.3 with a session ticket, no certificate sent.
+    let env = start("ka-resume", &["--keep-alive", "0"]);
+    let cfg = env.client_config();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let mut s = env.connect_with(&cfg);
+        s.write_all(PROBE).expect("send");
+        assert!(answer(&mut s).0.starts_with("HTTP/1.1 200 "));
+        kinds.push((s.conn.handshake_kind(), s.conn.protocol_version()));
+        assert!(closed_by_hub(&mut s), "closed (keep-alive off)");
+    }
+    use rustls::{HandshakeKind::*, ProtocolVersion::TLSv1_3};
+    assert_eq!(
+        kinds,
+        vec![
+            (Some(Full), Some(TLSv1_3)),
+            (Some(Resumed), Some(TLSv1_3)),
+            (Some(Resumed), Some(TLSv1_3))
+        ]
+    );
+}
+
+#[test]
+fn resumption_holds_for_a_fleet_larger_than_a_session_cache() {
+    // 200 devices, each with its own session store, connect twice: every
+    // second connection resumes. (rustls's default server-side cache holds
+    // 256 sessions, two per full handshake: it would lose most of them.)
+    let env = start("ka-fleet", &["--keep-alive", "0"]);
+    let configs: Vec<_> = (0..200).map(|_| env.client_config()).collect();
+    let mut resumed = 0;
+    for round in 0..2 {
+        for cfg in &configs {
+            let mut s = env.connect_with(cfg);
+            s.write_all(PROBE).expect("send");
+            assert!(answer(&mut s).0.starts_with("HTTP/1.1 200 "));
+            if round == 1 && s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                resumed += 1;
+            }
+        }
+    }
+    assert_eq!(resumed, configs.len(), "every device resumed");
 }
