@@ -347,11 +347,16 @@ impl Client {
         // The rustls config ureq would build from certificates, built here
         // from the decoded anchors: every protocol version the provider
         // has, no client certificate, SNI on.
-        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+        // Its session store (rustls's default: in memory, 256 servers)
+        // lives as long as this agent: in `run`, a new connection resumes.
+        let mut tls_config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| Error::new(Code::Untrusted, format!("TLS setup: {e}")))?
             .with_root_certificates(store.clone())
             .with_no_client_auth();
+        if crate::sys::tls_resumption_off() {
+            tls_config.resumption = rustls::client::Resumption::disabled();
+        }
         let connector = ()
             .chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
