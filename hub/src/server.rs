@@ -566,8 +566,8 @@ fn wait_next(tcp: &TcpStream, shared: &Shared) -> bool {
 /// did not send (after a 413, for [`linger`]) and whether the connection
 /// stays open for another request. `offer` is what this hub allows; the
 /// connection is kept only when the client wants it too, the request was
-/// well-formed, the answer went out whole and no connection is waiting
-/// for a worker. A client that closes before a later request (`first`
+/// well-formed, the answer has no Retry-After, went out whole, and no
+/// connection is waiting for a worker. A client that closes before a later request (`first`
 /// false) is not logged: that is how kept connections end.
 #[allow(clippy::too_many_arguments)]
 fn exchange<S: std::io::Read + Write>(
@@ -586,7 +586,11 @@ fn exchange<S: std::io::Read + Write>(
         match http::read_request(s, proto::MAX_REQUEST_BODY, carry) {
             Ok(req) => {
                 let a = route(&req, shared, peer);
-                if req.persistent && !shared.pressed() {
+                // An answer with Retry-After (429, 503, 500) sends the
+                // client away for longer than a connection is kept: free
+                // the worker now, above all while shedding load.
+                let later = a.headers.iter().any(|(k, _)| *k == "Retry-After");
+                if req.persistent && !later && !shared.pressed() {
                     persist = offer;
                 }
                 (req.method, req.path, req.bytes_in, a)

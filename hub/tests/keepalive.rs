@@ -383,3 +383,24 @@ fn resumption_holds_for_a_fleet_larger_than_a_session_cache() {
     }
     assert_eq!(resumed, configs.len(), "every device resumed");
 }
+
+#[test]
+fn answers_with_retry_after_close_the_connection() {
+    // A shedding hub sends clients away for longer than it keeps a
+    // connection: it frees the worker at once. The probe is never shed.
+    let env = start("ka-shed", &[]);
+    let (code, _, err) = env.hub.cli(&["shed", "503", "--retry-after", "30"]);
+    assert_eq!(code, 0, "shed: {err}");
+    let mut s = env.connect();
+    s.write_all(PROBE).expect("send");
+    let (head, _) = answer(&mut s);
+    assert_eq!(header(&head, "connection"), Some("keep-alive"), "{head}");
+    s.write_all(b"POST /outpost/v1/checkin HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        .expect("send");
+    let (head, _) = answer(&mut s);
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("30"), "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    assert!(closed_by_hub(&mut s), "closed");
+    assert_eq!(env.conns(2), vec![1, 1]);
+}
