@@ -331,6 +331,18 @@ pub fn interface_addrs() -> io::Result<Vec<IfAddr>> {
     Ok(out)
 }
 
+/// Test hook (`test-hooks` builds only): with `OUTPOST_TEST_NO_TLS_RESUME`
+/// set, the transport keeps no TLS sessions, so every new connection makes
+/// a full handshake (scripts/bench.d/72-keepalive measures what resumption
+/// saves). Always false in release builds.
+pub fn tls_resumption_off() -> bool {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var_os("OUTPOST_TEST_NO_TLS_RESUME").is_some() {
+        return true;
+    }
+    false
+}
+
 /// A command that runs this binary again (`outpost boot` runs its early
 /// check-in as a child). With `test-hooks`, `OUTPOST_TEST_RUNNER` (e.g.
 /// `qemu-aarch64-static`) is put in front, as the tests do for the parent.

@@ -42,10 +42,18 @@ fn https_through_the_configured_proxy_and_bypass_by_cidr() {
     let d = device(&scratch.path().join("via"), &hub, &pki, &token, &site);
     let (code, out, err) = d.run(&["-vvv", "checkin"]);
     assert_eq!(code, 0, "through the proxy: {err}");
+    // One tunnel: the hub keeps the connection, so the check-in that
+    // follows the registration goes through the same CONNECT.
     assert_eq!(
         proxy.connects_to(hub.port()),
-        2,
-        "register and check-in went through the proxy"
+        1,
+        "register and check-in went through the proxy, on one connection"
+    );
+    let log = hub.log_lines();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert!(
+        log.iter().all(|l| l.contains(r#""conn":1,"#)),
+        "both requests over one connection: {log:#?}"
     );
     assert!(
         !out.contains("pr0xy-s3cret") && !err.contains("pr0xy-s3cret"),
@@ -56,13 +64,13 @@ fn https_through_the_configured_proxy_and_bypass_by_cidr() {
     let dead = format!("http://127.0.0.1:{}", refused_port());
     let (code, _, err) = common::run(d.cmd(&["checkin"]).env("HTTPS_PROXY", &dead));
     assert_eq!(code, 0, "config proxy over HTTPS_PROXY: {err}");
-    assert_eq!(proxy.connects_to(hub.port()), 3);
+    assert_eq!(proxy.connects_to(hub.port()), 2);
 
     // HTTPS_PROXY alone is used when the config names none.
     let e = device(&scratch.path().join("env"), &hub, &pki, &token, "");
     let (code, _, err) = common::run(e.cmd(&["checkin"]).env("HTTPS_PROXY", &with_auth));
     assert_eq!(code, 0, "HTTPS_PROXY: {err}");
-    assert_eq!(proxy.connects_to(hub.port()), 5, "env proxy used");
+    assert_eq!(proxy.connects_to(hub.port()), 3, "env proxy used");
 
     // noProxy by CIDR: direct, the proxy sees nothing.
     let site = format!(
@@ -73,7 +81,7 @@ fn https_through_the_configured_proxy_and_bypass_by_cidr() {
     assert_eq!(code, 0, "bypass: {err}");
     assert_eq!(
         proxy.connects_to(hub.port()),
-        5,
+        3,
         "no CONNECT for a noProxy CIDR"
     );
 }

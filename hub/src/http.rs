@@ -1,7 +1,9 @@
-//! A deliberately small HTTP/1.1 server side for the hub: read one request
+//! A deliberately small HTTP/1.1 server side for the hub: read a request
 //! (head at most 8 KiB and 32 headers, body only with Content-Length and at
-//! most the given cap, everything before a deadline), write one response,
-//! close. No keep-alive, no chunked bodies, no pipelining.
+//! most the given cap, everything before a deadline), write its response.
+//! Bytes read past a request's body are kept for the next one of the same
+//! connection (`carry`), so a persistent connection (server.rs decides how
+//! long one is kept) never loses or misreads a request. No chunked bodies.
 //!
 //! Must not allocate without a bound, block without a deadline, or panic on
 //! any input; it knows nothing of the protocol or the database.
@@ -22,6 +24,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Bytes read from the client (head and body).
     pub bytes_in: usize,
+    /// The client allows the connection to stay open after the answer:
+    /// HTTP/1.1 without `Connection: close` (HTTP/1.0 always closes).
+    pub persistent: bool,
 }
 
 impl Request {
@@ -91,6 +96,8 @@ pub struct Head {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub content_length: usize,
+    /// See [`Request::persistent`].
+    pub persistent: bool,
 }
 
 fn is_token(s: &str) -> bool {
@@ -161,6 +168,13 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, HttpError> {
         headers.push((name, value.to_string()));
     }
     let content_length = content_length.unwrap_or(0);
+    // `Connection` is a comma-separated list of tokens (RFC 9110 7.6.1).
+    let close = headers
+        .iter()
+        .filter(|(k, _)| k == "connection")
+        .flat_map(|(_, v)| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"));
+    let persistent = version == "HTTP/1.1" && !close;
     if content_length > max_body {
         return Err(HttpError::TooLarge(content_length));
     }
@@ -172,6 +186,7 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, HttpError> {
         path: path.to_string(),
         headers,
         content_length,
+        persistent,
     })
 }
 
@@ -184,8 +199,17 @@ fn io_to_http(e: &io::Error) -> HttpError {
 
 /// Read one request from `r` (which enforces its own deadline, see
 /// [`Timed`]): head up to [`MAX_HEAD`], then exactly Content-Length bytes.
-pub fn read_request<R: Read>(r: &mut R, max_body: usize) -> Result<Request, HttpError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+/// `carry` holds bytes already read from this connection (the start of this
+/// request) and, on return, any read past this request's body (the start of
+/// the next one); it never holds more than one read's worth beyond a
+/// request.
+pub fn read_request<R: Read>(
+    r: &mut R,
+    max_body: usize,
+    carry: &mut Vec<u8>,
+) -> Result<Request, HttpError> {
+    let mut buf: Vec<u8> = std::mem::take(carry);
+    buf.reserve(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
         if let Some(i) = find_blank_line(&buf) {
@@ -216,7 +240,7 @@ pub fn read_request<R: Read>(r: &mut R, max_body: usize) -> Result<Request, Http
     };
     let mut body = buf.split_off(head_end + 4);
     if body.len() > head.content_length {
-        return Err(HttpError::Bad("more data than Content-Length"));
+        *carry = body.split_off(head.content_length);
     }
     let mut bytes_in = head_end + 4 + body.len();
     body.reserve_exact(head.content_length - body.len());
@@ -238,6 +262,7 @@ pub fn read_request<R: Read>(r: &mut R, max_body: usize) -> Result<Request, Http
         headers: head.headers,
         body,
         bytes_in,
+        persistent: head.persistent,
     })
 }
 
@@ -295,13 +320,35 @@ pub fn date_now() -> String {
     outpost::timefmt::http_date(now)
 }
 
-/// A complete response with a JSON body; always `Connection: close`.
-pub fn response(status: u16, extra: &[(&str, String)], body: &str) -> Vec<u8> {
+/// What an answer says about its connection: closed after it, or kept
+/// for at most `idle_s` seconds and `max` more requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    Close,
+    Keep { idle_s: u64, max: u32 },
+}
+
+impl Persist {
+    /// The `Connection` header line (and `Keep-Alive` when kept), each
+    /// ending in CRLF.
+    pub fn header_lines(&self) -> String {
+        match self {
+            Persist::Close => "Connection: close\r\n".to_string(),
+            Persist::Keep { idle_s, max } => {
+                format!("Connection: keep-alive\r\nKeep-Alive: timeout={idle_s}, max={max}\r\n")
+            }
+        }
+    }
+}
+
+/// A complete response with a JSON body.
+pub fn response(status: u16, extra: &[(&str, String)], body: &str, persist: Persist) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Cache-Control: no-store\r\n",
         reason(status),
         date_now(),
-        body.len()
+        body.len(),
+        persist.header_lines(),
     );
     for (k, v) in extra {
         out.push_str(k);
@@ -357,7 +404,7 @@ mod tests {
 
     fn parse(raw: &[u8]) -> Result<Request, HttpError> {
         let mut r: &[u8] = raw;
-        read_request(&mut r, 100)
+        read_request(&mut r, 100, &mut Vec::new())
     }
 
     #[test]
@@ -480,11 +527,6 @@ mod tests {
                 HttpError::Bad("body shorter than Content-Length"),
             ),
             (
-                "extra data",
-                b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nabc".to_vec(),
-                HttpError::Bad("more data than Content-Length"),
-            ),
-            (
                 "too many headers",
                 many_headers.into_bytes(),
                 HttpError::HeadTooLarge,
@@ -529,6 +571,63 @@ mod tests {
     }
 
     #[test]
+    fn pipelined_requests_are_read_one_after_the_other() {
+        // Two requests and the start of a third in one stream: each read
+        // leaves the rest in `carry` for the next.
+        let raw = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nConnection: close\r\n\r\nGET /c HT";
+        let mut r: &[u8] = raw;
+        let mut carry = Vec::new();
+        let a = read_request(&mut r, 100, &mut carry).expect("first");
+        assert_eq!(
+            (a.path.as_str(), a.body.as_slice(), a.persistent),
+            ("/a", &b"abc"[..], true)
+        );
+        let b = read_request(&mut r, 100, &mut carry).expect("second");
+        assert_eq!(
+            (b.path.as_str(), b.persistent),
+            ("/b", false),
+            "Connection: close"
+        );
+        assert_eq!(
+            read_request(&mut r, 100, &mut carry).err(),
+            Some(HttpError::Bad("connection closed inside the head")),
+            "the cut third request"
+        );
+    }
+
+    #[test]
+    fn persistence_follows_version_and_connection_header() {
+        let cases: [(&[u8], bool); 6] = [
+            (b"GET / HTTP/1.1\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nConnection: TE, close\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+        ];
+        for (raw, want) in cases {
+            let r = parse(raw).expect("request");
+            assert_eq!(r.persistent, want, "{}", String::from_utf8_lossy(raw));
+        }
+        let keep = String::from_utf8(response(
+            200,
+            &[],
+            "{}",
+            Persist::Keep { idle_s: 5, max: 99 },
+        ))
+        .expect("utf8");
+        assert!(
+            keep.contains("\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n"),
+            "{keep}"
+        );
+        let close = String::from_utf8(response(200, &[], "{}", Persist::Close)).expect("utf8");
+        assert!(
+            close.contains("\r\nConnection: close\r\n") && !close.contains("Keep-Alive"),
+            "{close}"
+        );
+    }
+
+    #[test]
     fn drain_reads_no_more_than_asked() {
         let data = vec![7u8; 10];
         for (n, left) in [(4usize, 6usize), (10, 0), (100, 0), (0, 10)] {
@@ -540,7 +639,7 @@ mod tests {
 
     #[test]
     fn response_is_well_formed() {
-        let r = response(429, &[("Retry-After", "7".into())], "{}");
+        let r = response(429, &[("Retry-After", "7".into())], "{}", Persist::Close);
         let s = String::from_utf8(r).expect("utf8");
         assert!(s.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{s}");
         assert!(s.contains("\r\nContent-Length: 2\r\n"), "{s}");
@@ -555,7 +654,7 @@ mod tests {
             .expect("clock")
             .as_secs();
         for status in [200, 404, 503] {
-            let r = String::from_utf8(response(status, &[], "{}")).expect("utf8");
+            let r = String::from_utf8(response(status, &[], "{}", Persist::Close)).expect("utf8");
             let date = r
                 .lines()
                 .find_map(|l| l.strip_prefix("Date: "))

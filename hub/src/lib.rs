@@ -90,11 +90,15 @@ Usage: outpost-hub serve --listen ADDR --tls-cert FILE --tls-key FILE
                          [--db FILE|postgres://...] [--workers N]
                          [--request-log FILE [--request-log-max SIZE]]
                          [--max-rate N] [--deadline SECONDS]
+                         [--keep-alive SECONDS] [--keep-alive-max N]
        outpost-hub serve --listen 127.0.0.1:PORT --insecure-http ...
 
 Prints 'listening on https://ADDR' on stdout once bound (port 0 picks a
-free port). Each connection carries one request; a client has --deadline
-seconds (default 10) for TLS handshake, head and body together.
+free port). A client has --deadline seconds (default 10) for TLS handshake,
+head and body of a request together. A connection stays open for the next
+request --keep-alive seconds (default 5; 0: one request per connection),
+at most --keep-alive-max requests (default 100), and is closed at once
+when other connections wait for a worker.
 --request-log-max SIZE (like 64M) renames the log to FILE.1 before it
 grows past SIZE. --max-rate N answers register and check-in beyond N per
 second (this hub's) with 429 and Retry-After 1 to 5 s.
@@ -259,6 +263,8 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
         let mut request_log_max = 0u64;
         let mut max_rate = 0u32;
         let mut deadline = Duration::from_secs(10);
+        let mut keep_alive_idle = server::DEFAULT_KEEP_ALIVE_IDLE;
+        let mut keep_alive_max = server::DEFAULT_KEEP_ALIVE_MAX;
         while let Some(arg) = a.p.next().map_err(usage)? {
             match arg {
                 Long("listen") => listen = Some(a.value("--listen")?),
@@ -301,6 +307,29 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
                         })?;
                     deadline = Duration::from_millis(ms);
                 }
+                Long("keep-alive") => {
+                    let v = a.value("--keep-alive")?;
+                    let ms = parse_seconds_ms(&v)
+                        .filter(|ms| *ms == 0 || (10..=300_000).contains(ms))
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "--keep-alive {v}: expected 0 (off) or 0.01 to 300 seconds"
+                            ))
+                        })?;
+                    keep_alive_idle = Duration::from_millis(ms);
+                }
+                Long("keep-alive-max") => {
+                    let v = a.value("--keep-alive-max")?;
+                    keep_alive_max = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "--keep-alive-max {v}: expected requests per connection, 1 to 1000000"
+                            ))
+                        })?;
+                }
                 Long("db") => db = PathBuf::from(a.p.value().map_err(usage)?),
                 Short('h') | Long("help") => {
                     out!("{}", SERVE_HELP);
@@ -333,6 +362,8 @@ fn serve(a: &mut Args, mut db: PathBuf) -> Result<()> {
             request_log_max,
             max_rate,
             deadline,
+            keep_alive_idle,
+            keep_alive_max,
         })
     })()
 }

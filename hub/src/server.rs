@@ -1,11 +1,16 @@
 //! `outpost-hub serve`: accept connections on one thread, hand them to a
 //! fixed pool of worker threads through a bounded queue; each worker does
-//! the TLS handshake (rustls, ring), reads one request under a deadline,
-//! answers it from the registry and closes. Every request is appended to the
-//! request log as one JSON line.
+//! the TLS handshake (rustls, ring), reads a request under a deadline and
+//! answers it from the registry. A connection is kept for further requests
+//! (HTTP/1.1 keep-alive) at most `keep_alive_max` requests and
+//! `keep_alive_idle` between them, and never while other connections wait
+//! for a worker: an idle kept connection is closed as soon as one is queued
+//! and no worker is free. Every request is appended to the request log as
+//! one JSON line.
 //!
-//! Must not spawn a thread per connection, read without a deadline, or put a
-//! secret (token, credential, install secret) in a log line or an error.
+//! Must not spawn a thread per connection, read without a deadline, let
+//! idle connections starve the pool, or put a secret (token, credential,
+//! install secret) in a log line or an error.
 
 use crate::db::{CheckinRefusal, Db, RegisterRefusal, Shed};
 use crate::http::{self, HttpError, Request, Timed};
@@ -20,6 +25,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,7 +44,19 @@ pub struct Options {
     pub max_rate: u32,
     /// Whole-request deadline (handshake, head and body).
     pub deadline: Duration,
+    /// How long a connection is kept open for the next request after an
+    /// answer (zero: one request per connection).
+    pub keep_alive_idle: Duration,
+    /// Most requests on one connection.
+    pub keep_alive_max: u32,
 }
+
+/// Default `--keep-alive`: seconds an idle connection is kept.
+pub const DEFAULT_KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
+/// Default `--keep-alive-max`: requests on one connection.
+pub const DEFAULT_KEEP_ALIVE_MAX: u32 = 100;
+/// How often a worker holding an idle connection looks at the queue.
+const IDLE_SLICE: Duration = Duration::from_millis(20);
 
 struct Shared {
     /// The registry: one SQLite connection, or on PostgreSQL one connection
@@ -49,6 +67,14 @@ struct Shared {
     rate: Option<Mutex<Bucket>>,
     tls: Option<Arc<rustls::ServerConfig>>,
     deadline: Duration,
+    keep_idle: Duration,
+    keep_max: u32,
+    /// Connections accepted and not yet taken by a worker.
+    queued: AtomicUsize,
+    /// Workers waiting for a connection.
+    free: AtomicUsize,
+    /// Connections accepted so far; numbers them for the request log.
+    accepted: AtomicUsize,
 }
 
 impl Shared {
@@ -165,7 +191,7 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("key", key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
         .map_err(|e| {
@@ -174,6 +200,16 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
                 format!("TLS certificate {} and key do not fit: {e}", cert.display()),
             )
         })?;
+    // Session resumption for any fleet size: stateless tickets (sealed with
+    // a key of this process that rustls rotates every 6 hours) instead of
+    // the default server-side cache of 256 sessions, which a fleet larger
+    // than ~128 devices (two tickets each) would keep evicting. A resumed
+    // TLS 1.3 handshake still does a fresh ECDHE exchange (rustls offers
+    // and accepts only psk_dhe_ke), so a stolen ticket key does not
+    // uncover recorded traffic; it skips the certificate and its
+    // signature, which is most of a check-in's cost on both sides.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| Error::new(Code::Config, format!("TLS session tickets: {e}")))?;
     Ok(Arc::new(cfg))
 }
 
@@ -257,9 +293,14 @@ pub fn serve(opts: Options) -> Result<()> {
         rate: (opts.max_rate > 0).then(|| Mutex::new(Bucket::new(opts.max_rate))),
         tls,
         deadline: opts.deadline,
+        keep_idle: opts.keep_alive_idle,
+        keep_max: opts.keep_alive_max.max(1),
+        queued: AtomicUsize::new(0),
+        free: AtomicUsize::new(0),
+        accepted: AtomicUsize::new(0),
     });
     let workers = opts.workers.clamp(1, 64);
-    let (tx, rx) = sync_channel::<TcpStream>(workers * 16);
+    let (tx, rx) = sync_channel::<(u64, TcpStream)>(workers * 16);
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..workers {
         let rx = Arc::clone(&rx);
@@ -282,7 +323,9 @@ pub fn serve(opts: Options) -> Result<()> {
             // Blocks when every worker is busy and the queue is full: new
             // connections then wait in the kernel's backlog.
             Ok(s) => {
-                if tx.send(s).is_err() {
+                let id = shared.accepted.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+                shared.queued.fetch_add(1, Ordering::SeqCst);
+                if tx.send((id, s)).is_err() {
                     break;
                 }
             }
@@ -296,16 +339,31 @@ pub fn serve(opts: Options) -> Result<()> {
     Ok(())
 }
 
-fn worker(rx: &Mutex<Receiver<TcpStream>>, shared: &Shared) {
+fn worker(rx: &Mutex<Receiver<(u64, TcpStream)>>, shared: &Shared) {
     loop {
+        shared.free.fetch_add(1, Ordering::SeqCst);
         let next = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
             guard.recv()
         };
+        // Taken off the queue before this worker stops counting as free,
+        // so `pressed` never sees a connection that is already handled.
+        if next.is_ok() {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        shared.free.fetch_sub(1, Ordering::SeqCst);
         match next {
-            Ok(tcp) => handle(tcp, shared),
+            Ok((id, tcp)) => handle(tcp, id, shared),
             Err(_) => return,
         }
+    }
+}
+
+impl Shared {
+    /// Connections wait for a worker and none is free: a worker holding
+    /// an idle kept connection must let it go.
+    fn pressed(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > self.free.load(Ordering::SeqCst)
     }
 }
 
@@ -314,6 +372,9 @@ fn worker(rx: &Mutex<Receiver<TcpStream>>, shared: &Shared) {
 struct LogLine<'a> {
     t_ms: u64,
     peer: &'a str,
+    /// The connection's number (from 1, in accept order): requests with
+    /// the same number came over one kept connection.
+    conn: u64,
     method: &'a str,
     path: &'a str,
     status: u16,
@@ -370,7 +431,38 @@ fn linger(deadline: &mut Instant, unread: usize) -> bool {
     true
 }
 
-fn handle(tcp: TcpStream, shared: &Shared) {
+/// A connection as a worker serves it: plain or TLS over a [`Timed`] socket.
+trait Conn: std::io::Read + Write {
+    fn timed(&mut self) -> &mut Timed;
+    /// Request bytes already received and decrypted but not yet read (a
+    /// pipelined request inside TLS): the next request needs no wait.
+    fn pending(&mut self) -> bool;
+}
+
+impl Conn for Timed {
+    fn timed(&mut self) -> &mut Timed {
+        self
+    }
+
+    fn pending(&mut self) -> bool {
+        false
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, Timed> {
+    fn timed(&mut self) -> &mut Timed {
+        &mut self.sock
+    }
+
+    fn pending(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .map(|io| io.plaintext_bytes_to_read() > 0)
+            .unwrap_or(false)
+    }
+}
+
+fn handle(tcp: TcpStream, id: u64, shared: &Shared) {
     let t0 = Instant::now();
     let peer = tcp
         .peer_addr()
@@ -387,16 +479,19 @@ fn handle(tcp: TcpStream, shared: &Shared) {
                 return;
             };
             let mut s = rustls::StreamOwned::new(conn, timed);
-            let unread = exchange(&mut s, shared, &peer, t0);
+            let unread = requests(&mut s, shared, &peer, id, t0);
             if linger(&mut s.sock.deadline, unread) {
                 http::drain(&mut s, unread);
             }
+            // The close_notify gets a short deadline of its own: the last
+            // one may have passed while the connection sat idle.
+            s.sock.deadline = Instant::now() + Duration::from_secs(1);
             s.conn.send_close_notify();
             let _ = s.conn.complete_io(&mut s.sock);
         }
         None => {
             let mut s = timed;
-            let unread = exchange(&mut s, shared, &peer, t0);
+            let unread = requests(&mut s, shared, &peer, id, t0);
             if linger(&mut s.deadline, unread) {
                 http::drain(&mut s, unread);
             }
@@ -404,41 +499,125 @@ fn handle(tcp: TcpStream, shared: &Shared) {
     }
 }
 
+/// Serve the requests of one connection: the first, then, while the
+/// client and the bounds allow, the next ones, each with a fresh deadline
+/// that starts when its first byte is there. Returns the body bytes a
+/// client declared but did not send (after a 413), for [`linger`].
+fn requests<S: Conn>(s: &mut S, shared: &Shared, peer: &str, id: u64, t0: Instant) -> usize {
+    let mut carry = Vec::new();
+    let mut t = t0;
+    let mut served = 0u32;
+    loop {
+        served += 1;
+        // The last request this connection may carry says so.
+        let left = shared.keep_max.saturating_sub(served);
+        let offer = if shared.keep_idle.is_zero() || left == 0 {
+            http::Persist::Close
+        } else {
+            http::Persist::Keep {
+                // Whole seconds, rounded down: never more than is kept.
+                idle_s: shared.keep_idle.as_secs(),
+                max: left,
+            }
+        };
+        let first = served == 1;
+        let (unread, kept) = exchange(s, shared, peer, id, t, &mut carry, offer, first);
+        if !kept {
+            return unread;
+        }
+        if carry.is_empty() && !s.pending() && !wait_next(&s.timed().tcp, shared) {
+            return 0;
+        }
+        t = Instant::now();
+        s.timed().deadline = t + shared.deadline;
+    }
+}
+
+/// Wait (idle) for the next request on a kept connection: true when bytes
+/// arrived; false when the client closed, the idle time ran out, or other
+/// connections are waiting for a worker (checked every [`IDLE_SLICE`]).
+fn wait_next(tcp: &TcpStream, shared: &Shared) -> bool {
+    let until = Instant::now() + shared.keep_idle;
+    let mut b = [0u8; 1];
+    loop {
+        if shared.pressed() {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || tcp.set_read_timeout(Some(left.min(IDLE_SLICE))).is_err() {
+            return false;
+        }
+        match tcp.peek(&mut b) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Serve one request on `s`; returns the body bytes the client declared but
-/// did not send (after a 413), for [`linger`].
+/// did not send (after a 413, for [`linger`]) and whether the connection
+/// stays open for another request. `offer` is what this hub allows; the
+/// connection is kept only when the client wants it too, the request was
+/// well-formed, the answer has no Retry-After, went out whole, and no
+/// connection is waiting for a worker. A client that closes before a later request (`first`
+/// false) is not logged: that is how kept connections end.
+#[allow(clippy::too_many_arguments)]
 fn exchange<S: std::io::Read + Write>(
     s: &mut S,
     shared: &Shared,
     peer: &str,
+    id: u64,
     t0: Instant,
-) -> usize {
+    carry: &mut Vec<u8>,
+    offer: http::Persist,
+    first: bool,
+) -> (usize, bool) {
     let mut unread = 0;
-    let (method, path, bytes_in, answer) = match http::read_request(s, proto::MAX_REQUEST_BODY) {
-        Ok(req) => {
-            let a = route(&req, shared, peer);
-            (req.method, req.path, req.bytes_in, a)
-        }
-        Err(HttpError::Gone) => {
-            log_line(shared, peer, "", "", 0, 0, 0, t0, "closed");
-            return 0;
-        }
-        Err(e) => {
-            if let HttpError::TooLarge(n) = e {
-                unread = n;
+    let mut persist = http::Persist::Close;
+    let (method, path, bytes_in, answer) =
+        match http::read_request(s, proto::MAX_REQUEST_BODY, carry) {
+            Ok(req) => {
+                let a = route(&req, shared, peer);
+                // An answer with Retry-After (429, 503, 500) sends the
+                // client away for longer than a connection is kept: free
+                // the worker now, above all while shedding load.
+                let later = a.headers.iter().any(|(k, _)| *k == "Retry-After");
+                if req.persistent && !later && !shared.pressed() {
+                    persist = offer;
+                }
+                (req.method, req.path, req.bytes_in, a)
             }
-            let code = match e {
-                HttpError::Timeout => "timeout",
-                HttpError::TooLarge(_) | HttpError::HeadTooLarge => "too_large",
-                _ => "bad_request",
-            };
-            (
-                "".into(),
-                "".into(),
-                0,
-                Answer::err(e.status(), code, e.message()),
-            )
-        }
-    };
+            Err(HttpError::Gone) => {
+                if first {
+                    log_line(shared, peer, id, "", "", 0, 0, 0, t0, "closed");
+                }
+                return (0, false);
+            }
+            Err(e) => {
+                if let HttpError::TooLarge(n) = e {
+                    unread = n;
+                }
+                let code = match e {
+                    HttpError::Timeout => "timeout",
+                    HttpError::TooLarge(_) | HttpError::HeadTooLarge => "too_large",
+                    _ => "bad_request",
+                };
+                (
+                    "".into(),
+                    "".into(),
+                    0,
+                    Answer::err(e.status(), code, e.message()),
+                )
+            }
+        };
     let headers: Vec<(&str, String)> = answer
         .headers
         .iter()
@@ -446,18 +625,24 @@ fn exchange<S: std::io::Read + Write>(
         .collect();
     let (bytes, sent) = match &answer.file {
         None => {
-            let bytes = http::response(answer.status, &headers, &answer.body);
+            let bytes = http::response(answer.status, &headers, &answer.body, persist);
             let sent = s.write_all(&bytes).and_then(|_| s.flush());
             (bytes, sent)
         }
         Some((path, len)) => {
             let head = format!(
-                "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
-                http::date_now()
+                "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n{}\r\n",
+                http::date_now(),
+                persist.header_lines()
             );
             let sent = s.write_all(head.as_bytes()).and_then(|_| {
-                let mut f = File::open(path)?;
-                std::io::copy(&mut f, s)?;
+                let f = File::open(path)?;
+                // Exactly the announced length, or the connection is
+                // not reusable (a file that changed size meanwhile).
+                let n = std::io::copy(&mut std::io::Read::take(f, *len), s)?;
+                if n != *len {
+                    return Err(std::io::Error::other("artifact shorter than announced"));
+                }
                 s.flush()
             });
             (head.into_bytes(), sent)
@@ -471,6 +656,7 @@ fn exchange<S: std::io::Read + Write>(
     log_line(
         shared,
         peer,
+        id,
         &method,
         &path,
         answer.status,
@@ -479,13 +665,15 @@ fn exchange<S: std::io::Read + Write>(
         t0,
         &error,
     );
-    unread
+    let kept = sent.is_ok() && persist != http::Persist::Close;
+    (unread, kept)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn log_line(
     shared: &Shared,
     peer: &str,
+    conn: u64,
     method: &str,
     path: &str,
     status: u16,
@@ -502,6 +690,7 @@ fn log_line(
     let mut line = proto::encode(&LogLine {
         t_ms: now_ms(),
         peer,
+        conn,
         method,
         path: &path,
         status,

@@ -5,6 +5,11 @@ use super::*;
 
 /// Read and write buffer size (ureq's default is 128 KiB each).
 pub const IO_BUFFER: usize = 16 * 1024;
+/// The longest an idle connection is kept for reuse: below outpost-hub's
+/// default keep-alive (5 s), so against it a kept connection is never one
+/// the hub is closing for idleness; a close for any other reason is caught
+/// by the one retry in `send` (reuse.rs). ureq's default is 15 s.
+pub const KEEP_IDLE: Duration = Duration::from_secs(4);
 /// The longest `Retry-After` value kept (it is only echoed and parsed).
 pub(super) const MAX_RETRY_AFTER_LEN: usize = 64;
 
@@ -52,12 +57,16 @@ impl Reply {
 /// sends every check-in through it, so the trust store is parsed once per
 /// process (not once per check-in) and rustls's session cache lets a later
 /// check-in resume the TLS session (no certificate chain to verify again).
-/// An idle connection is kept for reuse only while the server leaves it open.
+/// An idle connection is kept for reuse while the server leaves it open and
+/// for at most [`KEEP_IDLE`]; a request that fails because the server closed
+/// the kept connection under it is sent once more on a new one.
 pub struct Client {
     pub(super) settings: HttpSettings,
     pub(super) roots: Roots,
     /// The agent of the last route used, with that route's key.
     pub(super) agent: std::sync::Mutex<Option<(String, ureq::Agent)>>,
+    /// What the agents' connections report (reuse.rs).
+    pub(super) watch: Arc<super::reuse::Watch>,
 }
 
 impl Client {
@@ -108,6 +117,7 @@ impl Client {
             settings,
             roots,
             agent: std::sync::Mutex::new(None),
+            watch: Arc::default(),
         })
     }
 
@@ -163,7 +173,7 @@ impl Client {
             route: &route,
             settings: &self.settings,
         };
-        let sent = match body {
+        let once = || match body {
             Some(b) if method == "PUT" => {
                 let mut req = agent.put(url).header("Content-Type", "application/json");
                 for (k, v) in headers {
@@ -186,6 +196,20 @@ impl Client {
                 req.call()
             }
         };
+        let connects = self.watch.connects();
+        let mut sent = once();
+        // The server closed the kept connection as we reused it (its idle
+        // time or request bound ran out): nothing reached it as a request it
+        // answered, so sending again on a new connection is the same request
+        // once. Check-ins, registrations and probes are safe to repeat
+        // anyway (docs/protocol.md, "Transport").
+        if let Err(e) = &sent {
+            let reused = self.watch.connects() == connects;
+            if super::reuse::stale(e, reused, self.watch.answered()) {
+                log::debug!(target: LOG_TARGET, "{what}: kept connection closed by the server ({e}); sending again on a new one");
+                sent = once();
+            }
+        }
         let mut resp = sent.map_err(|e| ctx.classify(&e))?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
@@ -296,29 +320,50 @@ impl Client {
             .max_response_header_size(IO_BUFFER - 1024)
             .output_buffer_size(IO_BUFFER)
             // One idle connection, kept while the server leaves it open
-            // (ureq checks before reuse) and at most 15 s (ureq's default).
+            // (ureq checks before reuse) and at most KEEP_IDLE.
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
+            .max_idle_age(KEEP_IDLE)
             .tls_config(tls.build())
             .build();
+        use ureq::unversioned::transport::{
+            ConnectProxyConnector, Connector, RustlsConnector, TcpConnector,
+        };
+        let watch = super::reuse::WatchConnector(Arc::clone(&self.watch));
         let Roots::Specific(store) = &self.roots else {
-            return Ok(ureq::Agent::new_with_config(config));
+            // ureq's own TLS step (verification off, or the bundled roots),
+            // in the chain ureq would build, watched.
+            let connector =
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(RustlsConnector::default())
+                    .chain(watch);
+            return Ok(ureq::Agent::with_parts(
+                config,
+                connector,
+                ureq::unversioned::resolver::DefaultResolver::default(),
+            ));
         };
         // The rustls config ureq would build from certificates, built here
         // from the decoded anchors: every protocol version the provider
         // has, no client certificate, SNI on.
-        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+        // Its session store (rustls's default: in memory, 256 servers)
+        // lives as long as this agent: in `run`, a new connection resumes.
+        let mut tls_config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| Error::new(Code::Untrusted, format!("TLS setup: {e}")))?
             .with_root_certificates(store.clone())
             .with_no_client_auth();
-        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
-        let connector =
-            ().chain(ConnectProxyConnector::default())
-                .chain(TcpConnector::default())
-                .chain(super::tls::TlsConnector {
-                    config: Arc::new(tls_config),
-                });
+        if crate::sys::tls_resumption_off() {
+            tls_config.resumption = rustls::client::Resumption::disabled();
+        }
+        let connector = ()
+            .chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(super::tls::TlsConnector {
+                config: Arc::new(tls_config),
+            })
+            .chain(watch);
         Ok(ureq::Agent::with_parts(
             config,
             connector,

@@ -59,6 +59,7 @@ impl Client {
             settings,
             roots: self.roots.clone(),
             agent: std::sync::Mutex::new(None),
+            watch: std::sync::Arc::default(),
         };
         let agent = me.agent(&r)?;
         let ctx = Ctx {

@@ -41,6 +41,7 @@ pub mod diagnose;
 mod download;
 mod errors;
 mod provider;
+mod reuse;
 mod route;
 mod settings;
 #[cfg(test)]
@@ -50,7 +51,7 @@ mod trust;
 
 #[allow(unused_imports)]
 use client::*;
-pub use client::{safe_url, Client, Reply, IO_BUFFER};
+pub use client::{safe_url, Client, Reply, IO_BUFFER, KEEP_IDLE};
 pub use errors::tls_cause;
 #[allow(unused_imports)]
 use errors::*;

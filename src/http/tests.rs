@@ -308,3 +308,129 @@ fn pem_decoding_agrees_with_ureq_on_the_system_bundle() {
         bundle.path.display()
     );
 }
+
+/// A test double of a server that keeps connections: on its first
+/// connection it answers one request with keep-alive, then reads the next
+/// request and closes without a byte of answer (as a server whose idle
+/// timeout fires just as the request arrives); every later connection gets
+/// an answer per request. Returns its port and the requests seen per
+/// connection, in order.
+fn closing_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<usize>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for (i, conn) in l.incoming().take(3).enumerate() {
+            let Ok(mut c) = conn else { return };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+            seen2.lock().expect("lock").push(0);
+            loop {
+                // One whole request: the head, then its 2-byte body
+                // (every request here is POST "{}").
+                let mut buf = vec![0u8; 4096];
+                let mut got = 0;
+                let complete = |b: &[u8]| {
+                    b.windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .is_some_and(|i| b.len() >= i + 4 + 2)
+                };
+                while !complete(&buf[..got]) {
+                    match c.read(&mut buf[got..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+                if !complete(&buf[..got]) {
+                    break;
+                }
+                let n = {
+                    let mut s = seen2.lock().expect("lock");
+                    let last = s.len() - 1;
+                    s[last] += 1;
+                    s[last]
+                };
+                if i == 0 && n == 2 {
+                    break; // closed under the second request
+                }
+                let body = "{}";
+                let _ = c.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_kept_connection_closed_under_a_request_is_retried_once_on_a_new_one() {
+    let (port, seen) = closing_server();
+    let c = Client::new(
+        HttpSettings {
+            allow_plain_loopback: true,
+            insecure_skip_verify: true,
+            ..HttpSettings::default()
+        },
+        None,
+    )
+    .expect("client");
+    let url = format!("http://127.0.0.1:{port}/outpost/v1/checkin");
+    for i in 0..3 {
+        let r = c
+            .post_json(&url, b"{}", &[])
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r.status, 200, "request {i}");
+    }
+    // First connection: one answered request and the one it dropped; the
+    // retry and the next request on the second, kept, connection.
+    assert_eq!(*seen.lock().expect("lock"), vec![2, 2]);
+}
+
+#[test]
+fn a_new_connection_closed_under_a_request_is_not_retried() {
+    use std::io::Read;
+    // A server that reads the request and closes: the request failed on a
+    // connection made for it, so the failure is the server's, reported.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let t = std::thread::spawn(move || {
+        let mut n = 0;
+        l.set_nonblocking(false).expect("blocking");
+        if let Ok((mut c, _)) = l.accept() {
+            n += 1;
+            let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+        }
+        // A second connection within 2 s would be a retry.
+        l.set_nonblocking(true).expect("nonblocking");
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(2) {
+            if l.accept().is_ok() {
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        n
+    });
+    let c = Client::new(
+        HttpSettings {
+            allow_plain_loopback: true,
+            insecure_skip_verify: true,
+            ..HttpSettings::default()
+        },
+        None,
+    )
+    .expect("client");
+    let err = c
+        .post_json(&format!("http://127.0.0.1:{port}/x"), b"{}", &[])
+        .expect_err("closed without an answer");
+    assert_eq!(err.code(), Code::Network, "{err}");
+    assert_eq!(t.join().expect("server"), 1, "no second connection");
+}

@@ -169,8 +169,13 @@ pub struct HubAndDevice {
 
 impl HubAndDevice {
     pub fn start(dir: &Path, host_id: &str, interval: &str) -> HubAndDevice {
+        HubAndDevice::start_with(dir, host_id, interval, &[])
+    }
+
+    /// `start`, with extra arguments for `outpost-hub serve`.
+    pub fn start_with(dir: &Path, host_id: &str, interval: &str, serve: &[&str]) -> HubAndDevice {
         let pki = super::tls::make_pki(dir);
-        let hub = super::hub::Hub::start(dir, Some(&pki), &[]);
+        let hub = super::hub::Hub::start(dir, Some(&pki), serve);
         let token = hub.token(&[]);
         let (code, _, err) = hub.cli(&["set-interval", "--test-mode", interval]);
         assert_eq!(code, 0, "set-interval: {err}");
