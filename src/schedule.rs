@@ -19,11 +19,14 @@
 //!   server's phase): its backoff never reaches the interval. While the
 //!   ceiling is below both the interval and 15 min the delay is the
 //!   full-jitter draw; from the failure whose ceiling would reach either on,
-//!   the device retries at its own slot, once an interval. A fleet whose server was down for long
-//!   therefore comes back in slot order, as evenly spread as the slots
-//!   (not at 2x the mean rate, as uniform draws over the interval would),
-//!   and no device waits more than one interval after the server returns
-//!   (with the 15 min cap it could wait 15 min). `Retry-After` is then a
+//!   a device whose interval is at most 15 min retries at its own slot, once
+//!   an interval, and one with a longer interval keeps the 15 min full-jitter
+//!   draw. A fleet whose server was down for long therefore comes back in
+//!   slot order, as evenly spread as the slots (not at 2x the mean rate, as
+//!   uniform draws over the interval would), no device waits more than one
+//!   interval after the server returns (with the 15 min cap alone it could
+//!   wait 15 min), and a device on a daily interval is not parked for a day
+//!   by a short outage (never more than 15 min). `Retry-After` is then a
 //!   floor under this delay, so a server answering 503 for an hour does not
 //!   gather its fleet into a few seconds either.
 //! - `--splay S`: a uniform delay in `0..=S` seconds, millisecond resolution.
@@ -95,8 +98,11 @@ pub fn retry_delay(failures: u32, retry_after: Option<Duration>, random: u64) ->
 /// The delay before the next attempt of a device that knows its schedule
 /// (it checked in before): `interval` and `to_slot`, the time until its
 /// next slot (in `(0, interval]`). The full-jitter backoff while its
-/// ceiling is below the interval and [`BACKOFF_CAP`], then the slot; a `Retry-After` is a floor
-/// under that. With no interval known (zero), [`retry_delay`].
+/// ceiling is below the interval and [`BACKOFF_CAP`]; then the slot when the
+/// interval is at most [`BACKOFF_CAP`], else the capped full-jitter draw
+/// (so the wait is never longer than the interval nor than the cap). A
+/// `Retry-After` is a floor under that. With no interval known (zero),
+/// [`retry_delay`].
 pub fn retry_delay_in(
     failures: u32,
     retry_after: Option<Duration>,
@@ -110,8 +116,10 @@ pub fn retry_delay_in(
     let ceiling = backoff_ceiling(failures);
     let backoff = if ceiling < interval.min(BACKOFF_CAP) {
         uniform(ceiling, random)
-    } else {
+    } else if interval <= BACKOFF_CAP {
         to_slot.min(interval)
+    } else {
+        uniform(BACKOFF_CAP, random)
     };
     match retry_after {
         // Another draw for the Retry-After spread than for the backoff.
@@ -294,13 +302,31 @@ mod tests {
                 639_000,
             ),
             (
-                "1 h interval: slot once at 15 min",
+                "1 h interval: the 15 min draw, not the slot",
                 7,
                 None,
                 3_600,
                 2_000_000,
+                777_000,
+                777_000,
+            ),
+            (
+                "1 day interval, many failures: never past 15 min",
+                40,
+                None,
+                86_400,
+                80_000_000,
+                u64::MAX,
+                u64::MAX % 900_001,
+            ),
+            (
+                "15 min interval: the slot",
+                7,
+                None,
+                900,
+                600_000,
                 1,
-                2_000_000,
+                600_000,
             ),
             (
                 "Retry-After floor over the slot",
@@ -353,7 +379,7 @@ mod tests {
 
     /// The bound the fleet relies on: whatever the failure count, the
     /// random number and the slot, a device that knows its interval retries
-    /// within one interval (without Retry-After).
+    /// within one interval and within the 15 min cap (without Retry-After).
     #[test]
     fn known_interval_never_waits_longer_than_it() {
         for iv in [1u64, 10, 60, 300, 900, 3_600, 86_400] {
@@ -363,6 +389,7 @@ mod tests {
                     let to_slot = Duration::from_millis(r % (iv * 1000) + 1);
                     let d = retry_delay_in(n, None, interval, to_slot, r);
                     assert!(d <= interval, "interval {iv} s, failure {n}: {d:?}");
+                    assert!(d <= BACKOFF_CAP, "interval {iv} s, failure {n}: {d:?}");
                 }
             }
         }

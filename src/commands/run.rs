@@ -3,7 +3,7 @@
 //! server gave (interval + phase; no jitter of its own: the server spreads
 //! the fleet, schedule.rs), or after a retryable failure for the backoff
 //! (`schedule::retry_delay_in`: full jitter within the interval, then the
-//! slot; Retry-After honoured). A permanent failure ends the loop with its exit
+//! slot, never more than 15 min apart; Retry-After honoured). A permanent failure ends the loop with its exit
 //! code; SIGTERM/SIGINT end it with 0 within a fraction of a second.
 //!
 //! It must not hold the state lock while sleeping (a manual `checkin`
