@@ -35,7 +35,33 @@ fn main() {
 
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
 
+    link_order(&target);
+
     println!("cargo:rustc-env=OUTPOST_GIT_REV={rev}");
     println!("cargo:rustc-env=OUTPOST_TARGET={target}");
     println!("cargo:rustc-env=OUTPOST_BUILD_EPOCH={epoch}");
+}
+
+/// Release builds linked by rust-lld lay out the code (and named data) of
+/// `--version`, `check`, `checkin` and `run` first, in the order a trace saw
+/// it (link-order/ARCH.txt, written by scripts/link-order): the kernel maps
+/// file pages in 64 KiB windows, so packed code means fewer resident pages
+/// (docs/levers.md, "fourth round: floors"). Names missing from the build
+/// (a stale list) are skipped by the linker; other linkers get nothing.
+fn link_order(target: &str) {
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let lld = std::env::var("RUSTC_LINKER").is_ok_and(|l| l.ends_with("rust-lld"));
+    let arch = target.split('-').next().unwrap_or("");
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let file = std::path::Path::new(&dir)
+        .join("link-order")
+        .join(format!("{arch}.txt"));
+    println!("cargo:rerun-if-changed={}", file.display());
+    if release && lld && file.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bins=--symbol-ordering-file={}",
+            file.display()
+        );
+        println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
+    }
 }
