@@ -44,7 +44,7 @@ fn main() {
 
 /// Release builds linked by rust-lld lay out the code (and named data) of
 /// `--version`, `check`, `checkin` and `run` first, in the order a trace saw
-/// it (link-order/ARCH.txt, written by scripts/link-order): the kernel maps
+/// it (cross/link-order/ARCH.txt, written by scripts/link-order): the kernel maps
 /// file pages in 64 KiB windows, so packed code means fewer resident pages
 /// (docs/levers.md, "fourth round: floors"). Names missing from the build
 /// (a stale list) are skipped by the linker; other linkers get nothing.
@@ -54,6 +54,7 @@ fn link_order(target: &str) {
     let arch = target.split('-').next().unwrap_or("");
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let file = std::path::Path::new(&dir)
+        .join("cross")
         .join("link-order")
         .join(format!("{arch}.txt"));
     println!("cargo:rerun-if-changed={}", file.display());
