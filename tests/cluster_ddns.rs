@@ -1,7 +1,8 @@
 //! Dynamic DNS against a real BIND 9 (`named` from Debian's bind9) that the
 //! test starts on loopback with a zone and a TSIG key: the agent adds and
 //! changes a record, `dig` sees it, an unchanged address sends nothing, and
-//! a wrong key gives NOTAUTH and a clear error. Needs `named`, `dig`
+//! a wrong key gives NOTAUTH and a clear error; `outpost run` keeps the
+//! cluster name (control-plane hosts) or a worker's own host name. Needs `named`, `dig`
 //! (installed by scripts/test); without them the test fails and says why.
 
 mod common;
@@ -449,4 +450,146 @@ fn servers_keep_their_own_addresses_in_the_name() {
     let (code, _, err) = b.ddns(&["--name", name, "--member", "--remove"]);
     assert_eq!(code, 2);
     assert!(err.contains("give one of --member and --remove"), "{err}");
+}
+
+/// A host that keeps no cluster name keeps its own host name: here a
+/// worker of a `dns:` cluster (the hub lists it as a worker; its join
+/// instruction waits for an init server that never comes up, so the loop
+/// runs with no role step). `outpost run` sends one signed UPDATE for
+/// `worker-7.example.test` (its kernel host name in the tree, in the
+/// zone) at the default route's address to the real BIND, `dig` sees it,
+/// then nothing over five more check-ins while the address stays; the
+/// cluster name is never touched.
+#[test]
+fn a_worker_keeps_its_own_host_name_in_real_bind() {
+    use common::agent::{requests, Device, Setup};
+    use common::hub::Hub;
+    let scratch = common::fault::Scratch::new("ddns-host");
+    let n = named(scratch.path());
+    let pki = common::tls::make_pki(scratch.path());
+    let hub = Hub::start(scratch.path(), Some(&pki), &[]);
+    let token = hub.token(&[]);
+    let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
+    assert_eq!(code, 0, "set-interval: {err}");
+    let top = format!(
+        "outpost:\n  logLevel: debug\n  ddns:\n    server: \"127.0.0.1:{}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n",
+        n.port
+    );
+    let device = |id: &str| {
+        let dir = scratch.path().join(id);
+        std::fs::create_dir_all(&dir).expect("dir");
+        Device::new(
+            &dir,
+            &Setup {
+                endpoint: &hub.url,
+                token: Some(&token),
+                host_id: id,
+                ca_pem: &pki.ca_cert,
+                site: "",
+                top: &top,
+            },
+        )
+    };
+    let (cp, d) = (device("cp-idle"), device("wk-dns"));
+    let key = d.root.join("etc/outpost/ddns.key");
+    std::fs::write(&key, format!("{SECRET}\n")).expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::create_dir_all(d.root.join("proc/net")).expect("proc");
+    std::fs::write(
+        d.root.join("proc/net/route"),
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
+    )
+    .expect("route");
+    std::fs::create_dir_all(d.root.join("proc/sys/kernel")).expect("proc");
+    std::fs::write(d.root.join("proc/sys/kernel/hostname"), "worker-7\n").expect("hostname");
+    for dev in [&cp, &d] {
+        let (code, _, err) = dev.run(&["checkin"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    for args in [
+        &[
+            "cluster",
+            "create",
+            "edge-w",
+            "--distro",
+            "k3s",
+            "--version",
+            "v1.31.4+k3s1",
+            "--endpoint",
+            "dns:api.example.test",
+        ][..],
+        &[
+            "cluster",
+            "add",
+            "edge-w",
+            "cp-idle",
+            "--role",
+            "control-plane",
+        ],
+        &["cluster", "add", "edge-w", "wk-dns", "--role", "worker"],
+    ] {
+        let (code, _, e) = hub.cli(args);
+        assert_eq!(code, 0, "{e}");
+    }
+    let log = scratch.path().join("run.log");
+    let mut child = d
+        .cmd(&["run"])
+        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawning outpost run");
+    let checkins = || {
+        requests(&hub.log_lines())
+            .iter()
+            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
+            .count()
+    };
+    let t0 = Instant::now();
+    while dig(&n, "worker-7.example.test", "A") != "127.0.0.1" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no record: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let after = checkins();
+    while checkins() < after + 5 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().expect("wait");
+    let text = std::fs::read_to_string(&log).expect("log");
+    eprintln!("$ outpost run (stderr)\n{text}");
+    assert!(st.success(), "{st}");
+    assert_eq!(
+        text.matches("ddns: UPDATE worker-7.example.test -> 127.0.0.1 at 127.0.0.1:")
+            .count(),
+        1,
+        "one update, then none while the address stays"
+    );
+    assert!(
+        text.contains("ddns: worker-7.example.test -> 127.0.0.1: updated (signed answer verified)"),
+        "{text}"
+    );
+    assert!(
+        text.matches("ddns: worker-7.example.test -> 127.0.0.1: unchanged")
+            .count()
+            >= 5,
+        "the later check-ins each found the address unchanged: {text}"
+    );
+    assert!(!text.contains("UPDATE api.example.test"), "{text}");
+    assert_eq!(
+        dig(&n, "api.example.test", "A"),
+        "",
+        "cluster name untouched"
+    );
+    let (code, out, err) = hub.cli(&["cluster", "show", "edge-w", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wk-dns") && out.contains("worker"), "{out}");
+    assert!(!text.contains(SECRET), "the TSIG secret leaked");
 }

@@ -667,46 +667,91 @@ pub enum LoopPlan {
         name: String,
         addr: IpAddr,
     },
+    /// Keep this host's own name at its address: the host owns the name,
+    /// so the update replaces the RRset of the address's type.
+    HostName {
+        name: String,
+    },
 }
 
-/// Decide the pass (pure): control-plane roles of a `dns:` cluster whose
-/// role is `ready` keep their address; a host told to leave removes the
-/// address `ddns.json` says it added; everything else does nothing.
-pub fn loop_plan(ins: &crate::proto::ClusterRole, ready: bool, state: &ddns::State) -> LoopPlan {
+/// This host's own name in the zone: `HOST.ZONE` for the short host name
+/// (`stylus.site.hostName`, else the kernel's), or the name itself when it
+/// already lies in the zone. `None` for a name that is no DNS label
+/// (`localhost`, empty, `_`, longer than 63, ...).
+pub fn host_fqdn(hostname: &str, zone: &str) -> Option<String> {
+    let h = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let z = zone.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label = match h.strip_suffix(&format!(".{z}")) {
+        Some(l) if !l.is_empty() && !l.contains('.') => l,
+        _ => h.split('.').next().unwrap_or_default(),
+    };
+    let ok = (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label != "localhost"
+        && !z.is_empty();
+    ok.then(|| format!("{label}.{z}"))
+}
+
+/// Decide the pass (pure). A control-plane host of a `dns:` cluster keeps
+/// its address in the cluster name once its role is `ready` (and nothing
+/// before). A host told to leave removes the cluster-name address
+/// `ddns.json` says it added. Every other host (no cluster, a worker, a
+/// server of a VIP cluster, a host whose cluster-name address is gone)
+/// keeps its own host name (`host`, `None` when it has no usable one).
+/// Leaving a cluster does not withdraw the host name: the name and address
+/// are the host's, not the cluster's, and stay true after it leaves.
+pub fn loop_plan(
+    ins: Option<&crate::proto::ClusterRole>,
+    ready: bool,
+    state: &ddns::State,
+    host: Option<&str>,
+) -> LoopPlan {
+    let own = || match host {
+        Some(h) => LoopPlan::HostName { name: h.into() },
+        None => LoopPlan::Nothing,
+    };
+    let Some(ins) = ins else {
+        return own();
+    };
     if ins.leave {
         return match state.address.parse::<IpAddr>() {
-            Ok(addr) if !state.name.is_empty() => LoopPlan::Remove {
-                name: state.name.clone(),
-                addr,
-            },
-            _ => LoopPlan::Nothing,
+            Ok(addr) if !state.name.is_empty() && Some(state.name.as_str()) != host => {
+                LoopPlan::Remove {
+                    name: state.name.clone(),
+                    addr,
+                }
+            }
+            _ => own(),
         };
     }
     let server = Role::parse(&ins.role).is_some_and(Role::is_server);
     match Endpoint::parse(&ins.endpoint) {
         Ok(Endpoint::Dns(name)) if server && ready => LoopPlan::Member { name },
-        _ => LoopPlan::Nothing,
+        Ok(Endpoint::Dns(_)) if server => LoopPlan::Nothing,
+        _ => own(),
     }
 }
 
-/// `outpost run`, after each check-in: keep this host's address in the
-/// cluster's DNS name when dynamic DNS is configured (`outpost.ddns.*`),
-/// the endpoint is `dns:NAME` and this host is a control-plane member
-/// whose role is ready. Each such host adds its own address to the name's
-/// A/AAAA RRset and, when its address changes, deletes only its previous
-/// one (`ddns::Mode::Member`): the other servers' records are never
-/// touched, so any server being up keeps the name useful. A host the hub
-/// removes from the cluster deletes its own address. The address is the
-/// `node_ip` the hub sent, else the default route's. Errors are logged and
-/// back off (30 s doubling to an hour); the loop goes on.
+/// `outpost run`, after each check-in, when dynamic DNS is configured
+/// (`outpost.ddns.*`): a control-plane member of a `dns:` cluster whose
+/// role is ready keeps its address in the cluster's name. Each such host
+/// adds its own address to the name's A/AAAA RRset and, when its address
+/// changes, deletes only its previous one (`ddns::Mode::Member`): the
+/// other servers' records are never touched, so any server being up keeps
+/// the name useful. A host the hub removes from the cluster deletes its
+/// own address. Every other host keeps its own host name (`host_fqdn`)
+/// at its address (`ddns::Mode::Replace`). The address is the `node_ip`
+/// the hub sent, else the default route's. Updates only on change; errors
+/// are logged and back off (30 s doubling to an hour); the loop goes on.
 pub fn ddns_in_loop(
     root: &Root,
     cfg: &crate::config::Config,
     ins: Option<&crate::proto::ClusterRole>,
 ) {
-    let Some(ins) = ins else {
-        return;
-    };
     let s = match ddns::settings(root, cfg) {
         Ok(Some(s)) => s,
         Ok(None) => return,
@@ -720,27 +765,55 @@ pub fn ddns_in_loop(
             .ok()
             .and_then(|t| miniserde::json::from_str(&t).ok())
             .unwrap_or_default();
-    let ready = apply::last_record(root, &cfg.state_dir.value)
-        .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready");
-    let (name, addr, how) = match loop_plan(ins, ready, &state) {
+    let ready = ins.is_some_and(|ins| {
+        apply::last_record(root, &cfg.state_dir.value)
+            .is_some_and(|r| r.cluster == ins.cluster && r.state == "ready")
+    });
+    let hostname = cfg
+        .host_name
+        .value
+        .clone()
+        .or_else(|| std::fs::read_to_string(root.path("/proc/sys/kernel/hostname")).ok());
+    let host = hostname.as_deref().and_then(|h| host_fqdn(h, &s.zone));
+    let plan = loop_plan(ins, ready, &state, host.as_deref());
+    if plan == LoopPlan::Nothing && host.is_none() && ins.is_none_or(|i| !i.leave) {
+        log::debug!(
+            "ddns: host name {:?} is not a DNS label; no host record",
+            hostname.as_deref().unwrap_or("").trim()
+        );
+    }
+    let (name, how) = match plan {
         LoopPlan::Nothing => return,
-        LoopPlan::Remove { name, addr } => (name, addr, How::Remove),
-        LoopPlan::Member { name } => {
-            let addr = ins
-                .node_ip
-                .as_deref()
-                .and_then(|a| a.parse::<IpAddr>().ok())
-                .or_else(|| default_address(root));
-            let Some(addr) = addr else {
-                log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
-                return;
-            };
-            (name, addr, How::Member)
-        }
+        LoopPlan::Remove { name, addr } => return report(root, cfg, &s, &name, addr, How::Remove),
+        LoopPlan::Member { name } => (name, How::Member),
+        LoopPlan::HostName { name } => (name, How::Replace),
     };
-    match ddns_pass(root, cfg, &s, &name, addr, false, how) {
+    let addr = ins
+        .and_then(|i| i.node_ip.as_deref())
+        .and_then(|a| a.parse::<IpAddr>().ok())
+        .or_else(|| default_address(root));
+    let Some(addr) = addr else {
+        log::warn!("ddns: {name}: no address (no node_ip from the hub, no default route)");
+        return;
+    };
+    report(root, cfg, &s, &name, addr, how);
+}
+
+/// One loop pass for `name` at `addr`, its outcome logged (never the key).
+fn report(
+    root: &Root,
+    cfg: &crate::config::Config,
+    s: &ddns::Settings,
+    name: &str,
+    addr: IpAddr,
+    how: How,
+) {
+    match ddns_pass(root, cfg, s, name, addr, false, how) {
         Ok(Pass::Updated) if how == How::Remove => {
             log::info!("ddns: {name} -= {addr}: removed (signed answer verified)")
+        }
+        Ok(Pass::Updated) if how == How::Replace => {
+            log::info!("ddns: {name} -> {addr}: updated (signed answer verified)")
         }
         Ok(Pass::Updated) => log::info!("ddns: {name} += {addr}: updated (signed answer verified)"),
         Ok(Pass::Unchanged) => log::debug!("ddns: {name} -> {addr}: unchanged"),
@@ -775,57 +848,161 @@ mod tests {
     }
 
     #[test]
-    fn which_hosts_keep_the_cluster_name() {
+    fn which_hosts_keep_which_name() {
         let dns = "dns:api.edge-1.example.test";
         let name = || "api.edge-1.example.test".to_string();
+        let own = "worker-7.example.test";
+        let mine = || LoopPlan::HostName { name: own.into() };
         let none = ddns::State::default();
         let added = ddns::State {
             name: name(),
             address: "10.0.0.11".into(),
             ..ddns::State::default()
         };
-        let member = LoopPlan::Member { name: name() };
-        // (role, endpoint, leave, role ready, ddns.json, plan)
+        let host_rec = ddns::State {
+            name: own.into(),
+            address: "10.0.0.31".into(),
+            ..ddns::State::default()
+        };
+        let removed = ddns::State {
+            name: name(),
+            ..ddns::State::default()
+        };
+        let member = || LoopPlan::Member { name: name() };
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap_or_else(|_| unreachable!());
+        // (role ("" = no cluster instruction), endpoint, leave, role ready,
+        //  ddns.json, usable host name, plan)
         let table = [
-            ("init-server", dns, false, true, &none, member),
+            ("init-server", dns, false, true, &none, Some(own), member()),
+            ("join-server", dns, false, true, &none, Some(own), member()),
             (
                 "join-server",
                 dns,
                 false,
                 true,
-                &none,
-                LoopPlan::Member { name: name() },
+                &host_rec,
+                Some(own),
+                member(),
             ),
-            ("join-agent", dns, false, true, &none, LoopPlan::Nothing),
-            ("init-server", dns, false, false, &none, LoopPlan::Nothing),
-            ("join-server", dns, false, false, &added, LoopPlan::Nothing),
+            (
+                "init-server",
+                dns,
+                false,
+                false,
+                &none,
+                Some(own),
+                LoopPlan::Nothing,
+            ),
+            (
+                "join-server",
+                dns,
+                false,
+                false,
+                &added,
+                None,
+                LoopPlan::Nothing,
+            ),
+            ("join-agent", dns, false, true, &none, Some(own), mine()),
+            (
+                "join-agent",
+                dns,
+                false,
+                false,
+                &host_rec,
+                Some(own),
+                mine(),
+            ),
+            (
+                "join-agent",
+                dns,
+                false,
+                true,
+                &none,
+                None,
+                LoopPlan::Nothing,
+            ),
             (
                 "init-server",
                 "vip:10.0.0.100",
                 false,
                 true,
                 &none,
+                Some(own),
+                mine(),
+            ),
+            (
+                "init-server",
+                "vip:10.0.0.100",
+                false,
+                true,
+                &none,
+                None,
                 LoopPlan::Nothing,
             ),
+            ("", "", false, false, &none, Some(own), mine()),
+            ("", "", false, false, &host_rec, Some(own), mine()),
+            ("", "", false, false, &none, None, LoopPlan::Nothing),
             (
                 "join-server",
                 "",
                 true,
                 false,
                 &added,
+                Some(own),
                 LoopPlan::Remove {
                     name: name(),
-                    addr: "10.0.0.11".parse().unwrap_or_else(|_| unreachable!()),
+                    addr: ip("10.0.0.11"),
                 },
             ),
-            ("join-agent", "", true, false, &none, LoopPlan::Nothing),
+            // The cluster-name address is gone: back to the host name.
+            ("join-server", "", true, false, &removed, Some(own), mine()),
+            // A worker leaving keeps its host name (not withdrawn).
+            ("join-agent", "", true, false, &host_rec, Some(own), mine()),
+            (
+                "join-agent",
+                "",
+                true,
+                false,
+                &none,
+                None,
+                LoopPlan::Nothing,
+            ),
         ];
-        for (role, ep, leave, ready, st, want) in table {
+        for (role, ep, leave, ready, st, host, want) in table {
+            let i = ins(role, ep, leave);
+            let i = (!role.is_empty()).then_some(&i);
             assert_eq!(
-                loop_plan(&ins(role, ep, leave), ready, st),
+                loop_plan(i, ready, st, host),
                 want,
-                "{role} {ep} leave={leave} ready={ready}"
+                "{role:?} {ep} leave={leave} ready={ready} state={} host={host:?}",
+                st.name
             );
         }
+    }
+
+    #[test]
+    fn host_names_in_the_zone() {
+        let z = "example.test";
+        let table = [
+            ("worker-7", Some("worker-7.example.test")),
+            ("Worker-7\n", Some("worker-7.example.test")),
+            ("kiosk-17.shop.example", Some("kiosk-17.example.test")),
+            ("kiosk-17.example.test.", Some("kiosk-17.example.test")),
+            ("a.b.example.test", Some("a.example.test")),
+            ("localhost", None),
+            ("localhost.localdomain", None),
+            ("", None),
+            ("-edge", None),
+            ("edge_1", None),
+            (&*"x".repeat(64), None),
+        ];
+        for (h, want) in table {
+            assert_eq!(host_fqdn(h, z).as_deref(), want, "{h:?}");
+        }
+        assert_eq!(
+            host_fqdn("edge\n", "Example.Test.").as_deref(),
+            Some("edge.example.test")
+        );
+        assert_eq!(host_fqdn("edge", ""), None);
     }
 }

@@ -218,7 +218,7 @@ fn after_checkin(
             ins,
         );
         st.roles.tick(&args.src, step);
-        // The cluster's DNS name, when this host keeps it (docs/clusters.md).
+        // Dynamic DNS: the cluster name or this host's own (docs/clusters.md).
         crate::cluster::cmd::ddns_in_loop(&args.src.root, cfg, ins);
     }
     match r {

@@ -296,11 +296,11 @@ pub const KEYS: &[Key] = &[
     k("outpost.boot.checkin", Ty::Bool, Some("OUTPOST_BOOT_CHECKIN"), "false", "Check in once from the initramfs, after the real root is mounted (read-only, capped at 10 s).")
         .read(|c, v, x| r::flag(&mut c.boot_checkin, v, x))
         .show(|c| c.boot_checkin.show()),
-    k("outpost.ddns", Ty::Object, None, "", "Dynamic DNS: RFC 2136 updates signed with TSIG (docs/clusters.md)."),
+    k("outpost.ddns", Ty::Object, None, "", "Dynamic DNS: RFC 2136 updates signed with TSIG (docs/clusters.md). With it `outpost run` keeps the cluster name (ready control-plane hosts of a `dns:` cluster) or else this host's own name `HOST.ZONE` at its address."),
     k("outpost.ddns.server", Ty::Str, Some("OUTPOST_DDNS_SERVER"), "", "DNS server taking the updates: `IP` or `IP:PORT` (port 53 by default).")
         .read(|c, v, x| r::opt_text(&mut c.ddns_server, v, x, |s| crate::cluster::ddns::parse_server(s).map(|_| ())))
         .show(|c| c.ddns_server.show()),
-    k("outpost.ddns.zone", Ty::Str, Some("OUTPOST_DDNS_ZONE"), "", "Zone the updated name lies in, e.g. `edge.example.com`.")
+    k("outpost.ddns.zone", Ty::Str, Some("OUTPOST_DDNS_ZONE"), "", "Zone the updated names lie in, e.g. `edge.example.com`; the host's own record is `HOST.ZONE` (short host name: `stylus.site.hostName`, else the kernel's).")
         .read(|c, v, x| r::opt_text(&mut c.ddns_zone, v, x, check_dns_name))
         .show(|c| c.ddns_zone.show()),
     k("outpost.ddns.keyName", Ty::Str, Some("OUTPOST_DDNS_KEY_NAME"), "", "TSIG key name, as in the server's `key` statement.")
