@@ -249,24 +249,10 @@ pub fn check_fits(m: &Manifest, version: &str, arch: &str) -> Result<()> {
     Ok(())
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(sig::hex(ctx.finish().as_ref()))
-}
-
 /// Whether `path` already holds exactly this file (size first: cheap).
 fn in_place(path: &Path, f: &BundleFile) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == f.size)
-        && sha256_file(path).is_ok_and(|h| h == f.sha256)
+        && crate::install::sha256_file(path).is_ok_and(|(h, _)| h == f.sha256)
 }
 
 fn staging(target: &Path) -> PathBuf {

@@ -135,18 +135,9 @@ pub fn record_failure(l: &Layout, to: &str, e: &Error, now: u64, offer_tag: Opti
 
 // ------------------------------------------------------------ hashing
 
+/// The file's SHA-256 in hex (install's streamed hash, its length dropped).
 fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(super::sig::hex(ctx.finish().as_ref()))
+    crate::install::sha256_file(path).map(|(sha, _)| sha)
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
