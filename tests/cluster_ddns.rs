@@ -230,6 +230,78 @@ fn rfc2136_updates_against_real_bind() {
     );
 }
 
+/// The agent's configuration for the test's BIND: server, zone, key name
+/// and key file (`ddns_tree` writes it), at this log level.
+fn ddns_top(n: &Named, level: &str) -> String {
+    format!(
+        "outpost:\n  logLevel: {level}\n  ddns:\n    server: \"127.0.0.1:{}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n",
+        n.port
+    )
+}
+
+/// The device's tree for `outpost run` with DDNS: the TSIG key file (0600)
+/// and a default route over `lo`, so the address it publishes is 127.0.0.1.
+fn ddns_tree(d: &common::agent::Device) {
+    let key = d.root.join("etc/outpost/ddns.key");
+    std::fs::write(&key, format!("{SECRET}\n")).expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::create_dir_all(d.root.join("proc/net")).expect("proc");
+    std::fs::write(
+        d.root.join("proc/net/route"),
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
+    )
+    .expect("route");
+}
+
+/// `outpost run` at a 100 ms test interval, its stderr in `log`.
+fn spawn_run(d: &common::agent::Device, log: &Path) -> Child {
+    d.cmd(&["run"])
+        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("spawning outpost run")
+}
+
+/// Waits until `dig NAME A` answers 127.0.0.1 (hang guard: 60 s), then for
+/// five more successful check-ins (120 s); returns when it started.
+fn record_then_five_checkins(n: &Named, hub: &common::hub::Hub, name: &str, log: &Path) -> Instant {
+    let checkins = || {
+        common::agent::requests(&hub.log_lines())
+            .iter()
+            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
+            .count()
+    };
+    let t0 = Instant::now();
+    while dig(n, name, "A") != "127.0.0.1" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no record: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let after = checkins();
+    while checkins() < after + 5 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t0
+}
+
+/// Ends `outpost run` with SIGTERM, checks it exited 0 and returns its
+/// stderr (printed for the test's output).
+fn stop_run(mut child: Child, log: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().expect("wait");
+    let text = std::fs::read_to_string(log).expect("log");
+    eprintln!("$ outpost run (stderr)\n{text}");
+    assert!(st.success(), "{st}");
+    text
+}
+
 fn tempdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("outpost-ddns-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -246,7 +318,7 @@ fn tempdir() -> PathBuf {
 /// cluster, it takes its address back out.
 #[test]
 fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
-    use common::agent::{requests, Device, Setup};
+    use common::agent::{Device, Setup};
     use common::hub::Hub;
     let scratch = common::fault::Scratch::new("ddns-run");
     let n = named(scratch.path());
@@ -255,10 +327,7 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
     let token = hub.token(&[]);
     let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
     assert_eq!(code, 0, "set-interval: {err}");
-    let top = format!(
-        "outpost:\n  logLevel: info\n  ddns:\n    server: \"127.0.0.1:{}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n",
-        n.port
-    );
+    let top = ddns_top(&n, "info");
     let d = Device::new(
         scratch.path(),
         &Setup {
@@ -270,15 +339,7 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
             top: &top,
         },
     );
-    let key = d.root.join("etc/outpost/ddns.key");
-    std::fs::write(&key, format!("{SECRET}\n")).expect("key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    std::fs::create_dir_all(d.root.join("proc/net")).expect("proc");
-    std::fs::write(
-        d.root.join("proc/net/route"),
-        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
-    )
-    .expect("route");
+    ddns_tree(&d);
     // The K3s TEST DOUBLE as the installed K3s; the node name it reports
     // ready is the real host's, so the tree carries the same.
     let bin = d.root.join("usr/local/bin");
@@ -325,34 +386,8 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
         assert_eq!(code, 0, "{e}");
     }
     let log = scratch.path().join("run.log");
-    let mut child = d
-        .cmd(&["run"])
-        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawning outpost run");
-    let checkins = || {
-        requests(&hub.log_lines())
-            .iter()
-            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
-            .count()
-    };
-    // The record appears (hang guard: 60 s), then five more check-ins.
-    let t0 = Instant::now();
-    while dig(&n, "api.example.test", "A") != "127.0.0.1" {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no record: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let after = checkins();
-    while checkins() < after + 5 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = spawn_run(&d, &log);
+    let t0 = record_then_five_checkins(&n, &hub, "api.example.test", &log);
     // Removed from the cluster: the host takes its address back out.
     let (code, _, err) = hub.cli(&["cluster", "remove", "edge-dns"]);
     assert_eq!(code, 0, "{err}");
@@ -364,13 +399,7 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let st = child.wait().expect("wait");
-    let text = std::fs::read_to_string(&log).expect("log");
-    eprintln!("$ outpost run (stderr)\n{text}");
-    assert!(st.success(), "{st}");
+    let text = stop_run(child, &log);
     let ready = text
         .find("cluster edge-dns role init-server: ready")
         .unwrap_or_else(|| panic!("role not ready: {text}"));
@@ -462,7 +491,7 @@ fn servers_keep_their_own_addresses_in_the_name() {
 /// cluster name is never touched.
 #[test]
 fn a_worker_keeps_its_own_host_name_in_real_bind() {
-    use common::agent::{requests, Device, Setup};
+    use common::agent::{Device, Setup};
     use common::hub::Hub;
     let scratch = common::fault::Scratch::new("ddns-host");
     let n = named(scratch.path());
@@ -471,10 +500,7 @@ fn a_worker_keeps_its_own_host_name_in_real_bind() {
     let token = hub.token(&[]);
     let (code, _, err) = hub.cli(&["set-interval", "--test-mode", "0.3"]);
     assert_eq!(code, 0, "set-interval: {err}");
-    let top = format!(
-        "outpost:\n  logLevel: debug\n  ddns:\n    server: \"127.0.0.1:{}\"\n    zone: example.test\n    keyName: outpost-key.\n    keyFile: /etc/outpost/ddns.key\n    algorithm: hmac-sha256\n",
-        n.port
-    );
+    let top = ddns_top(&n, "debug");
     let device = |id: &str| {
         let dir = scratch.path().join(id);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -491,15 +517,7 @@ fn a_worker_keeps_its_own_host_name_in_real_bind() {
         )
     };
     let (cp, d) = (device("cp-idle"), device("wk-dns"));
-    let key = d.root.join("etc/outpost/ddns.key");
-    std::fs::write(&key, format!("{SECRET}\n")).expect("key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    std::fs::create_dir_all(d.root.join("proc/net")).expect("proc");
-    std::fs::write(
-        d.root.join("proc/net/route"),
-        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\nlo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
-    )
-    .expect("route");
+    ddns_tree(&d);
     std::fs::create_dir_all(d.root.join("proc/sys/kernel")).expect("proc");
     std::fs::write(d.root.join("proc/sys/kernel/hostname"), "worker-7\n").expect("hostname");
     for dev in [&cp, &d] {
@@ -532,40 +550,9 @@ fn a_worker_keeps_its_own_host_name_in_real_bind() {
         assert_eq!(code, 0, "{e}");
     }
     let log = scratch.path().join("run.log");
-    let mut child = d
-        .cmd(&["run"])
-        .env("OUTPOST_TEST_MIN_INTERVAL_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawning outpost run");
-    let checkins = || {
-        requests(&hub.log_lines())
-            .iter()
-            .filter(|(p, s, _)| p == "/outpost/v1/checkin" && *s == 200)
-            .count()
-    };
-    let t0 = Instant::now();
-    while dig(&n, "worker-7.example.test", "A") != "127.0.0.1" {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no record: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let after = checkins();
-    while checkins() < after + 5 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "check-ins stopped");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let st = child.wait().expect("wait");
-    let text = std::fs::read_to_string(&log).expect("log");
-    eprintln!("$ outpost run (stderr)\n{text}");
-    assert!(st.success(), "{st}");
+    let child = spawn_run(&d, &log);
+    record_then_five_checkins(&n, &hub, "worker-7.example.test", &log);
+    let text = stop_run(child, &log);
     assert_eq!(
         text.matches("ddns: UPDATE worker-7.example.test -> 127.0.0.1 at 127.0.0.1:")
             .count(),
