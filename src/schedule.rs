@@ -19,14 +19,14 @@
 //!   server's phase): its backoff never reaches the interval. While the
 //!   ceiling is below both the interval and 15 min the delay is the
 //!   full-jitter draw; from the failure whose ceiling would reach either on,
-//!   a device whose interval is at most 15 min retries at its own slot, once
-//!   an interval, and one with a longer interval keeps the 15 min full-jitter
-//!   draw. A fleet whose server was down for long therefore comes back in
-//!   slot order, as evenly spread as the slots (not at 2x the mean rate, as
-//!   uniform draws over the interval would), no device waits more than one
-//!   interval after the server returns (with the 15 min cap alone it could
-//!   wait 15 min), and a device on a daily interval is not parked for a day
-//!   by a short outage (never more than 15 min). `Retry-After` is then a
+//!   the device retries at its own slot, once an interval; with an interval
+//!   longer than 15 min, at its slot's place in each 15-minute window (the
+//!   phase modulo 15 min). A fleet whose server was down for long therefore
+//!   comes back in slot order, as evenly spread as the slots (not at 2x the
+//!   mean rate, as uniform draws over the interval would), no device waits
+//!   more than one interval after the server returns (with the 15 min cap
+//!   alone it could wait 15 min), and a device on a daily interval is not
+//!   parked for a day by a short outage (never more than 15 min). `Retry-After` is then a
 //!   floor under this delay, so a server answering 503 for an hour does not
 //!   gather its fleet into a few seconds either.
 //! - `--splay S`: a uniform delay in `0..=S` seconds, millisecond resolution.
@@ -98,11 +98,11 @@ pub fn retry_delay(failures: u32, retry_after: Option<Duration>, random: u64) ->
 /// The delay before the next attempt of a device that knows its schedule
 /// (it checked in before): `interval` and `to_slot`, the time until its
 /// next slot (in `(0, interval]`). The full-jitter backoff while its
-/// ceiling is below the interval and [`BACKOFF_CAP`]; then the slot when the
-/// interval is at most [`BACKOFF_CAP`], else the capped full-jitter draw
-/// (so the wait is never longer than the interval nor than the cap). A
-/// `Retry-After` is a floor under that. With no interval known (zero),
-/// [`retry_delay`].
+/// ceiling is below the interval and [`BACKOFF_CAP`]; then the slot, or for
+/// an interval longer than [`BACKOFF_CAP`] the slot's place in each 15-minute
+/// window (so the wait is never longer than the interval nor than the cap,
+/// and never random once the server's slot is known). A `Retry-After` is a
+/// floor under that. With no interval known (zero), [`retry_delay`].
 pub fn retry_delay_in(
     failures: u32,
     retry_after: Option<Duration>,
@@ -116,10 +116,8 @@ pub fn retry_delay_in(
     let ceiling = backoff_ceiling(failures);
     let backoff = if ceiling < interval.min(BACKOFF_CAP) {
         uniform(ceiling, random)
-    } else if interval <= BACKOFF_CAP {
-        to_slot.min(interval)
     } else {
-        uniform(BACKOFF_CAP, random)
+        slot_within_cap(to_slot.min(interval))
     };
     match retry_after {
         // Another draw for the Retry-After spread than for the backoff.
@@ -127,6 +125,22 @@ pub fn retry_delay_in(
         None => backoff,
     }
     .min(RETRY_AFTER_CAP)
+}
+
+/// The wait until the device's slot, or, when that is more than
+/// [`BACKOFF_CAP`] away (an interval longer than 15 min), until the slot's
+/// place in the current 15-minute window: the phase modulo the cap. The
+/// server's slots are evenly spread over the interval, so their places
+/// within 15 minutes are too, and the retries stay as spread as the slots.
+fn slot_within_cap(to_slot: Duration) -> Duration {
+    let cap = BACKOFF_CAP.as_millis();
+    let ms = to_slot.as_millis() % cap;
+    if ms == 0 && !to_slot.is_zero() {
+        BACKOFF_CAP
+    } else {
+        // Below the cap (900,000 ms): always fits.
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
 }
 
 /// The `--splay SECONDS` start delay: uniform in `0..=SECONDS`.
@@ -302,13 +316,13 @@ mod tests {
                 639_000,
             ),
             (
-                "1 h interval: the 15 min draw, not the slot",
+                "1 h interval: the slot's place in 15 min",
                 7,
                 None,
                 3_600,
                 2_000_000,
                 777_000,
-                777_000,
+                200_000,
             ),
             (
                 "1 day interval, many failures: never past 15 min",
@@ -317,7 +331,16 @@ mod tests {
                 86_400,
                 80_000_000,
                 u64::MAX,
-                u64::MAX % 900_001,
+                800_000,
+            ),
+            (
+                "1 h interval, slot 30 min away: 15 min, not 0",
+                7,
+                None,
+                3_600,
+                1_800_000,
+                1,
+                900_000,
             ),
             (
                 "15 min interval: the slot",
