@@ -38,20 +38,7 @@ impl Env {
     /// A client config trusting the test CA (with rustls's in-memory
     /// session store, as the agent's).
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        use rustls::pki_types::pem::PemObject;
-        let pem = std::fs::read(&self.pki.ca_cert).expect("ca");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-            roots.add(c.expect("ca pem")).expect("add root");
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Arc::new(cfg)
+        common::tls::client_config(&self.pki.ca_cert)
     }
 
     /// A new TLS connection to the hub (30 s read guard against hangs).

@@ -668,6 +668,38 @@ fn tls_to_postgresql_verify_full_verify_ca_require() {
     drop(hub);
 }
 
+/// The race tests' set-up: one PostgreSQL, two hubs on it (stopped when
+/// dropped), a registration token and a client trusting the hubs' CA.
+struct TwoHubs {
+    pg: Pg,
+    url: String,
+    hubs: [Serve; 2],
+    urls: [String; 2],
+    token: String,
+    agent: ureq::Agent,
+}
+
+fn two_hubs(d: &Path) -> TwoHubs {
+    let pg = Pg::start(d);
+    let url = pg.url();
+    let pki = make_pki(d);
+    let a = Serve::start(d, &url, &pki, 1);
+    let b = Serve::start(d, &url, &pki, 2);
+    let urls = [a.url.clone(), b.url.clone()];
+    let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
+    assert_eq!(code, 0, "token create: {err}");
+    let token = token.lines().next().unwrap_or("").trim().to_string();
+    let agent = client(Some(&pki.ca_cert));
+    TwoHubs {
+        pg,
+        url,
+        hubs: [a, b],
+        urls,
+        token,
+        agent,
+    }
+}
+
 /// A staged rollout decided by devices checking in through two hubs at
 /// once: canary 2, max-parallel 3 over 12 devices, every device in its own
 /// thread checking in through the two hubs in turn, upgrading when
@@ -685,16 +717,14 @@ fn rollout_waves_hold_when_devices_race_through_two_hubs() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = TempDir::new("pg-rollout-race");
     let d = dir.path();
-    let pg = Pg::start(d);
-    let url = pg.url();
-    let pki = make_pki(d);
-    let a = Serve::start(d, &url, &pki, 1);
-    let b = Serve::start(d, &url, &pki, 2);
-    let urls = [a.url.clone(), b.url.clone()];
-    let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
-    assert_eq!(code, 0, "token create: {err}");
-    let token = token.lines().next().unwrap_or("").trim().to_string();
-    let agent = client(Some(&pki.ca_cert));
+    let TwoHubs {
+        pg,
+        url,
+        hubs: _hubs,
+        urls,
+        token,
+        agent,
+    } = two_hubs(d);
     const N: usize = 12;
     let hosts: Vec<String> = (0..N).map(|i| format!("dev-{i:02}")).collect();
     let mut creds = BTreeMap::new();
@@ -850,16 +880,14 @@ fn cluster_order_holds_when_members_race_through_two_hubs() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = TempDir::new("pg-cluster-race");
     let d = dir.path();
-    let pg = Pg::start(d);
-    let url = pg.url();
-    let pki = make_pki(d);
-    let a = Serve::start(d, &url, &pki, 1);
-    let b = Serve::start(d, &url, &pki, 2);
-    let urls = [a.url.clone(), b.url.clone()];
-    let (code, token, err) = cli(d, &url, &["token", "create", "--expires", "1d"]);
-    assert_eq!(code, 0, "token create: {err}");
-    let token = token.lines().next().unwrap_or("").trim().to_string();
-    let agent = client(Some(&pki.ca_cert));
+    let TwoHubs {
+        pg: _pg,
+        url,
+        hubs,
+        urls,
+        token,
+        agent,
+    } = two_hubs(d);
     let members = ["edge-a", "edge-b", "edge-c", "edge-w"];
     let mut creds = BTreeMap::new();
     for (i, h) in members.iter().enumerate() {
@@ -1030,5 +1058,5 @@ fn cluster_order_holds_when_members_race_through_two_hubs() {
         (csrv, bsrv)
     };
     assert!(second.2 > first.3, "two join-servers at once: {seen:?}");
-    drop((a, b));
+    drop(hubs);
 }

@@ -695,22 +695,9 @@ fn bad_input_gets_clear_errors() {
 /// Send raw bytes over TLS (ureq would refuse to send them) and return the
 /// answer text.
 fn raw_tls(env: &Env, bytes: &[u8]) -> String {
-    use rustls::pki_types::pem::PemObject;
-    use std::sync::Arc;
-    let pem = std::fs::read(&env.pki.ca_cert).expect("ca");
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots.add(c.expect("ca pem")).expect("add root");
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let cfg = common::tls::client_config(&env.pki.ca_cert);
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("tls client");
+    let conn = rustls::ClientConnection::new(cfg, name).expect("tls client");
     let tcp = TcpStream::connect(("127.0.0.1", env.hub.port())).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");

@@ -185,3 +185,24 @@ pub fn make_pki(dir: &Path) -> TestPki {
         other_ca_cert: other.cert,
     }
 }
+
+/// A rustls client configuration trusting only the CA in `ca_pem` (with
+/// rustls's in-memory session store, as the agent's), for tests that speak
+/// TLS themselves: raw bytes a client library would refuse to send, or
+/// connections counted one by one.
+pub fn client_config(ca_pem: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca_pem).expect("ca");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.expect("ca pem")).expect("add root");
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(cfg)
+}
