@@ -73,6 +73,9 @@ struct Shared {
     queued: AtomicUsize,
     /// Workers waiting for a connection.
     free: AtomicUsize,
+    /// Workers letting an idle kept connection go for a waiting one, not
+    /// yet free again (see [`Shared::claim_release`]).
+    releasing: AtomicUsize,
     /// Connections accepted so far; numbers them for the request log.
     accepted: AtomicUsize,
 }
@@ -297,6 +300,7 @@ pub fn serve(opts: Options) -> Result<()> {
         keep_max: opts.keep_alive_max.max(1),
         queued: AtomicUsize::new(0),
         free: AtomicUsize::new(0),
+        releasing: AtomicUsize::new(0),
         accepted: AtomicUsize::new(0),
     });
     let workers = opts.workers.clamp(1, 64);
@@ -339,15 +343,26 @@ pub fn serve(opts: Options) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// This worker let its kept connection go under a claim
+    /// ([`Shared::claim_release`]), to be given back once it is free.
+    static CLAIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn worker(rx: &Mutex<Receiver<(u64, TcpStream)>>, shared: &Shared) {
     loop {
         shared.free.fetch_add(1, Ordering::SeqCst);
+        // Free now: the claim it made is no longer needed (after counting
+        // as free, so the two never both miss it).
+        if CLAIMED.with(|c| c.replace(false)) {
+            shared.releasing.fetch_sub(1, Ordering::SeqCst);
+        }
         let next = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
             guard.recv()
         };
         // Taken off the queue before this worker stops counting as free,
-        // so `pressed` never sees a connection that is already handled.
+        // so `claim_release` never sees a connection that is already handled.
         if next.is_ok() {
             shared.queued.fetch_sub(1, Ordering::SeqCst);
         }
@@ -360,10 +375,28 @@ fn worker(rx: &Mutex<Receiver<(u64, TcpStream)>>, shared: &Shared) {
 }
 
 impl Shared {
-    /// Connections wait for a worker and none is free: a worker holding
-    /// an idle kept connection must let it go.
-    fn pressed(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) > self.free.load(Ordering::SeqCst)
+    /// Connections wait for a worker and none is free: a worker holding a
+    /// kept connection must let it go. True for as many workers as there are
+    /// such connections, no more: each true is a claim (counted in
+    /// `releasing` until the worker is free again), so two idle workers that
+    /// see one newcomer at the same moment do not both let theirs go.
+    fn claim_release(&self) -> bool {
+        loop {
+            let releasing = self.releasing.load(Ordering::SeqCst);
+            let waiting = self.queued.load(Ordering::SeqCst);
+            let free = self.free.load(Ordering::SeqCst);
+            if waiting <= free + releasing {
+                return false;
+            }
+            if self
+                .releasing
+                .compare_exchange(releasing, releasing + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                CLAIMED.with(|c| c.set(true));
+                return true;
+            }
+        }
     }
 }
 
@@ -540,7 +573,7 @@ fn wait_next(tcp: &TcpStream, shared: &Shared) -> bool {
     let until = Instant::now() + shared.keep_idle;
     let mut b = [0u8; 1];
     loop {
-        if shared.pressed() {
+        if shared.claim_release() {
             return false;
         }
         let left = until.saturating_duration_since(Instant::now());
@@ -590,7 +623,7 @@ fn exchange<S: std::io::Read + Write>(
                 // client away for longer than a connection is kept: free
                 // the worker now, above all while shedding load.
                 let later = a.headers.iter().any(|(k, _)| *k == "Retry-After");
-                if req.persistent && !later && !shared.pressed() {
+                if req.persistent && !later && !shared.claim_release() {
                     persist = offer;
                 }
                 (req.method, req.path, req.bytes_in, a)
