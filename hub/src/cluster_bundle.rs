@@ -106,21 +106,8 @@ fn store_file(src: &Path, f: &bundle::BundleFile, dir: &Path) -> Result<()> {
 
 /// `cluster bundle add MANIFEST --key PUB...`.
 pub fn add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<(Manifest, String)> {
-    let rd = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, &e));
-    let mtext = rd(manifest)?;
-    let stext = rd(&PathBuf::from(format!("{}.sig", manifest.display())))?;
-    let mut trusted = Vec::new();
-    for k in keys {
-        trusted.push(
-            sig::PublicKey::parse(&rd(k)?)
-                .map_err(|e| Error::usage(format!("{}: {e}", k.display())))?,
-        );
-    }
-    if trusted.is_empty() {
-        return Err(Error::usage(
-            "cluster bundle add: at least one --key PUB is required",
-        ));
-    }
+    let (mtext, stext, trusted) =
+        crate::upgrades::read_signed(manifest, keys, "cluster bundle add")?;
     let (m, key) = bundle::verify(&mtext, &stext, &trusted).map_err(|e| {
         Error::new(
             Code::UpgradeRejected,

@@ -278,13 +278,17 @@ pub fn artifacts_dir(db_path: &Path) -> PathBuf {
         .join("artifacts")
 }
 
-/// `release add FILE.manifest --key PUB...`: verify, copy the artifact
-/// (FILE) into the store, record the release.
-pub fn release_add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<Release> {
+/// A signed manifest's text, its signature (`MANIFEST.sig`) and the
+/// trusted keys from `--key PUB...` (at least one), for `command` (`release
+/// add`, `cluster bundle add`): verification is the caller's.
+pub(crate) fn read_signed(
+    manifest: &Path,
+    keys: &[PathBuf],
+    command: &str,
+) -> Result<(String, String, Vec<sig::PublicKey>)> {
     let rd = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, &e));
     let mtext = rd(manifest)?;
-    let sig_path = PathBuf::from(format!("{}.sig", manifest.display()));
-    let stext = rd(&sig_path)?;
+    let stext = rd(&PathBuf::from(format!("{}.sig", manifest.display())))?;
     let mut trusted = Vec::new();
     for k in keys {
         trusted.push(
@@ -293,10 +297,17 @@ pub fn release_add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<Rel
         );
     }
     if trusted.is_empty() {
-        return Err(Error::usage(
-            "release add: at least one --key PUB is required",
-        ));
+        return Err(Error::usage(format!(
+            "{command}: at least one --key PUB is required"
+        )));
     }
+    Ok((mtext, stext, trusted))
+}
+
+/// `release add FILE.manifest --key PUB...`: verify, copy the artifact
+/// (FILE) into the store, record the release.
+pub fn release_add(db: &mut Db, manifest: &Path, keys: &[PathBuf]) -> Result<Release> {
+    let (mtext, stext, trusted) = read_signed(manifest, keys, "release add")?;
     let v = release::verify(&mtext, &stext, &trusted).map_err(|e| {
         Error::new(
             Code::UpgradeRejected,
