@@ -83,11 +83,14 @@ impl Tree {
     }
 }
 
+/// Stops the test double's process, then removes the scratch tree (pass or
+/// panic).
 impl Drop for Tree {
     fn drop(&mut self) {
         if let Some(pid) = self.pid() {
             let _ = std::process::Command::new("kill").arg(pid.trim()).status();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -145,7 +145,8 @@ impl Agent {
 
 #[test]
 fn rfc2136_updates_against_real_bind() {
-    let tmp = tempdir();
+    let scratch = common::fault::Scratch::new("ddns");
+    let tmp = scratch.path().to_path_buf();
     let n = named(&tmp);
     let agent = Agent::new(&tmp, n.port, SECRET);
 
@@ -302,13 +303,6 @@ fn stop_run(mut child: Child, log: &Path) -> String {
     text
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("outpost-ddns-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("tempdir");
-    d
-}
-
 /// `outpost run` keeps the cluster's DNS name itself: the hub makes this
 /// host the init server of a cluster on `dns:api.example.test`; once its
 /// role is ready (K3s here is the TEST DOUBLE tests/support/fake-k3s) the
@@ -430,9 +424,8 @@ fn the_run_loop_keeps_the_cluster_name_in_real_bind() {
 /// stay. Against the real BIND.
 #[test]
 fn servers_keep_their_own_addresses_in_the_name() {
-    let tmp = std::env::temp_dir().join(format!("outpost-ddns-members-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).expect("tmp");
+    let scratch = common::fault::Scratch::new("ddns-members");
+    let tmp = scratch.path().to_path_buf();
     let n = named(&tmp);
     let mk = |h: &str| {
         let d = tmp.join(h);
