@@ -43,8 +43,9 @@ fn main() {
 }
 
 /// Release builds linked by rust-lld lay out the code (and named data) of
-/// `--version`, `check`, `checkin` and `run` first, in the order a trace saw
-/// it (cross/link-order/ARCH.txt, written by scripts/link-order): the kernel maps
+/// `--version`, `check`, `checkin`, `run` and `install` first, grouped by the
+/// commands a trace saw touch it (cross/link-order/ARCH.txt, written by
+/// scripts/link-order): the kernel maps
 /// file pages in 64 KiB windows, so packed code means fewer resident pages
 /// (docs/levers.md, "fourth round: floors"). Names missing from the build
 /// (a stale list) are skipped by the linker; other linkers get nothing.
