@@ -31,18 +31,7 @@ use common::testpg::{Pg, PASSWORD};
 /// The environment a hub on this database gets: the password in a 0600
 /// file named by OUTPOST_HUB_DB_PASSWORD_FILE, never in argv.
 fn hub_command(dir: &Path, url: &str) -> Command {
-    let pwfile = dir.join("db-password");
-    if !pwfile.exists() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&pwfile)
-            .expect("password file");
-        writeln!(f, "{PASSWORD}").expect("password");
-    }
+    let pwfile = common::backend::password_file(dir);
     let mut c = Command::new(hub_bin());
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OUTPOST_") {

@@ -45,18 +45,7 @@ fn server() -> &'static Server {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("shared PostgreSQL dir");
         let pg = Pg::start(&dir);
-        let pwfile = dir.join("db-password");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&pwfile)
-                .expect("password file");
-            writeln!(f, "{PASSWORD}").expect("password");
-        }
+        let pwfile = password_file(&dir);
         let admin = Mutex::new(pg.client());
         let port = pg.port;
         pg.keep_until_exit(&dir);
@@ -66,6 +55,24 @@ fn server() -> &'static Server {
             admin,
         }
     })
+}
+
+/// `dir/db-password`: the test database's password in a 0600 file (written
+/// once), which hubs read through OUTPOST_HUB_DB_PASSWORD_FILE, never argv.
+pub fn password_file(dir: &Path) -> PathBuf {
+    let pwfile = dir.join("db-password");
+    if !pwfile.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&pwfile)
+            .expect("password file");
+        writeln!(f, "{PASSWORD}").expect("password");
+    }
+    pwfile
 }
 
 /// A database for one hub of a test: `(--db, environment)`. SQLite:
